@@ -1,0 +1,66 @@
+"""The ``exocube`` command line: one Typer app wiring the stages.
+
+Each stage's commands live in their own module in this package and are
+registered below. Errors from the exception hierarchy are printed without a
+traceback and exit with status 1; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+
+from exocube import __version__
+from exocube.cli import db
+from exocube.errors import ExocubeError
+
+app = typer.Typer(
+    name="exocube",
+    help="Exoplanet climate simulations and telescope datacubes: acquire, generate, ingest, "
+    "train, serve, infer.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+err_console = Console(stderr=True)
+_state = {"debug": False}
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"exocube {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    verbose: int = typer.Option(0, "--verbose", "-v", count=True, help="More log output (-vv)."),
+    debug: bool = typer.Option(False, "--debug", help="Show tracebacks for exocube errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """exocube command line."""
+    _state["debug"] = debug
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(
+        level=level, format="%(message)s", handlers=[RichHandler(console=err_console)], force=True
+    )
+
+
+app.add_typer(db.app, name="db")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point of the ``exocube`` console script."""
+    try:
+        app(args=argv, prog_name="exocube", standalone_mode=True)
+    except ExocubeError as exc:
+        if _state["debug"]:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        sys.exit(1)

@@ -1,0 +1,80 @@
+"""One Dask client factory for every stage that runs many independent tasks.
+
+``client()`` gives a :class:`distributed.Client` for, in order of preference,
+an explicit scheduler address, ``Settings.dask.scheduler_address``, or a new
+``LocalCluster`` (processes, ``Settings.dask.n_workers`` workers). A SLURM
+cluster is available through :func:`slurm_client` when dask-jobqueue is
+installed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from distributed import Client, LocalCluster
+
+from exocube.config import DaskOptions, get_settings
+from exocube.errors import ParallelError
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def client(
+    scheduler_address: str | None = None, options: DaskOptions | None = None
+) -> Iterator[Client]:
+    """A Dask client, closed (and its local cluster shut down) on exit."""
+    opts = options or get_settings().dask
+    address = scheduler_address or opts.scheduler_address
+    if address:
+        yield from _remote_client(address)
+        return
+    cluster = LocalCluster(
+        n_workers=opts.n_workers,
+        threads_per_worker=opts.threads_per_worker,
+        memory_limit=opts.memory_limit,
+        processes=True,
+        dashboard_address=None,
+    )
+    log.info("started Dask LocalCluster with %d workers", opts.n_workers)
+    try:
+        with Client(cluster) as dask_client:
+            yield dask_client
+    finally:
+        cluster.close()
+
+
+def _remote_client(address: str) -> Iterator[Client]:
+    try:
+        dask_client = Client(address, timeout="10s")
+    except (OSError, TimeoutError) as exc:
+        raise ParallelError(
+            f"could not reach the Dask scheduler at {address!r}: {exc}. "
+            "Check the address, or unset EXOCUBE_DASK__SCHEDULER_ADDRESS to use a local cluster."
+        ) from exc
+    log.info("connected to Dask scheduler at %s", address)
+    try:
+        yield dask_client
+    finally:
+        dask_client.close()
+
+
+@contextmanager
+def slurm_client(jobs: int, **cluster_kwargs: Any) -> Iterator[Client]:
+    """A Dask client on a SLURM cluster (needs the ``dask-jobqueue`` package)."""
+    try:
+        from dask_jobqueue import SLURMCluster
+    except ImportError as exc:
+        raise ParallelError(
+            "SLURM support needs dask-jobqueue: pip install dask-jobqueue"
+        ) from exc
+    cluster = SLURMCluster(**cluster_kwargs)
+    cluster.scale(jobs=jobs)
+    try:
+        with Client(cluster) as dask_client:
+            yield dask_client
+    finally:
+        cluster.close()
