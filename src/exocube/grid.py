@@ -1,0 +1,83 @@
+"""The canonical climate-cube grid: pressure levels, latitudes, longitudes.
+
+Pressure levels are in Pa, surface first (descending pressure). Latitudes are
+cell centres in degrees_north, ascending; longitudes cell centres in
+degrees_east in [0, 360). The default is 32 lat x 64 lon x 20 levels, the
+levels log-spaced from 2e5 Pa (2 bar) to 1e2 Pa (1 hPa); a level with a
+pressure above a run's surface pressure is below ground and holds NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from numpy.typing import NDArray
+
+from exocube.errors import ConfigError
+
+
+def _log_levels(p_bottom: float, p_top: float, n: int) -> NDArray[np.float64]:
+    return np.geomspace(p_bottom, p_top, n)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A regular lat-lon grid with fixed pressure levels."""
+
+    nlat: int = 32
+    nlon: int = 64
+    plev: tuple[float, ...] = field(
+        default_factory=lambda: tuple(float(p) for p in _log_levels(2.0e5, 1.0e2, 20))
+    )
+
+    def __post_init__(self) -> None:
+        if self.nlat < 2 or self.nlon < 4:
+            raise ConfigError(f"grid needs nlat >= 2 and nlon >= 4, got nlat={self.nlat}, "
+                              f"nlon={self.nlon}")
+        p = np.asarray(self.plev)
+        if p.size < 2 or not np.all(np.diff(p) < 0) or p[-1] <= 0:
+            raise ConfigError(f"plev must be positive and strictly descending (surface first) "
+                              f"in Pa, got {list(self.plev)}")
+
+    @classmethod
+    def with_levels(cls, nlat: int = 32, nlon: int = 64, nlev: int = 20,
+                    p_bottom: float = 2.0e5, p_top: float = 1.0e2) -> Grid:
+        """A grid with ``nlev`` log-spaced levels from ``p_bottom`` to ``p_top`` [Pa]."""
+        return cls(nlat, nlon, tuple(float(p) for p in _log_levels(p_bottom, p_top, nlev)))
+
+    @property
+    def lat(self) -> NDArray[np.float64]:
+        """Cell-centre latitudes, ascending, degrees_north."""
+        edges = np.linspace(-90.0, 90.0, self.nlat + 1)
+        return 0.5 * (edges[:-1] + edges[1:])
+
+    @property
+    def lon(self) -> NDArray[np.float64]:
+        """Cell-centre longitudes in [0, 360), degrees_east."""
+        step = 360.0 / self.nlon
+        return np.arange(self.nlon) * step + 0.5 * step
+
+    @property
+    def plev_array(self) -> NDArray[np.float64]:
+        return np.asarray(self.plev, dtype=np.float64)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        """(plev, lat, lon)."""
+        return (len(self.plev), self.nlat, self.nlon)
+
+
+DEFAULT_GRID = Grid()
+
+FIELDS_3D: tuple[str, ...] = ("ta", "ua", "va", "hus", "zg")
+FIELDS_2D: tuple[str, ...] = ("ps", "ts")
+CF_META: dict[str, tuple[str, str]] = {
+    "ta": ("air_temperature", "K"),
+    "ua": ("eastward_wind", "m s-1"),
+    "va": ("northward_wind", "m s-1"),
+    "hus": ("specific_humidity", "1"),
+    "zg": ("geopotential_height", "m"),
+    "ps": ("surface_air_pressure", "Pa"),
+    "ts": ("surface_temperature", "K"),
+}

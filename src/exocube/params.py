@@ -1,0 +1,92 @@
+"""The planet and star parameter vector: names, units, valid ranges.
+
+These are the surrogate's inputs, the API's request fields and the per-run
+variables of a cube store (see ``../shared/DESIGN.md``). The ranges are the
+domain of the built-in generator: terrestrial planets (0.5 to 2.5 Earth radii)
+with an Earth-like N2/CO2/H2O atmosphere around M to F dwarfs. A value outside
+its range is refused with :class:`~exocube.errors.ParameterError`.
+
+Optional atmosphere fields default to Earth-like values when absent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exocube.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class ParamSpec:
+    """One parameter: its name, unit, valid closed range and how to sample it."""
+
+    name: str
+    units: str
+    long_name: str
+    low: float
+    high: float
+    log_scale: bool = False
+    default: float | None = None
+
+    def check(self, value: object) -> float:
+        """Return ``value`` as a float, or raise ParameterError naming field, value and range."""
+        try:
+            x = float(value)  # type: ignore[arg-type]
+        except (TypeError, ValueError):
+            raise ParameterError(self.name, value, f"a number in [{self.low}, {self.high}] "
+                                 f"{self.units}") from None
+        if not math.isfinite(x) or not (self.low <= x <= self.high):
+            raise ParameterError(
+                self.name, value, f"a finite number in [{self.low}, {self.high}] {self.units}"
+            )
+        return x
+
+
+REQUIRED: tuple[ParamSpec, ...] = (
+    ParamSpec("radius_earth", "R_earth", "planet radius", 0.5, 2.5),
+    ParamSpec("mass_earth", "M_earth", "planet mass", 0.1, 12.0, log_scale=True),
+    ParamSpec("orbital_period_days", "day", "orbital period", 0.5, 500.0, log_scale=True),
+    ParamSpec("insolation_earth", "S_earth", "top-of-atmosphere insolation", 0.1, 3.0),
+    ParamSpec("stellar_teff_k", "K", "stellar effective temperature", 2300.0, 7000.0),
+    ParamSpec("stellar_logg_cgs", "log10(cm s-2)", "stellar surface gravity", 3.5, 5.5),
+    ParamSpec("stellar_metallicity_dex", "dex", "stellar metallicity [Fe/H]", -1.0, 0.6),
+    ParamSpec("host_mass_msun", "M_sun", "host star mass", 0.08, 1.5),
+)
+
+OPTIONAL: tuple[ParamSpec, ...] = (
+    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 10.0, log_scale=True,
+              default=1.0),
+    ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 1e-6, 1.0, log_scale=True,
+              default=4e-4),
+    ParamSpec("rotation_period_days", "day", "rotation period (ignored when tidally locked)",
+              0.25, 500.0, log_scale=True, default=1.0),
+)
+
+SPECS: dict[str, ParamSpec] = {s.name: s for s in REQUIRED + OPTIONAL}
+REQUIRED_NAMES: tuple[str, ...] = tuple(s.name for s in REQUIRED)
+OPTIONAL_NAMES: tuple[str, ...] = tuple(s.name for s in OPTIONAL)
+ALL_NAMES: tuple[str, ...] = REQUIRED_NAMES + OPTIONAL_NAMES
+
+
+def validate_params(values: Mapping[str, object], *, fill_defaults: bool = True) -> dict[str, float]:
+    """Check a parameter mapping; return floats for every known field.
+
+    Missing required fields, unknown fields, non-numbers, NaN and out-of-range
+    values raise :class:`ParameterError` naming the field and its valid range.
+    """
+    unknown = sorted(set(values) - set(SPECS))
+    if unknown:
+        raise ParameterError(unknown[0], values[unknown[0]],
+                             f"one of the known parameters {', '.join(ALL_NAMES)}")
+    missing = [n for n in REQUIRED_NAMES if n not in values]
+    if missing:
+        spec = SPECS[missing[0]]
+        raise ParameterError(missing[0], None, f"a value in [{spec.low}, {spec.high}] "
+                             f"{spec.units}", hint=f"missing required fields: {missing}")
+    out = {name: SPECS[name].check(v) for name, v in values.items()}
+    if fill_defaults:
+        for spec in OPTIONAL:
+            out.setdefault(spec.name, spec.default)  # type: ignore[arg-type]
+    return out
