@@ -56,7 +56,7 @@ REQUIRED: tuple[ParamSpec, ...] = (
 )
 
 OPTIONAL: tuple[ParamSpec, ...] = (
-    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 10.0, log_scale=True,
+    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 2.0, log_scale=True,
               default=1.0),
     ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 1e-6, 1.0, log_scale=True,
               default=4e-4),
