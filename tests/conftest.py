@@ -132,7 +132,7 @@ def s3_bucket(s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 @pytest.fixture(scope="session")
-def dask_client():  # noqa: ANN201 (distributed.Client)
+def dask_client():
     """A real Dask LocalCluster with 2 worker processes, shared by the session."""
     from distributed import Client, LocalCluster
 

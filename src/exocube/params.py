@@ -70,7 +70,9 @@ OPTIONAL_NAMES: tuple[str, ...] = tuple(s.name for s in OPTIONAL)
 ALL_NAMES: tuple[str, ...] = REQUIRED_NAMES + OPTIONAL_NAMES
 
 
-def validate_params(values: Mapping[str, object], *, fill_defaults: bool = True) -> dict[str, float]:
+def validate_params(
+    values: Mapping[str, object], *, fill_defaults: bool = True
+) -> dict[str, float]:
     """Check a parameter mapping; return floats for every known field.
 
     Missing required fields, unknown fields, non-numbers, NaN and out-of-range
