@@ -24,13 +24,15 @@ log = logging.getLogger(__name__)
 
 @contextmanager
 def client(
-    scheduler_address: str | None = None, options: DaskOptions | None = None
+    scheduler_address: str | None = None,
+    options: DaskOptions | None = None,
+    connect_timeout: str = "10s",
 ) -> Iterator[Client]:
     """A Dask client, closed (and its local cluster shut down) on exit."""
     opts = options or get_settings().dask
     address = scheduler_address or opts.scheduler_address
     if address:
-        yield from _remote_client(address)
+        yield from _remote_client(address, connect_timeout)
         return
     cluster = LocalCluster(
         n_workers=opts.n_workers,
@@ -47,9 +49,9 @@ def client(
         cluster.close()
 
 
-def _remote_client(address: str) -> Iterator[Client]:
+def _remote_client(address: str, timeout: str) -> Iterator[Client]:
     try:
-        dask_client = Client(address, timeout="10s")
+        dask_client = Client(address, timeout=timeout)
     except (OSError, TimeoutError) as exc:
         raise ParallelError(
             f"could not reach the Dask scheduler at {address!r}: {exc}. "
