@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
+from exocube.acquire.options import AcquireOptions
 from exocube.errors import ConfigError
 
 DEFAULT_HOME = Path("~/.exocube")
@@ -75,6 +76,7 @@ class Settings(BaseSettings):
     store_root: Path | None = None
     s3: S3Options = S3Options()
     dask: DaskOptions = DaskOptions()
+    acquire: AcquireOptions = AcquireOptions()
     api_keys: list[SecretStr] = []
 
     @model_validator(mode="after")

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.logging import RichHandler
 
 from exocube import __version__
-from exocube.cli import db
+from exocube.cli import acquire, db
 from exocube.errors import ExocubeError
 
 app = typer.Typer(
@@ -53,6 +53,7 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command()(acquire.acquire)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,145 @@
+"""Partial downloads: ``<name>.part`` plus a JSON sidecar ``<name>.part.json``.
+
+The sidecar records what the bytes in the ``.part`` file are (URL, ETag,
+Last-Modified, expected size, hash algorithm), so a later process can resume
+them with ``Range``/``If-Range`` or throw them away. A file only ever reaches its
+final name through :func:`os.replace` after its size and hashes were checked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from exocube.errors import ChecksumError
+
+HASH_BLOCK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Expected:
+    """What a file must be: any of size, sha256 and a published MD5."""
+
+    size: int | None = None
+    sha256: str | None = None
+    md5: str | None = None
+
+
+NOTHING_EXPECTED = Expected()
+
+
+class Hashes:
+    """sha256 always; MD5 too when the source publishes one."""
+
+    def __init__(self, with_md5: bool) -> None:
+        self.sha256 = hashlib.sha256()
+        self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
+        self.size = 0
+
+    def update(self, data: bytes) -> None:
+        self.sha256.update(data)
+        if self.md5 is not None:
+            self.md5.update(data)
+        self.size += len(data)
+
+    def update_from_file(self, path: Path, length: int) -> None:
+        """Hash the first ``length`` bytes of ``path`` (the part kept for a resume)."""
+        with path.open("rb") as fh:
+            left = length
+            while left:
+                block = fh.read(min(HASH_BLOCK, left))
+                if not block:
+                    break
+                self.update(block)
+                left -= len(block)
+
+
+def check(hashes: Hashes, expected: Expected, what: str) -> None:
+    """Raise :class:`ChecksumError` unless size and hashes match ``expected``."""
+    if expected.size is not None and hashes.size != expected.size:
+        raise ChecksumError(
+            f"{what}: size {hashes.size} bytes, expected {expected.size}; "
+            "the transfer was cut short or the file changed on the server"
+        )
+    got = hashes.sha256.hexdigest()
+    if expected.sha256 and got != expected.sha256.lower():
+        raise ChecksumError(f"{what}: sha256 {got}, expected {expected.sha256}")
+    if expected.md5 and hashes.md5 is not None:
+        md5 = hashes.md5.hexdigest()
+        if md5 != expected.md5.lower():
+            raise ChecksumError(
+                f"{what}: MD5 {md5} does not match the published MD5 {expected.md5}; "
+                "the source's index or the file is wrong. Report it to the archive"
+            )
+
+
+class PartFile:
+    """The ``.part`` file and sidecar that stand in for ``final`` until it is verified."""
+
+    def __init__(self, final: Path) -> None:
+        self.final = final
+        self.part = final.with_name(final.name + ".part")
+        self.sidecar = final.with_name(final.name + ".part.json")
+
+    def meta(self, url: str) -> dict[str, Any] | None:
+        """The sidecar, if it exists, describes ``url`` and its part file exists."""
+        try:
+            meta = json.loads(self.sidecar.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return None
+        if meta.get("url") != url or not self.part.exists():
+            return None
+        return meta
+
+    def offset(self) -> int:
+        return self.part.stat().st_size if self.part.exists() else 0
+
+    def save_meta(self, meta: dict[str, Any]) -> None:
+        """Write the sidecar atomically."""
+        self.sidecar.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
+        tmp.write_text(json.dumps(meta, sort_keys=True))
+        os.replace(tmp, self.sidecar)
+
+    def discard(self) -> None:
+        self.part.unlink(missing_ok=True)
+        self.sidecar.unlink(missing_ok=True)
+
+    def open(self, offset: int) -> PartWriter:
+        """A writer positioned at ``offset`` (the part is truncated there)."""
+        self.part.parent.mkdir(parents=True, exist_ok=True)
+        fh = self.part.open("r+b" if offset and self.part.exists() else "wb", buffering=0)
+        fh.truncate(offset)
+        fh.seek(offset)
+        return PartWriter(fh)
+
+    def promote(self, target: Path | None = None) -> Path:
+        """Rename the verified part to ``target`` (default: its final name)."""
+        target = target or self.final
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.part, target)
+        self.sidecar.unlink(missing_ok=True)
+        return target
+
+
+class PartWriter:
+    """Appends blocks to an open part file, unbuffered: a written block is on disk
+    (in the page cache) even if the process is killed right after."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+
+    def write(self, block: bytes, hashes: Hashes | None = None) -> None:
+        self.fh.write(block)
+        if hashes is not None:
+            hashes.update(block)
+
+    def close(self, sync: bool) -> None:
+        if sync:
+            self.fh.flush()
+            os.fsync(self.fh.fileno())
+        self.fh.close()

@@ -1,0 +1,364 @@
+"""Acquisition runs: plan, dry run, quotas, checkpointed execution, resume.
+
+``plan_sources`` asks each selected source for its files. ``start_run`` stores
+the plan in the catalogue; ``execute`` fetches every file (in parallel, within
+per-host limits), checks quotas before each file, validates it, publishes it
+to the destination (or its quarantine) and records provenance. ``resume_run``
+reloads a run's plan and continues: files already verified at the destination
+are skipped, ``.part`` files continue from their byte offset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+from exocube.acquire import checkpoint as ckpt
+from exocube.acquire.breaker import CircuitOpenError
+from exocube.acquire.destination import Destination
+from exocube.acquire.ftp import FTPDownloader
+from exocube.acquire.plan import Plan, PlanContext, PlannedFile, select_sources
+from exocube.acquire.provenance import KnownArtifact, known_artifacts, record_artifact
+from exocube.acquire.sources import SOURCES
+from exocube.acquire.transfer import (
+    Fetched,
+    HTTPDownloader,
+    HTTPStatusError,
+    Politeness,
+    host_of,
+    make_client,
+)
+from exocube.config import Settings
+from exocube.errors import ExocubeError, TransferError
+
+log = logging.getLogger(__name__)
+
+
+class ProgressSink(Protocol):
+    """What a run reports while it works (the CLI draws rich progress bars)."""
+
+    def started(self, item: PlannedFile, offset: int) -> None: ...
+    def advance(self, item: PlannedFile, nbytes: int) -> None: ...
+    def finished(self, item: PlannedFile, outcome: Outcome) -> None: ...
+
+
+@dataclass
+class Quotas:
+    """Limits checked before each file (``None``: no limit)."""
+
+    max_download_bytes: int | None = None
+    max_storage_bytes: int | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one planned file."""
+
+    relpath: str
+    source: str
+    state: str
+    reason: str = ""
+    bytes: int = 0
+    size: int | None = None
+    seconds: float = 0.0
+    uri: str | None = None
+    quality_score: float | None = None
+
+
+@dataclass
+class RunState:
+    """Counters shared by the file tasks of one run."""
+
+    downloaded: int = 0
+    stored: int = 0
+    reserved_download: int = 0
+    reserved_storage: int = 0
+    outcomes: list[Outcome] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
+
+
+def politeness_for(settings: Settings, source_names: list[str]) -> Politeness:
+    """Rate limits from the settings, plus any limit a selected source asks for."""
+    opts = settings.acquire.model_copy(deep=True)
+    for name in source_names:
+        module = SOURCES[name]
+        limit = getattr(module, "MAX_REQUESTS_PER_SECOND", None)
+        if limit:
+            host = host_of(module.base_url(opts))
+            opts.host_requests_per_second[host] = min(
+                limit, opts.host_requests_per_second.get(host, limit))
+    return Politeness(opts)
+
+
+async def plan_sources(
+    settings: Settings, sources: list[str] | None = None, domains: list[str] | None = None
+) -> Plan:
+    """Ask each selected source for its files; the plan of a new run."""
+    names = select_sources(SOURCES, sources, domains)
+    polite = politeness_for(settings, names)
+    files: list[PlannedFile] = []
+    async with make_client(settings.acquire) as client:
+        ctx = PlanContext(settings.acquire, client, polite)
+        for name in names:
+            part = await SOURCES[name].plan(ctx)
+            log.info("source %s: %d files planned", name, len(part))
+            files.extend(part)
+    return Plan(files)
+
+
+def destination_for(settings: Settings, root: str | None) -> Destination:
+    root = root or settings.acquire.destination or str(settings.home / "data")
+    key = hashlib.sha1(root.encode(), usedforsecurity=False).hexdigest()[:12]
+    return Destination.from_string(root, settings.home / "staging" / key,
+                                   settings.s3.storage_options())
+
+
+def start_run(
+    settings: Settings, plan: Plan, dest: Destination, quotas: Quotas,
+    request: dict[str, Any],
+) -> str:
+    """Record a new run with its plan; its id."""
+    run_id = ckpt.new_run_id()
+    ckpt.create_run(settings.database_url, run_id, {
+        "plan": plan.to_json(), "destination": dest.root, "quotas": asdict(quotas),
+        "request": request,
+    })
+    return run_id
+
+
+def load_for_resume(settings: Settings, run_id: str) -> tuple[Plan, Destination, Quotas, dict]:
+    """The stored plan, destination, quotas and checkpoint of ``run_id``."""
+    config, checkpoint, _status = ckpt.load_run(settings.database_url, run_id)
+    dest = destination_for(settings, config["destination"])
+    return Plan.from_json(config["plan"]), dest, Quotas(**config["quotas"]), checkpoint
+
+
+class RunExecutor:
+    """Fetches, validates, publishes and records the files of one run."""
+
+    def __init__(
+        self, settings: Settings, run_id: str, plan: Plan, dest: Destination, quotas: Quotas,
+        progress: ProgressSink | None = None,
+    ) -> None:
+        self.settings = settings
+        self.opts = settings.acquire
+        self.db = settings.database_url
+        self.run_id = run_id
+        self.plan = plan
+        self.dest = dest
+        self.quotas = quotas
+        self.progress = progress
+        self.state = RunState()
+        self._lock = asyncio.Lock()
+        self._last_save = 0.0
+
+    async def execute(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+        """Run every planned file; the summary (also stored in the catalogue)."""
+        t0 = time.monotonic()
+        self.state.downloaded = int((checkpoint or {}).get("bytes_downloaded", 0))
+        known = await asyncio.to_thread(known_artifacts, self.db, self.dest.root)
+        self.state.stored = sum(k.size or 0 for k in known.values())
+        names = sorted({f.source for f in self.plan.files})
+        polite = politeness_for(self.settings, names)
+        slots = asyncio.Semaphore(self.opts.max_parallel_files)
+        async with make_client(self.opts) as client:
+            http = HTTPDownloader(client, polite, self.opts.chunk_size, self.opts.resume_min_bytes)
+            ftp = FTPDownloader(polite, self.opts.read_timeout)
+
+            async def one(item: PlannedFile) -> None:
+                async with slots:
+                    outcome = await self._one(item, known, http, ftp)
+                await self._record_outcome(item, outcome)
+
+            try:
+                await asyncio.gather(*(one(f) for f in self.plan.files))
+            except BaseException:
+                await asyncio.to_thread(self._save, "interrupted")
+                raise
+        return await asyncio.to_thread(self._finish, time.monotonic() - t0)
+
+    async def _one(
+        self, item: PlannedFile, known: dict[str, KnownArtifact], http: HTTPDownloader,
+        ftp: FTPDownloader,
+    ) -> Outcome:
+        t0 = time.monotonic()
+        done = self._already_done(item, known)
+        if done:
+            return Outcome(item.relpath, item.source, "skipped", done, size=item.size)
+        part = self.dest.part_for(item.relpath)
+        offset = part.offset() if part.meta(item.url) else 0
+        quota = self._reserve(item, offset)
+        if quota:
+            return Outcome(item.relpath, item.source, "skipped", quota, size=item.size)
+        need = max((item.size or 0) - offset, 0)
+        if self.progress:
+            self.progress.started(item, offset)
+        try:
+            fetched = await self._fetch(item, part, http, ftp)
+            return await asyncio.to_thread(self._finalise, item, fetched, t0)
+        except HTTPStatusError as exc:
+            if item.missing_ok and exc.status == 404:
+                return Outcome(item.relpath, item.source, "skipped", "no result (HTTP 404)")
+            return self._failed(item, exc, t0)
+        except (CircuitOpenError, TransferError, ExocubeError) as exc:
+            return self._failed(item, exc, t0)
+        finally:
+            self.state.reserved_download -= need
+            self.state.reserved_storage -= item.size or 0
+
+    async def _fetch(
+        self, item: PlannedFile, part: Any, http: HTTPDownloader, ftp: FTPDownloader
+    ) -> Fetched:
+        received: Callable[[int], None] | None = None
+        if self.progress:
+            progress = self.progress
+
+            def received(n: int) -> None:
+                progress.advance(item, n)
+
+        if item.url.startswith("ftp://"):
+            return await ftp.fetch(item.url, part, item.expected, received)
+        return await http.fetch(item.url, part, item.expected, received)
+
+    def _finalise(self, item: PlannedFile, fetched: Fetched, t0: float) -> Outcome:
+        """Validate, publish (or quarantine), record provenance: one file is done."""
+        report = SOURCES[item.source].validate(fetched.part.part, item)
+        quarantined = report.quarantined(self.opts.quality_threshold)
+        uri = self.dest.publish(fetched.part, item.relpath, quarantined)
+        module = SOURCES[item.source]
+        record_artifact(
+            self.db,
+            source={"name": item.source, "domain": item.domain,
+                    "base_url": module.base_url(self.opts), "description": module.DESCRIPTION},
+            uri=uri, url=item.url, size=fetched.size, sha256=fetched.sha256,
+            media_type=item.media_type or fetched.headers.get("content-type"),
+            provenance={**fetched.provenance(), "run_id": self.run_id,
+                        "published_md5": item.md5, "plan": {"relpath": item.relpath,
+                                                            "kind": item.kind}},
+            quality_score=report.score, quality_reasons=report.reasons,
+            status="quarantined" if quarantined else "verified", run_id=self.run_id,
+        )
+        state = "quarantined" if quarantined else "done"
+        reason = "; ".join(r["message"] for r in report.errors)[:500] if quarantined else ""
+        self.state.downloaded += fetched.bytes_received
+        self.state.stored += fetched.size
+        return Outcome(item.relpath, item.source, state, reason, fetched.bytes_received,
+                       fetched.size, time.monotonic() - t0, uri, report.score)
+
+    def _failed(self, item: PlannedFile, exc: Exception, t0: float) -> Outcome:
+        log.warning("%s failed: %s", item.relpath, exc)
+        return Outcome(item.relpath, item.source, "failed", str(exc), size=item.size,
+                       seconds=time.monotonic() - t0)
+
+    def _already_done(self, item: PlannedFile, known: dict[str, KnownArtifact]) -> str:
+        """A reason to skip when the file is verified at the destination already."""
+        for quarantined in (False, True):
+            art = known.get(self.dest.uri(item.relpath, quarantined))
+            if art is None:
+                continue
+            if item.sha256 and art.sha256 != item.sha256:
+                continue
+            if self.dest.size(item.relpath if not quarantined else
+                              f"_quarantine/{item.relpath}") != art.size:
+                continue
+            where = "quarantine" if quarantined else "destination"
+            return f"already verified in the {where} (run {art.run_id})"
+        return ""
+
+    def _reserve(self, item: PlannedFile, offset: int) -> str:
+        """Check quotas before a file and reserve its bytes; a reason when over quota."""
+        need = max((item.size or 0) - offset, 0)
+        q, s = self.quotas, self.state
+        if q.max_download_bytes is not None:
+            used = s.downloaded + s.reserved_download
+            if used + need > q.max_download_bytes or (item.size is None
+                                                       and used >= q.max_download_bytes):
+                return (f"download quota: {used / 1e9:.3f} GB used or reserved, this file needs "
+                        f"{need / 1e9:.3f} GB, limit {q.max_download_bytes / 1e9:.3f} GB")
+        if q.max_storage_bytes is not None:
+            used = s.stored + s.reserved_storage
+            if used + (item.size or 0) > q.max_storage_bytes:
+                return (f"storage quota: {used / 1e12:.6f} TB stored or reserved, this file "
+                        f"needs {(item.size or 0) / 1e12:.6f} TB, limit "
+                        f"{q.max_storage_bytes / 1e12:.6f} TB")
+        s.reserved_download += need
+        s.reserved_storage += item.size or 0
+        return ""
+
+    async def _record_outcome(self, item: PlannedFile, outcome: Outcome) -> None:
+        self.state.outcomes.append(outcome)
+        if outcome.state == "failed":
+            self.state.failed[item.relpath] = outcome.reason
+        elif outcome.state == "skipped":
+            self.state.skipped[item.relpath] = outcome.reason
+        if self.progress:
+            self.progress.finished(item, outcome)
+        now = time.monotonic()
+        noteworthy = outcome.state in ("failed", "skipped") and not outcome.reason.startswith(
+            "already")
+        if noteworthy or now - self._last_save > 1.0:
+            self._last_save = now
+            async with self._lock:
+                await asyncio.to_thread(self._save, "running")
+
+    def _checkpoint(self) -> dict[str, Any]:
+        return {"bytes_downloaded": self.state.downloaded, "failed": dict(self.state.failed),
+                "skipped": dict(self.state.skipped)}
+
+    def _save(self, status: str) -> None:
+        ckpt.save_checkpoint(self.db, self.run_id, self._checkpoint(), status)
+
+    def _finish(self, seconds: float) -> dict[str, Any]:
+        summary = summarise(self.run_id, self.dest.root, self.state.outcomes, seconds)
+        status = "completed" if not summary["totals"]["failed"] else "completed_with_failures"
+        summary["status"] = status
+        ckpt.finish_run(self.db, self.run_id, self._checkpoint(), status, summary)
+        return summary
+
+
+def summarise(
+    run_id: str, root: str, outcomes: list[Outcome], seconds: float
+) -> dict[str, Any]:
+    """Per source: files done/quarantined/failed/skipped with reasons, bytes, time."""
+    per: dict[str, dict[str, Any]] = defaultdict(lambda: {
+        "done": 0, "quarantined": 0, "failed": 0, "skipped": 0, "bytes": 0, "seconds": 0.0,
+        "reasons": []})
+    for o in outcomes:
+        row = per[o.source]
+        row[o.state] += 1
+        row["bytes"] += o.bytes
+        row["seconds"] = round(row["seconds"] + o.seconds, 3)
+        if o.reason:
+            row["reasons"].append({"file": o.relpath, "state": o.state, "reason": o.reason})
+    totals = {k: sum(r[k] for r in per.values())
+              for k in ("done", "quarantined", "failed", "skipped", "bytes")}
+    return {"run_id": run_id, "destination": root, "seconds": round(seconds, 3),
+            "sources": dict(per), "totals": totals}
+
+
+async def run_acquisition(
+    settings: Settings, plan: Plan, dest: Destination, quotas: Quotas, run_id: str,
+    checkpoint: dict[str, Any] | None = None, progress: ProgressSink | None = None,
+) -> dict[str, Any]:
+    """Execute (or continue) a run; its summary."""
+    executor = RunExecutor(settings, run_id, plan, dest, quotas, progress)
+    return await executor.execute(checkpoint)
+
+
+def gb(value: float | None) -> int | None:
+    return None if value is None else int(value * 1e9)
+
+
+def tb(value: float | None) -> int | None:
+    return None if value is None else int(value * 1e12)
+
+
+__all__ = ["Outcome", "Plan", "Quotas", "RunExecutor", "destination_for",
+           "load_for_resume", "plan_sources", "run_acquisition", "start_run"]

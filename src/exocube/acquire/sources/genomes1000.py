@@ -1,0 +1,93 @@
+"""The 1000 Genomes Project (domain: genomics).
+
+Files are found through the project's index file (``current.tree`` at the root
+of ``ftp.1000genomes.ebi.ac.uk/vol1/ftp``): one tab-separated line per entry,
+``path  type  size  updated  md5``. Every selected file is planned with its size
+and published MD5, fetched over FTP (``REST`` resume) or HTTPS, and verified
+against that MD5. Validation checks gzip integrity (VCFs and their tabix
+indexes are BGZF) and a VCF's ``##fileformat=VCF`` header line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ftplib
+import io
+from fnmatch import fnmatch
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from exocube.acquire.options import AcquireOptions
+from exocube.acquire.plan import PlanContext, PlannedFile
+from exocube.acquire.quality import QualityReport
+from exocube.acquire.quality.gzipcheck import validate_gzip
+from exocube.errors import InputDataError, TransferError
+
+NAME = "genomes1000"
+DOMAIN = "genomics"
+DESCRIPTION = "1000 Genomes: index file with per-file MD5, FTP/HTTPS downloads"
+
+
+def base_url(opts: AcquireOptions) -> str:
+    return opts.genomes1000.base_url
+
+
+def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | None]]:
+    """``(path relative to base, size, md5)`` for every file line of the index."""
+    prefix = base_path.strip("/") + "/"
+    rows = []
+    for lineno, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        cols = line.split("\t")
+        if len(cols) < 5:
+            raise InputDataError(f"index line {lineno} has {len(cols)} fields, expected 5 "
+                                 f"(path, type, size, updated, md5): {line[:80]!r}")
+        path, kind, size, _updated, md5 = cols[:5]
+        if kind != "file":
+            continue
+        path = path.removeprefix(prefix) if prefix != "/" else path
+        rows.append((path, int(size) if size.isdigit() else None, md5.strip() or None))
+    return rows
+
+
+def _ftp_text(url: str, timeout: float) -> str:
+    parts = urlsplit(url)
+    out = io.BytesIO()
+    with ftplib.FTP(timeout=timeout) as ftp:
+        ftp.connect(parts.hostname or "", parts.port or 21)
+        ftp.login(parts.username or "anonymous", parts.password or "exocube@")
+        ftp.retrbinary(f"RETR {unquote(parts.path)}", out.write)
+    return out.getvalue().decode("utf-8")
+
+
+async def fetch_index(ctx: PlanContext) -> str:
+    o = ctx.opts.genomes1000
+    url = f"{o.base_url.rstrip('/')}/{o.index}"
+    if url.startswith("ftp://"):
+        try:
+            return await asyncio.to_thread(_ftp_text, url, ctx.opts.read_timeout)
+        except (ftplib.Error, OSError, EOFError) as exc:
+            raise TransferError(f"cannot read the 1000 Genomes index {url}: {exc}") from exc
+    return (await ctx.get(url)).text
+
+
+async def plan(ctx: PlanContext) -> list[PlannedFile]:
+    o = ctx.opts.genomes1000
+    base = o.base_url.rstrip("/")
+    rows = parse_index(await fetch_index(ctx), urlsplit(base).path)
+    return [PlannedFile(
+        source=NAME, domain=DOMAIN, relpath=f"{NAME}/{path}", url=f"{base}/{path}",
+        size=size, md5=md5, kind="gzip" if path.endswith((".gz", ".tbi", ".bgz")) else "binary",
+        media_type="application/gzip" if path.endswith(".gz") else None,
+    ) for path, size, md5 in rows if any(fnmatch(path, pat) for pat in o.include)]
+
+
+def validate(path: Path, item: PlannedFile) -> QualityReport:
+    if item.kind != "gzip":
+        report = QualityReport()
+        report.flag("format", "no format validator for this file type; size and MD5 verified",
+                    penalty=0.0)
+        return report
+    vcf = item.relpath.endswith((".vcf.gz", ".vcf.bgz"))
+    return validate_gzip(path, b"##fileformat=VCF" if vcf else None)

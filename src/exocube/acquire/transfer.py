@@ -1,0 +1,408 @@
+"""Asynchronous HTTP(S) downloads that resume, verify and retry (httpx).
+
+One call, :meth:`HTTPDownloader.fetch`, moves one URL into a verified
+``.part`` file (see :mod:`exocube.acquire.partial`):
+
+* it resumes with ``Range`` + ``If-Range`` only when the sidecar holds a strong
+  ETag or a Last-Modified date, and keeps the bytes only when the server answers
+  206 with a ``Content-Range`` starting at our offset; a 200 restarts from zero;
+* it retries 408/425/429/5xx, resets, timeouts and short bodies with capped,
+  jittered exponential backoff that honours ``Retry-After``; 401/403/404 and other
+  4xx fail at once with :class:`HTTPStatusError`;
+* every request goes through the per-host rate limiter and circuit breaker;
+* before it returns, size, sha256 and any published MD5 are checked.
+
+The caller renames the part to its final name (after quality checks), so no
+partial or unverified file is ever visible under a final name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from exocube import __version__
+from exocube.acquire.breaker import CircuitBreaker
+from exocube.acquire.options import AcquireOptions
+from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, check
+from exocube.acquire.ratelimit import HostLimiter
+from exocube.acquire.retry import Backoff, is_retryable_status, parse_retry_after
+from exocube.errors import ChecksumError, TransferError
+
+log = logging.getLogger(__name__)
+
+USER_AGENT = f"exocube/{__version__} (+https://github.com/exocube; httpx/{httpx.__version__})"
+CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
+Progress = Callable[[int], None]
+
+
+class HTTPStatusError(TransferError):
+    """The server answered with a status that asking again will not change."""
+
+    def __init__(self, url: str, status: int) -> None:
+        self.url = url
+        self.status = status
+        super().__init__(
+            f"{url}: HTTP {status} ({httpx.codes.get_reason_phrase(status) or 'error'}); "
+            "not retried. Check the URL, the source's base URL setting, or your access rights"
+        )
+
+
+class _Retry(Exception):
+    """One attempt failed in a way worth retrying."""
+
+    def __init__(self, reason: str, retry_after: float | None = None, host_fault: bool = True):
+        super().__init__(reason)
+        self.retry_after = retry_after
+        self.host_fault = host_fault
+
+
+@dataclass
+class Fetched:
+    """A verified download waiting in its ``.part`` file, with its provenance."""
+
+    url: str
+    part: PartFile
+    size: int
+    sha256: str
+    md5: str | None
+    final_url: str
+    status: int
+    headers: dict[str, str]
+    redirects: list[str] = field(default_factory=list)
+    attempts: int = 1
+    resumed_from: int = 0
+    bytes_received: int = 0
+    retrieved_at: str = ""
+    client: str = f"httpx {httpx.__version__}"
+
+    def provenance(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "final_url": self.final_url,
+            "redirects": self.redirects,
+            "retrieved_at": self.retrieved_at,
+            "status": self.status,
+            "response_headers": self.headers,
+            "sha256": self.sha256,
+            "md5": self.md5,
+            "size": self.size,
+            "attempts": self.attempts,
+            "resumed_from": self.resumed_from,
+            "bytes_received": self.bytes_received,
+            "tool": f"exocube {__version__}",
+            "client": self.client,
+        }
+
+
+def make_timeout(opts: AcquireOptions) -> httpx.Timeout:
+    """The explicit timeout object used by every client."""
+    return httpx.Timeout(
+        connect=opts.connect_timeout,
+        read=opts.read_timeout,
+        write=opts.write_timeout,
+        pool=opts.pool_timeout,
+    )
+
+
+def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
+    """An ``AsyncClient`` that follows redirects and asks for identity encoding."""
+    limits = httpx.Limits(
+        max_connections=max(opts.max_parallel_files, opts.connections_per_host) * 2,
+        max_keepalive_connections=max(opts.max_parallel_files, opts.connections_per_host),
+    )
+    return httpx.AsyncClient(
+        timeout=make_timeout(opts),
+        limits=limits,
+        follow_redirects=True,
+        headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+    )
+
+
+def host_of(url: str) -> str:
+    return urlsplit(url).netloc.lower()
+
+
+class Politeness:
+    """The rate limiter, circuit breaker and backoff shared by every transfer of a run."""
+
+    def __init__(self, opts: AcquireOptions) -> None:
+        self.limiter = HostLimiter(
+            opts.requests_per_second, opts.burst, opts.connections_per_host,
+            opts.host_requests_per_second,
+        )
+        self.breaker = CircuitBreaker(opts.breaker_failures, opts.breaker_cooldown)
+        self.backoff = Backoff(opts.backoff_base, opts.backoff_max, opts.retry_after_max)
+        self.max_attempts = opts.max_attempts
+
+    async def request(
+        self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+    ) -> httpx.Response:
+        """A small, fully read request (queries, listings, indexes) with retries."""
+        host = host_of(url)
+        last = ""
+        for attempt in range(1, self.max_attempts + 1):
+            self.breaker.check(host)
+            try:
+                async with self.limiter.slot(host):
+                    resp = await client.request(method, url, **kwargs)
+            except (httpx.TransportError, httpx.DecodingError) as exc:
+                self.breaker.failure(host)
+                last = f"{type(exc).__name__}: {exc}"
+                retry_after = None
+            else:
+                if resp.status_code < 400:
+                    self.breaker.success(host)
+                    return resp
+                if not is_retryable_status(resp.status_code):
+                    self.breaker.success(host)
+                    raise HTTPStatusError(url, resp.status_code)
+                if resp.status_code >= 500:
+                    self.breaker.failure(host)
+                last = f"HTTP {resp.status_code}"
+                retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            if attempt < self.max_attempts:
+                delay = self.backoff.delay(attempt, retry_after)
+                log.info("%s %s: %s; retry %d in %.2f s", method, url, last, attempt, delay)
+                await asyncio.sleep(delay)
+        raise TransferError(f"{method} {url}: gave up after {self.max_attempts} attempts: {last}")
+
+
+class HTTPDownloader:
+    """Streams URLs into verified ``.part`` files; see the module docstring."""
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        politeness: Politeness,
+        chunk_size: int = 1 << 20,
+        resume_min_bytes: int = 1 << 20,
+    ) -> None:
+        self.client = client
+        self.polite = politeness
+        self.chunk_size = chunk_size
+        self.resume_min_bytes = resume_min_bytes
+
+    async def fetch(
+        self,
+        url: str,
+        part: PartFile,
+        expected: Expected = NOTHING_EXPECTED,
+        progress: Progress | None = None,
+    ) -> Fetched:
+        """Download ``url`` into ``part`` and verify it; raise :class:`TransferError` if not."""
+        host = host_of(url)
+        last = ""
+        restarted_after_checksum = False
+        attempt = 0
+        while attempt < self.polite.max_attempts:
+            attempt += 1
+            self.polite.breaker.check(host)
+            try:
+                fetched = await self._attempt(url, part, expected, progress)
+            except _Retry as exc:
+                last = str(exc)
+                if exc.host_fault:
+                    self.polite.breaker.failure(host)
+                if attempt < self.polite.max_attempts:
+                    delay = self.polite.backoff.delay(attempt, exc.retry_after)
+                    log.info("GET %s: %s; retry %d in %.2f s", url, last, attempt, delay)
+                    await asyncio.sleep(delay)
+                continue
+            except ChecksumError as exc:
+                resumed = bool(part.meta(url) and part.meta(url).get("resumed"))
+                part.discard()
+                if not resumed or restarted_after_checksum:
+                    raise
+                restarted_after_checksum = True
+                last = str(exc)
+                log.warning("%s; a resumed download is suspect, starting over", exc)
+                continue
+            except HTTPStatusError:
+                self.polite.breaker.success(host)
+                raise
+            self.polite.breaker.success(host)
+            fetched.attempts = attempt
+            return fetched
+        raise TransferError(
+            f"GET {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}. "
+            f"The partial file {part.part} is kept; resume the run to continue it"
+        )
+
+    async def _attempt(
+        self, url: str, part: PartFile, expected: Expected, progress: Progress | None
+    ) -> Fetched:
+        meta = part.meta(url)
+        if meta is None:
+            part.discard()
+        elif meta.get("verified"):
+            return self._reverify(url, part, meta, expected)
+        offset = part.offset() if meta else 0
+        validator = _validator(meta) if meta else None
+        headers = {}
+        if offset and validator:
+            headers = {"Range": f"bytes={offset}-", "If-Range": validator}
+        elif offset:
+            offset = 0
+        try:
+            async with (
+                self.polite.limiter.slot(host_of(url)),
+                self.client.stream("GET", url, headers=headers) as resp,
+            ):
+                return await self._receive(url, part, resp, offset, expected, progress)
+        except httpx.TimeoutException as exc:
+            raise _Retry(f"timeout ({type(exc).__name__})") from exc
+        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from exc
+
+    async def _receive(
+        self,
+        url: str,
+        part: PartFile,
+        resp: httpx.Response,
+        offset: int,
+        expected: Expected,
+        progress: Progress | None,
+    ) -> Fetched:
+        status = resp.status_code
+        if status == 416 and offset:
+            part.discard()
+            raise _Retry("server refused the range (416); restarting from zero", 0, False)
+        if status >= 400:
+            if is_retryable_status(status):
+                raise _Retry(
+                    f"HTTP {status}",
+                    parse_retry_after(resp.headers.get("Retry-After")),
+                    host_fault=status >= 500,
+                )
+            raise HTTPStatusError(url, status)
+        start, total = self._start_and_total(resp, offset)
+        if start is None:
+            part.discard()
+            raise _Retry("206 with a Content-Range that does not match our offset", 0, False)
+        if expected.size is not None and total is not None and total != expected.size:
+            raise ChecksumError(
+                f"{url}: server announces {total} bytes, expected {expected.size}"
+            )
+        resumed = start > 0
+        part.save_meta({
+            "url": url,
+            "etag": resp.headers.get("ETag"),
+            "last_modified": resp.headers.get("Last-Modified"),
+            "expected_size": expected.size if expected.size is not None else total,
+            "hash": "sha256" + ("+md5" if expected.md5 else ""),
+            "resumed": resumed,
+            "resumable": total is None or total >= self.resume_min_bytes,
+        })
+        hashes = Hashes(with_md5=bool(expected.md5))
+        if resumed:
+            await asyncio.to_thread(hashes.update_from_file, part.part, start)
+        received = await self._stream_body(resp, part, start, hashes, progress)
+        if total is not None and hashes.size < total:
+            raise _Retry(f"short body: got {hashes.size} of {total} bytes")
+        check(hashes, expected, url)
+        meta = part.meta(url) or {}
+        meta.update(verified=True, sha256=hashes.sha256.hexdigest(), size=hashes.size,
+                    md5=hashes.md5.hexdigest() if hashes.md5 else None)
+        part.save_meta(meta)
+        return Fetched(
+            url=url,
+            part=part,
+            size=hashes.size,
+            sha256=hashes.sha256.hexdigest(),
+            md5=hashes.md5.hexdigest() if hashes.md5 else None,
+            final_url=str(resp.url),
+            status=status,
+            headers=dict(resp.headers),
+            redirects=[str(r.url) for r in resp.history],
+            resumed_from=start,
+            bytes_received=received,
+            retrieved_at=datetime.now(UTC).isoformat(),
+        )
+
+    @staticmethod
+    def _start_and_total(resp: httpx.Response, offset: int) -> tuple[int | None, int | None]:
+        """Where the body starts in the file and the file's total size (``None``: unknown)."""
+        if resp.status_code == 206:
+            match = CONTENT_RANGE.fullmatch(resp.headers.get("Content-Range", "").strip())
+            if not match or int(match.group(1)) != offset:
+                return None, None
+            total = match.group(3)
+            return offset, None if total == "*" else int(total)
+        length = resp.headers.get("Content-Length")
+        return 0, int(length) if length and length.isdigit() else None
+
+    async def _stream_body(
+        self,
+        resp: httpx.Response,
+        part: PartFile,
+        start: int,
+        hashes: Hashes,
+        progress: Progress | None,
+    ) -> int:
+        """Write the body in blocks; hashing runs in a worker thread, overlapped.
+
+        Blocks are written from the event loop as soon as they are full, so a
+        killed process loses less than one block of received bytes.
+        """
+        writer = part.open(start)
+        loop = asyncio.get_running_loop()
+        hashing: asyncio.Future[None] | None = None
+        buf = bytearray()
+        received = 0
+        try:
+            async for chunk in resp.aiter_raw():
+                buf += chunk
+                received += len(chunk)
+                if progress:
+                    progress(len(chunk))
+                if len(buf) >= self.chunk_size:
+                    block = bytes(buf)
+                    buf.clear()
+                    writer.write(block)
+                    if hashing:
+                        await hashing
+                    hashing = loop.run_in_executor(None, hashes.update, block)
+        finally:
+            if hashing:
+                await hashing
+            if buf:
+                writer.write(bytes(buf))
+                hashes.update(bytes(buf))
+            writer.close(sync=False)
+        return received
+
+    def _reverify(
+        self, url: str, part: PartFile, meta: dict[str, Any], expected: Expected
+    ) -> Fetched:
+        """A part verified before a crash: hash it again instead of downloading it again."""
+        hashes = Hashes(with_md5=bool(expected.md5))
+        hashes.update_from_file(part.part, part.offset())
+        check(hashes, expected, url)
+        if hashes.sha256.hexdigest() != meta.get("sha256"):
+            raise ChecksumError(f"{part.part} changed on disk since it was verified")
+        return Fetched(
+            url=url, part=part, size=hashes.size, sha256=hashes.sha256.hexdigest(),
+            md5=meta.get("md5"), final_url=url, status=200,
+            headers={k: v for k, v in (("ETag", meta.get("etag")),
+                                       ("Last-Modified", meta.get("last_modified"))) if v},
+            retrieved_at=datetime.now(UTC).isoformat(), bytes_received=0,
+        )
+
+
+def _validator(meta: dict[str, Any]) -> str | None:
+    """A strong ETag or a Last-Modified date, usable in ``If-Range``; else ``None``."""
+    if not meta.get("resumable", True):
+        return None
+    etag = meta.get("etag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return meta.get("last_modified")
