@@ -1,0 +1,108 @@
+"""One source run onto the store layout: sort and regrid horizontally, remap
+vertically, reduce time, and cast to float32."""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from exocube.cubes import horizontal, vertical
+from exocube.cubes.schema import Layout, RunCube
+from exocube.cubes.sources import SourceRun, VerticalLevels
+from exocube.errors import InputDataError
+from exocube.grid import FIELDS_3D
+
+Array = NDArray[np.float64]
+
+
+def build_run(src: SourceRun, layout: Layout, run_id: str, params: dict[str, float]) -> RunCube:
+    """The run on the store grid, float32, dims (time, plev, lat, lon)."""
+    src = _place_horizontally(src, layout)
+    fields = _remap_vertically(src, layout, params)
+    fields = _reduce_time(fields, src, layout)
+    plev = np.asarray(layout.plev)
+    below = plev[None, :, None, None] > fields["ps"][:, None]
+    for name in FIELDS_3D:
+        fields[name] = np.where(below, np.nan, fields[name])
+    cube = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in fields.items()}
+    attrs = {"format": src.format, "time_units": src.time_units, "ntime_source": int(src.time.size),
+             "vertical": src.levels["ta"].kind, "zg_levels": src.levels["zg"].kind}
+    return RunCube(run_id=run_id, source=src.path, fields=cube, params=params, attrs=attrs)
+
+
+def _place_horizontally(src: SourceRun, layout: Layout) -> SourceRun:
+    lat_order, lon_order, lat, lon = horizontal.canonical_order(src.lat, src.lon)
+
+    def order(a: Array) -> Array:
+        return a[..., lat_order, :][..., lon_order]
+
+    dst_lat, dst_lon = np.asarray(layout.lat), np.asarray(layout.lon)
+    regrid = not horizontal.same_grid(lat, lon, dst_lat, dst_lon)
+    lat_w, lon_w = horizontal.lat_weights(lat, dst_lat), horizontal.lon_weights(lon, dst_lon)
+
+    def place(a: Array) -> Array:
+        a = order(a)
+        return horizontal.apply(a, lat_w, lon_w) if regrid else a
+
+    fields = {k: place(v) for k, v in src.fields.items()}
+    levels = {k: VerticalLevels(v.kind, v.a, v.b, None if v.p3d is None else place(v.p3d))
+              for k, v in src.levels.items()}
+    return SourceRun(src.path, dst_lat, dst_lon, src.time, src.time_units, fields, levels,
+                     src.attrs, src.format)
+
+
+def _remap_vertically(src: SourceRun, layout: Layout, params: dict[str, float]
+                      ) -> dict[str, Array]:
+    plev = np.asarray(layout.plev)
+    ps, ts = src.fields["ps"], src.fields["ts"]
+    out = {"ps": ps, "ts": ts}
+    main = src.levels["ta"]
+    p = main.pressure(ps)
+    for name in ("ta", "ua", "va", "hus"):
+        if _on_store_levels(main, plev):
+            out[name] = src.fields[name]
+        else:
+            out[name] = vertical.remap_field(p, src.fields[name], ps, plev,
+                                             ts if name == "ta" else None)
+    zlev = src.levels["zg"]
+    if _on_store_levels(zlev, plev):
+        out["zg"] = src.fields["zg"]
+    else:
+        pz = zlev.pressure(ps)
+        p_a, z_a = vertical.lowest_given_level(pz, src.fields["zg"], ps)
+        out["zg"] = vertical.hydrostatic_zg(
+            p, src.fields["ta"], src.fields["hus"], ps, ts, np.minimum(p_a, ps), z_a, plev,
+            params["gravity_m_s2"], params["r_gas_j_kg_k"])
+    return out
+
+
+def _on_store_levels(levels: VerticalLevels, plev: Array) -> bool:
+    return (levels.kind == "pressure" and levels.a.shape == plev.shape
+            and bool(np.allclose(levels.a, plev, rtol=1e-6)))
+
+
+def _reduce_time(fields: dict[str, Array], src: SourceRun, layout: Layout) -> dict[str, Array]:
+    order = np.argsort(src.time, kind="stable")
+    fields = {k: v[order] for k, v in fields.items()}
+    nt = src.time.size
+    if layout.time_mean_last is None:
+        if nt != layout.ntime:
+            raise InputDataError(
+                f"{src.path}: has {nt} time steps but the store keeps {layout.ntime} per run; "
+                "ingest files with the same number of steps, or use --time-mean-last N"
+            )
+        return fields
+    n = layout.time_mean_last
+    if nt < n:
+        raise InputDataError(f"{src.path}: has {nt} time steps, fewer than --time-mean-last {n}")
+    return {k: _nan_mean(v[-n:]) for k, v in fields.items()}
+
+
+def _nan_mean(a: Array) -> Array:
+    finite = np.isfinite(a)
+    count = finite.sum(axis=0)
+    total = np.where(finite, a, 0.0).sum(axis=0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, total / np.maximum(count, 1), np.nan)[None]
+
+

@@ -1,0 +1,146 @@
+"""The canonical cube schema: names, dims, dtypes, and the checks run before writing.
+
+A store's *layout* (grid, time handling) is fixed when the store is created and
+recorded in ``store.json``; every later ingest must use the same layout. A
+processed run (:class:`RunCube`) is checked against the layout before any byte
+of it is written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from exocube.errors import InputDataError, StoreError
+from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D, Grid
+from exocube.params import ALL_NAMES
+
+SCHEMA_VERSION = "1.0"
+DERIVED_PARAMS: tuple[str, ...] = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
+RUN_PARAMS: tuple[str, ...] = ALL_NAMES + DERIVED_PARAMS
+STAT_NAMES: tuple[str, ...] = ("mean", "std", "min", "max")
+REGRID_METHOD = (
+    "bilinear in latitude and longitude (periodic longitude; polewards of the outermost "
+    "source latitude the outermost row is used); identity when the source grid equals the "
+    "store grid"
+)
+VERTICAL_METHOD = (
+    "linear in log-pressure from the source levels (sigma or hybrid levels converted with "
+    "each run's own surface pressure); between the lowest source level and the surface ta "
+    "is interpolated towards ts and other fields keep the lowest valid level's value; NaN "
+    "below the surface (plev > ps) and above the source's top level; zg given on "
+    "non-pressure levels is recomputed hydrostatically with the run's gravity and gas "
+    "constant from its lowest given level"
+)
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What every run in one store shares: the grid and how time was handled."""
+
+    plev: tuple[float, ...]
+    lat: tuple[float, ...]
+    lon: tuple[float, ...]
+    ntime: int
+    time_mean_last: int | None = None
+    compressor: dict[str, Any] = field(
+        default_factory=lambda: {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
+    )
+
+    @classmethod
+    def from_grid(cls, grid: Grid, ntime: int, time_mean_last: int | None) -> Layout:
+        return cls(tuple(grid.plev), tuple(float(x) for x in grid.lat),
+                   tuple(float(x) for x in grid.lon), ntime, time_mean_last)
+
+    @property
+    def shape3d(self) -> tuple[int, int, int, int]:
+        """(time, plev, lat, lon) of one run's 3-D field."""
+        return (self.ntime, len(self.plev), len(self.lat), len(self.lon))
+
+    @property
+    def time_reduction(self) -> str:
+        if self.time_mean_last is None:
+            return f"none: all {self.ntime} time steps of each run kept"
+        return f"mean over the last {self.time_mean_last} time steps of each run"
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, doc: dict[str, Any]) -> Layout:
+        return cls(plev=tuple(doc["plev"]), lat=tuple(doc["lat"]), lon=tuple(doc["lon"]),
+                   ntime=int(doc["ntime"]), time_mean_last=doc["time_mean_last"],
+                   compressor=dict(doc["compressor"]))
+
+    def digest(self) -> str:
+        """A short hash of the layout, part of every run's storage key."""
+        text = json.dumps(self.to_json(), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+    def check_same(self, other: Layout) -> None:
+        """Raise StoreError naming the first difference between two layouts."""
+        mine, theirs = self.to_json(), other.to_json()
+        for key in mine:
+            if not _equal(mine[key], theirs[key]):
+                raise StoreError(
+                    f"the store was created with {key}={_short(mine[key])} but this ingest "
+                    f"asks for {key}={_short(theirs[key])}; ingest with the store's settings "
+                    "or into a new store"
+                )
+
+
+def _equal(a: object, b: object) -> bool:
+    if isinstance(a, tuple | list) and isinstance(b, tuple | list):
+        return len(a) == len(b) and bool(np.allclose(np.asarray(a, float), np.asarray(b, float)))
+    return a == b
+
+
+def _short(value: object) -> str:
+    if isinstance(value, tuple | list) and len(value) > 4:
+        return f"[{value[0]}, ..., {value[-1]}] ({len(value)} values)"
+    return repr(value)
+
+
+@dataclass
+class RunCube:
+    """One run on the store's grid, ready to write: fields, parameters, provenance."""
+
+    run_id: str
+    source: str
+    fields: dict[str, NDArray[np.float32]]
+    params: dict[str, float]
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+
+def check_run(run: RunCube, layout: Layout) -> None:
+    """Validate a processed run against the layout before it is written."""
+    for name in FIELDS_3D + FIELDS_2D:
+        if name not in run.fields:
+            raise InputDataError(f"{run.source}: processed run lacks {name!r}")
+        arr = run.fields[name]
+        expected = layout.shape3d if name in FIELDS_3D else (
+            layout.shape3d[0], *layout.shape3d[2:])
+        if arr.shape != expected or arr.dtype != np.float32:
+            raise InputDataError(
+                f"{run.source}: {name} has shape {arr.shape} dtype {arr.dtype}, the store "
+                f"needs {expected} float32 (time, plev, lat, lon)"
+            )
+    ps = run.fields["ps"]
+    if not np.all(np.isfinite(ps)) or np.any(ps <= 0):
+        raise InputDataError(
+            f"{run.source}: surface pressure ps has {int(np.sum(~np.isfinite(ps)))} non-finite "
+            "and some non-positive values after processing; every column needs a finite ps > 0"
+        )
+    missing = [p for p in RUN_PARAMS if p not in run.params]
+    if missing:
+        raise InputDataError(f"{run.source}: run {run.run_id!r} lacks parameters {missing}")
+
+
+def field_attrs(name: str) -> dict[str, str]:
+    standard_name, units = CF_META[name]
+    return {"standard_name": standard_name, "units": units}

@@ -1,0 +1,80 @@
+"""Normalisation statistics over valid (finite) points, per variable and level.
+
+Each run contributes ``count``, ``mean``, ``m2`` (sum of squared deviations),
+``min`` and ``max``; versions combine them exactly with Chan's pairwise
+formula, so adding runs never needs the old runs' data.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from exocube.grid import FIELDS_2D, FIELDS_3D
+
+Stats = dict[str, dict[str, list[float]]]
+
+
+def run_stats(fields: dict[str, NDArray[np.float32]]) -> Stats:
+    """Per-level (3-D) or scalar (2-D) moments of one run's fields."""
+    out: Stats = {}
+    for name in FIELDS_3D + FIELDS_2D:
+        a = fields[name].astype(np.float64)
+        a = np.moveaxis(a, 1, 0).reshape(a.shape[1], -1) if name in FIELDS_3D else a.reshape(1, -1)
+        out[name] = _moments(a)
+    return out
+
+
+def _moments(a: NDArray[np.float64]) -> dict[str, list[float]]:
+    valid = np.isfinite(a)
+    count = valid.sum(axis=1).astype(np.float64)
+    safe = np.where(valid, a, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(count > 0, safe.sum(axis=1) / np.maximum(count, 1), np.nan)
+        m2 = np.where(valid, (a - mean[:, None]) ** 2, 0.0).sum(axis=1)
+    lo = np.where(valid, a, np.inf).min(axis=1)
+    hi = np.where(valid, a, -np.inf).max(axis=1)
+    return {"count": count.tolist(), "mean": _nan_to_none(mean), "m2": m2.tolist(),
+            "min": _nan_to_none(np.where(count > 0, lo, np.nan)),
+            "max": _nan_to_none(np.where(count > 0, hi, np.nan))}
+
+
+def _nan_to_none(a: NDArray[np.float64]) -> list[Any]:
+    return [None if not np.isfinite(x) else float(x) for x in a]
+
+
+def _arr(values: list[Any]) -> NDArray[np.float64]:
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def combine(a: Stats | None, b: Stats) -> Stats:
+    """Statistics of the union of two disjoint sets of runs."""
+    if a is None:
+        return b
+    return {name: _combine_one(a[name], b[name]) for name in b}
+
+
+def _combine_one(a: dict[str, list[Any]], b: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    na, nb = np.array(a["count"]), np.array(b["count"])
+    ma, mb = np.nan_to_num(_arr(a["mean"])), np.nan_to_num(_arr(b["mean"]))
+    n = na + nb
+    with np.errstate(invalid="ignore", divide="ignore"):
+        delta = mb - ma
+        mean = np.where(n > 0, ma + delta * nb / np.maximum(n, 1), np.nan)
+        m2 = np.array(a["m2"]) + np.array(b["m2"]) + np.where(
+            n > 0, delta**2 * na * nb / np.maximum(n, 1), 0.0)
+    lo = np.fmin(_arr(a["min"]), _arr(b["min"]))
+    hi = np.fmax(_arr(a["max"]), _arr(b["max"]))
+    return {"count": n.tolist(), "mean": _nan_to_none(mean), "m2": m2.tolist(),
+            "min": _nan_to_none(lo), "max": _nan_to_none(hi)}
+
+
+def final(stats: dict[str, list[Any]]) -> dict[str, NDArray[np.float64]]:
+    """``mean``, ``std`` (population), ``min``, ``max`` arrays; NaN where no valid point."""
+    n = np.array(stats["count"])
+    with np.errstate(invalid="ignore", divide="ignore"):
+        std = np.where(n > 0, np.sqrt(np.array(stats["m2"]) / np.maximum(n, 1)), np.nan)
+    return {"mean": _arr(stats["mean"]), "std": std, "min": _arr(stats["min"]),
+            "max": _arr(stats["max"])}
