@@ -112,3 +112,92 @@ def mast_handler(products: list[dict[str, Any]]):
 
 
 __all__ = ["PSCOMPPARS_COLUMNS", "PSCOMPPARS_SHA256"]
+
+
+def point_at(monkeypatch: pytest.MonkeyPatch, values: dict[str, str]) -> None:
+    """Set ``EXOCUBE_ACQUIRE__...`` variables and re-read the settings."""
+    for key, value in values.items():
+        monkeypatch.setenv("EXOCUBE_ACQUIRE__" + key.upper(), value)
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def archives(server: FaultServer, monkeypatch: pytest.MonkeyPatch, fast_settings: None
+             ) -> FaultServer:
+    """Recorded answers of every source on the loopback server, settings pointing there."""
+    csv = pscomppars_bytes()
+    server.add("/TAP/sync", csv, content_type="text/csv")
+    x1d = fits_bytes("EXTRACT1D")
+    server.add("/api/v0.1/Download/file", x1d, content_type="application/fits")
+    server.handlers["/api/v0/invoke"] = mast_handler([
+        {"obsid": "87602010", "productFilename": "jw01366004001_04101_00001-seg001_nrs1_x1d.fits",
+         "dataURI": "mast:JWST/product/jw01366004001_04101_00001-seg001_nrs1_x1d.fits",
+         "size": len(x1d), "productSubGroupDescription": "X1D", "productType": "SCIENCE"},
+        {"obsid": "87602010", "productFilename": "jw01366004001_04101_00001-seg001_nrs1_cal.fits",
+         "dataURI": "mast:JWST/product/jw01366004001_04101_00001-seg001_nrs1_cal.fits",
+         "size": 999, "productSubGroupDescription": "CAL", "productType": "SCIENCE"},
+    ])
+    phx = fits_bytes("SPEC", {"PHXTEFF": 5800.0, "PHXLOGG": 4.5, "PHXM_H": 0.0})
+    lib = "PHOENIX-ACES-AGSS-COND-2011"
+    server.add(f"/phoenix/{lib}/Z-0.0/lte05800-4.50-0.0.{lib}-HiRes.fits", phx)
+    server.add(f"/phoenix/WAVE_{lib}.fits", fits_bytes("WAVE"))
+    server.add("/kegg/list/pathway",
+               b"map00010\tGlycolysis / Gluconeogenesis\nmap00020\tCitrate cycle (TCA cycle)\n"
+               b"map99999\tWithdrawn entry\n")
+    for entry in ("map00010", "map00020"):
+        server.add(f"/kegg/get/{entry}",
+                   f"ENTRY       {entry}                      Pathway\nNAME        x\n///\n"
+                   .encode(), content_type="text/plain")
+    vcf = vcf_gz()
+    tbi = gzip.compress(b"TBI\x01" + bytes(200), mtime=0)
+    rel = "release/20130502"
+    server.add(f"/vol1/ftp/{rel}/ALL.chrY.phase3.genotypes.vcf.gz", vcf)
+    server.add(f"/vol1/ftp/{rel}/ALL.chrY.phase3.genotypes.vcf.gz.tbi", tbi)
+    server.add("/vol1/ftp/current.tree", "\n".join([
+        f"vol1/ftp/{rel}\tdirectory\t4096\t2015-06-01\t",
+        index_line(f"{rel}/ALL.chrY.phase3.genotypes.vcf.gz", vcf),
+        index_line(f"{rel}/ALL.chrY.phase3.genotypes.vcf.gz.tbi", tbi),
+        index_line(f"{rel}/ALL.chr1.phase3.genotypes.vcf.gz", b"not selected"),
+    ]).encode() + b"\n")
+    server.add("/rocke3d/", b'<html><body><a href="../">../</a>'
+               b'<a href="ANN1850.aij.nc">ANN1850.aij.nc</a><a href="README.txt">README</a>'
+               b"</body></html>", content_type="text/html")
+    server.add("/rocke3d/ANN1850.aij.nc", netcdf_bytes())
+    server.add("/paleo/geocarb3-co2.txt", b"# NOAA template\n# Study: GEOCARB III\n"
+               b"age_myr co2_ppm\n0 280\n100 1200\n200 1700\n300 500\n400 3000\n570 6000\n")
+    point_at(monkeypatch, {
+        "nasa_exoplanet_archive__base_url": server.url,
+        "mast__base_url": server.url,
+        "phoenix__base_url": server.url + "/phoenix",
+        # a separate host name, so the 3 requests/s KEGG limit throttles only KEGG
+        "kegg__base_url": server.url.replace("127.0.0.1", "localhost") + "/kegg",
+        "genomes1000__base_url": server.url + "/vol1/ftp",
+        "gcm_outputs__listings": json.dumps([server.url + "/rocke3d/"]),
+        "geocarb__url": server.url + "/paleo/geocarb3-co2.txt",
+    })
+    return server
+
+
+def netcdf_bytes() -> bytes:
+    """A small CF-style GCM output file."""
+    import tempfile
+
+    import netCDF4
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "x.nc"
+        with netCDF4.Dataset(path, "w") as ds:
+            ds.Conventions = "CF-1.8"
+            ds.createDimension("lat", 4)
+            ds.createDimension("lon", 8)
+            lat = ds.createVariable("lat", "f8", ("lat",))
+            lat.units = "degrees_north"
+            lat[:] = [-67.5, -22.5, 22.5, 67.5]
+            lon = ds.createVariable("lon", "f8", ("lon",))
+            lon.units = "degrees_east"
+            lon[:] = np.arange(8) * 45.0
+            ts = ds.createVariable("ts", "f4", ("lat", "lon"))
+            ts.units = "K"
+            ts.standard_name = "surface_temperature"
+            ts[:] = 280.0
+        return path.read_bytes()

@@ -32,21 +32,28 @@ def known_artifacts(db_url: str, root: str) -> dict[str, KnownArtifact]:
     return {r.uri: KnownArtifact(r.uri, r.size, r.sha256, r.status, r.run_id) for r in rows}
 
 
-def _source_id(session: Any, name: str, domain: str, base_url: str, description: str) -> int:
-    src = session.execute(sa.select(Source).where(Source.name == name)).scalar_one_or_none()
-    if src is None:
-        src = Source(name=name, domain=domain, base_url=base_url, description=description)
-        session.add(src)
-        session.flush()
-    else:
-        src.domain, src.base_url, src.description = domain, base_url, description
-    return src.id
+def ensure_sources(db_url: str, sources: list[dict[str, str]]) -> dict[str, int]:
+    """Insert or update ``sources`` rows (before a run starts); ids by name."""
+    ids = {}
+    with session_scope(db_url) as s:
+        for row in sources:
+            src = s.execute(sa.select(Source).where(Source.name == row["name"])
+                            ).scalar_one_or_none()
+            if src is None:
+                src = Source(**row)
+                s.add(src)
+                s.flush()
+            else:
+                src.domain, src.base_url = row["domain"], row["base_url"]
+                src.description = row["description"]
+            ids[row["name"]] = src.id
+    return ids
 
 
 def record_artifact(
     db_url: str,
     *,
-    source: dict[str, str],
+    source_id: int,
     uri: str,
     url: str,
     size: int,
@@ -60,7 +67,6 @@ def record_artifact(
 ) -> int:
     """Insert or update the artifact at ``uri`` (one transaction); its id."""
     with session_scope(db_url) as s:
-        source_id = _source_id(s, **source)
         art = s.execute(sa.select(Artifact).where(Artifact.uri == uri)).scalar_one_or_none()
         if art is None:
             art = Artifact(uri=uri)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable
@@ -24,7 +25,12 @@ from exocube.acquire.breaker import CircuitOpenError
 from exocube.acquire.destination import Destination
 from exocube.acquire.ftp import FTPDownloader
 from exocube.acquire.plan import Plan, PlanContext, PlannedFile, select_sources
-from exocube.acquire.provenance import KnownArtifact, known_artifacts, record_artifact
+from exocube.acquire.provenance import (
+    KnownArtifact,
+    ensure_sources,
+    known_artifacts,
+    record_artifact,
+)
 from exocube.acquire.sources import SOURCES
 from exocube.acquire.transfer import (
     Fetched,
@@ -157,6 +163,8 @@ class RunExecutor:
         self.progress = progress
         self.state = RunState()
         self._lock = asyncio.Lock()
+        self._db_lock = threading.Lock()
+        self._source_ids: dict[str, int] = {}
         self._last_save = 0.0
 
     async def execute(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -166,6 +174,9 @@ class RunExecutor:
         known = await asyncio.to_thread(known_artifacts, self.db, self.dest.root)
         self.state.stored = sum(k.size or 0 for k in known.values())
         names = sorted({f.source for f in self.plan.files})
+        self._source_ids = await asyncio.to_thread(ensure_sources, self.db, [
+            {"name": n, "domain": SOURCES[n].DOMAIN, "base_url": SOURCES[n].base_url(self.opts),
+             "description": SOURCES[n].DESCRIPTION} for n in names])
         polite = politeness_for(self.settings, names)
         slots = asyncio.Semaphore(self.opts.max_parallel_files)
         async with make_client(self.opts) as client:
@@ -232,11 +243,20 @@ class RunExecutor:
         report = SOURCES[item.source].validate(fetched.part.part, item)
         quarantined = report.quarantined(self.opts.quality_threshold)
         uri = self.dest.publish(fetched.part, item.relpath, quarantined)
-        module = SOURCES[item.source]
+        with self._db_lock:
+            self._record(item, fetched, uri, report, quarantined)
+        state = "quarantined" if quarantined else "done"
+        reason = "; ".join(r["message"] for r in report.errors)[:500] if quarantined else ""
+        self.state.downloaded += fetched.bytes_received
+        self.state.stored += fetched.size
+        return Outcome(item.relpath, item.source, state, reason, fetched.bytes_received,
+                       fetched.size, time.monotonic() - t0, uri, report.score)
+
+    def _record(self, item: PlannedFile, fetched: Fetched, uri: str, report: Any,
+                quarantined: bool) -> None:
         record_artifact(
             self.db,
-            source={"name": item.source, "domain": item.domain,
-                    "base_url": module.base_url(self.opts), "description": module.DESCRIPTION},
+            source_id=self._source_ids[item.source],
             uri=uri, url=item.url, size=fetched.size, sha256=fetched.sha256,
             media_type=item.media_type or fetched.headers.get("content-type"),
             provenance={**fetched.provenance(), "run_id": self.run_id,
@@ -245,12 +265,6 @@ class RunExecutor:
             quality_score=report.score, quality_reasons=report.reasons,
             status="quarantined" if quarantined else "verified", run_id=self.run_id,
         )
-        state = "quarantined" if quarantined else "done"
-        reason = "; ".join(r["message"] for r in report.errors)[:500] if quarantined else ""
-        self.state.downloaded += fetched.bytes_received
-        self.state.stored += fetched.size
-        return Outcome(item.relpath, item.source, state, reason, fetched.bytes_received,
-                       fetched.size, time.monotonic() - t0, uri, report.score)
 
     def _failed(self, item: PlannedFile, exc: Exception, t0: float) -> Outcome:
         log.warning("%s failed: %s", item.relpath, exc)
