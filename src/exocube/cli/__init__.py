@@ -16,6 +16,7 @@ from rich.logging import RichHandler
 
 from exocube import __version__
 from exocube.cli import acquire, db
+from exocube.cli import ingest as ingest_cmd
 from exocube.errors import ExocubeError
 
 app = typer.Typer(
@@ -53,6 +54,8 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+app.command()(ingest_cmd.ingest)
+app.command()(ingest_cmd.validate)
 app.command()(acquire.acquire)
 
 
