@@ -85,7 +85,7 @@ def test_forcing_maps() -> None:
     lon = torch.tensor([0.0, 90.0, 180.0, 270.0])
     plev = torch.tensor([1e5, 1e4])
     f = forcing_maps(torch.tensor([2.0, 1.0]), torch.tensor([True, False]),
-                     torch.tensor([5e4, 1e5]), plev, lat, lon)
+                     torch.tensor([5e4, 1e5]), plev, lat, lon, substellar_lon_deg=0.0)
     assert f.shape == (2, N_FORCING, 2, 3, 4)
     locked, rotating = f[0, 0, 0], f[1, 0, 0]
     assert float(locked[1, 0]) == pytest.approx(2.0)  # substellar point, 2 S_earth

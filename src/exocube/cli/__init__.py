@@ -17,6 +17,7 @@ from rich.logging import RichHandler
 from exocube import __version__
 from exocube.cli import acquire, db
 from exocube.cli import ingest as ingest_cmd
+from exocube.cli import train as train_cmd
 from exocube.errors import ExocubeError
 
 app = typer.Typer(
@@ -56,6 +57,8 @@ def _root(
 app.add_typer(db.app, name="db")
 app.command()(ingest_cmd.ingest)
 app.command()(ingest_cmd.validate)
+app.command(context_settings=train_cmd.PASS_THROUGH)(train_cmd.train)
+app.command()(train_cmd.evaluate)
 app.command()(acquire.acquire)
 
 

@@ -32,7 +32,7 @@ T_FREEZE = 273.15
 
 
 def scalar_diagnostics(ts: Tensor, ps: Tensor, lat_deg: Tensor, lon_deg: Tensor,
-                       substellar_lon_deg: float = 0.0) -> Tensor:
+                       substellar_lon_deg: float = 180.0) -> Tensor:
     """``(B, 3)`` diagnostics from ``ts`` [K] and ``ps`` [Pa], each ``(B, lat, lon)``."""
     w = torch.cos(lat_deg.to(ts.dtype) * (math.pi / 180.0)).reshape(1, -1, 1).expand_as(ts)
     total = w.sum((1, 2))

@@ -50,7 +50,8 @@ class SurrogateTask(L.LightningModule):
             mass_continuity); a term whose variables are not learned is skipped.
         uncertainty_weighting: learn the term weights (else all weights are 1).
         scalar_head: also train the scalar model on diagnostics of ``ts``/``ps``.
-        substellar_lon_deg: longitude of the substellar point of tidally locked runs.
+        substellar_lon_deg: longitude of the substellar point of tidally locked runs
+            (the built-in generator puts it at 180 degrees east).
         data_spec: set by the CLI from ``data.spec``.
     """
 
@@ -58,7 +59,7 @@ class SurrogateTask(L.LightningModule):
                  weight_decay: float = 1e-5,
                  physics: tuple[str, ...] = ("hydrostatic", "humidity", "mass_continuity"),
                  uncertainty_weighting: bool = True, scalar_head: bool = True,
-                 substellar_lon_deg: float = 0.0,
+                 substellar_lon_deg: float = 180.0,
                  data_spec: dict[str, Any] | None = None) -> None:
         super().__init__()
         if data_spec is None:
@@ -147,8 +148,8 @@ class SurrogateTask(L.LightningModule):
             return self.weighting(terms)
         return torch.stack(list(terms.values())).sum()
 
-    def _log_terms(self, stage: str, terms: dict[str, Tensor], total: Tensor, ch: Tensor) -> None:
-        bs = int(ch.numel() and 1)
+    def _log_terms(self, stage: str, terms: dict[str, Tensor], total: Tensor, ch: Tensor,
+                   bs: int) -> None:
         for name, value in terms.items():
             self.log(f"{stage}/{name}", value, batch_size=bs, on_epoch=True,
                      on_step=stage == "train")
@@ -160,7 +161,7 @@ class SurrogateTask(L.LightningModule):
     def training_step(self, batch: dict[str, Tensor], batch_idx: int) -> Tensor:
         terms, ch, _ = self._terms(batch)
         total = self._total(terms)
-        self._log_terms("train", terms, total, ch)
+        self._log_terms("train", terms, total, ch, batch["x3"].shape[0])
         if self.weighting is not None:
             for name, w in self.weighting.weights().items():
                 self.log(f"weight/{name}", w, on_step=True, on_epoch=False, batch_size=1)
@@ -169,7 +170,7 @@ class SurrogateTask(L.LightningModule):
     def validation_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         terms, ch, z3 = self._terms(batch)
         total = self._total(terms)
-        self._log_terms("val", terms, total, ch)
+        self._log_terms("val", terms, total, ch, batch["x3"].shape[0])
         n = batch["x3"].shape[0]
         self.log("val/loss", terms["data"], batch_size=n, on_epoch=True, prog_bar=True)
         if "ta" in self.ch:
@@ -177,7 +178,7 @@ class SurrogateTask(L.LightningModule):
 
     def test_step(self, batch: dict[str, Tensor], batch_idx: int) -> None:
         terms, ch, z3 = self._terms(batch)
-        self._log_terms("test", terms, self._total(terms), ch)
+        self._log_terms("test", terms, self._total(terms), ch, batch["x3"].shape[0])
         if "ta" in self.ch:
             self.log("test/rmse_ta", self._rmse(z3, batch, "ta"),
                      batch_size=batch["x3"].shape[0])

@@ -169,7 +169,7 @@ class SphereUNet3d(nn.Module):
 
 
 def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: Tensor,
-                 lat_deg: Tensor, lon_deg: Tensor, substellar_lon_deg: float = 0.0) -> Tensor:
+                 lat_deg: Tensor, lon_deg: Tensor, substellar_lon_deg: float = 180.0) -> Tensor:
     """Forcing volume ``(B, N_FORCING, L, H, W)`` from per-run insolation [S_earth],
     tidal locking (bool), surface pressure [Pa], and the grid."""
     b = insolation.shape[0]

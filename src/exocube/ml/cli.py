@@ -1,0 +1,65 @@
+"""The training command line: ``exocube train fit --config cfg.yaml``.
+
+A LightningCLI over :class:`~exocube.ml.task.SurrogateTask` and
+:class:`~exocube.ml.datamodule.CubeDataModule`: their typed ``__init__``
+arguments are the ``model:`` and ``data:`` sections of the config, so
+``--data.zarr_root``, ``--model.depth``, ``--model.base_features``,
+``--trainer.precision``, ``--trainer.strategy`` and ``--trainer.devices``
+work as flags too. The datamodule's ``spec`` (grid, statistics, split) is
+linked into the model, so it is saved in every checkpoint.
+
+By default: seed 0 and deterministic algorithms, the best checkpoint by
+``val/loss`` plus the last one, early stopping, a learning-rate monitor, a
+CSV logger, and a catalogue row for the trained model.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from lightning import Trainer
+from lightning.pytorch.callbacks import EarlyStopping, LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.cli import LightningArgumentParser, LightningCLI
+from lightning.pytorch.loggers import CSVLogger
+
+from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.record import CatalogueRecorder
+from exocube.ml.task import SurrogateTask
+
+
+class SurrogateCLI(LightningCLI):
+    """LightningCLI with the data spec linked into the model."""
+
+    def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
+        parser.link_arguments("data.spec", "model.data_spec", apply_on="instantiate")
+
+    def instantiate_trainer(self, **kwargs: Any) -> Trainer:
+        """The trainer, with a CSV logger under ``default_root_dir`` unless one is configured."""
+        cfg = self._get(self.config_init, "trainer", default={})
+        if cfg.get("logger") in (None, True) and "logger" not in kwargs:
+            root = cfg.get("default_root_dir") or os.getcwd()
+            kwargs["logger"] = CSVLogger(save_dir=root, name="surrogate")
+        return super().instantiate_trainer(**kwargs)
+
+
+def trainer_defaults() -> dict[str, Any]:
+    return {
+        "callbacks": [
+            ModelCheckpoint(monitor="val/loss", mode="min", save_last=True,
+                            filename="best-{epoch:03d}"),
+            EarlyStopping(monitor="val/loss", mode="min", patience=20),
+            LearningRateMonitor(logging_interval="epoch"),
+            CatalogueRecorder(),
+        ],
+        "deterministic": True,
+        "log_every_n_steps": 10,
+    }
+
+
+def main(args: list[str] | None = None, run: bool = True) -> SurrogateCLI:
+    """Run the training CLI with ``args`` (``None``: ``sys.argv``)."""
+    return SurrogateCLI(SurrogateTask, CubeDataModule, seed_everything_default=0,
+                        trainer_defaults=trainer_defaults(), args=args, run=run,
+                        save_config_kwargs={"overwrite": True})
+

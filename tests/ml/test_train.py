@@ -1,0 +1,119 @@
+"""Training through the CLI, checkpoint round trips, catalogue rows, bad input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import sqlalchemy as sa
+import torch
+from ml_store import TINY_GRID, make_store
+
+from exocube.catalog import engine_for
+from exocube.cli import main as exocube_main
+from exocube.errors import StoreError
+from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.hull import ExtrapolationWarning
+from exocube.ml.task import SurrogateTask
+from exocube.params import ALL_NAMES, SPECS
+
+CONF = Path(__file__).parents[1] / "conf" / "surrogate_tiny.yaml"
+
+
+def _fit(store: str, root: Path, *extra: str) -> None:
+    """``exocube train fit ...`` through the Typer app, as a user would run it."""
+    with pytest.raises(SystemExit) as exit_info:
+        exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
+                      "--trainer.default_root_dir", str(root), *extra])
+    assert exit_info.value.code in (0, None)
+
+
+def test_fit_fast_dev_run_through_the_cli(tiny_store: str, tmp_path: Path) -> None:
+    _fit(tiny_store, tmp_path, "--trainer.fast_dev_run", "1", "--model.depth", "2",
+         "--model.base_features", "4", "--trainer.precision", "bf16-mixed",
+         "--trainer.devices", "1", "--trainer.strategy", "auto")
+    assert not list(tmp_path.rglob("best-*.ckpt"))  # fast_dev_run keeps no best model
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fit")
+    _fit(tiny_store, root)
+    return root
+
+
+def test_fit_saves_checkpoint_split_and_metrics(trained: Path) -> None:
+    ckpts = sorted(trained.rglob("best-*.ckpt"))
+    assert len(ckpts) == 1
+    model = SurrogateTask.load_from_checkpoint(ckpts[0])
+    split = model.hparams.data_spec["split"]
+    assert "run-0003" not in set().union(*split.values())  # quarantined
+    assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 11
+    metrics = (next(trained.rglob("metrics.csv"))).read_text().splitlines()[0]
+    for term in ("train/data", "train/hydrostatic", "train/humidity", "train/mass_continuity",
+                 "train/scalar", "val/loss", "weight/hydrostatic", "lr-AdamW"):
+        assert term in metrics
+
+
+def test_checkpoint_reload_predicts_identically(trained: Path, tiny_store: str) -> None:
+    ckpt = sorted(trained.rglob("best-*.ckpt"))[0]
+    a = SurrogateTask.load_from_checkpoint(ckpt)
+    b = SurrogateTask.load_from_checkpoint(ckpt)
+    spec = a.hparams.data_spec
+    rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"][:3]]
+    params = np.asarray(spec["params"]["values"])[rows]
+    locked = np.asarray(spec["params"]["tidally_locked"])[rows]
+    pa, pb = a.predict(params, locked), b.predict(params, locked)
+    assert set(pa) >= {"ta", "ua", "va", "hus", "zg", "ps", "ts", "global_mean_ts"}
+    for k in pa:
+        np.testing.assert_array_equal(pa[k], pb[k])
+    assert pa["ta"].shape == (3, *TINY_GRID.shape)
+    assert np.isnan(pa["ta"][:, 0]).any()  # the 2 bar level is below the predicted ground
+
+
+def test_fit_records_model_with_dataset_version(tiny_store: str, tmp_path: Path,
+                                                catalog_url: str) -> None:
+    _fit(tiny_store, tmp_path, "--trainer.max_epochs", "1")
+    with engine_for(catalog_url).connect() as conn:
+        rows = conn.execute(sa.text("select checkpoint_uri, dataset_version, metrics, mode "
+                                    "from models")).all()
+    assert len(rows) == 1
+    uri, version, metrics, mode = rows[0]
+    assert version == "v-test-0" and mode == "datacube"
+    assert Path(uri).is_file()
+    metrics = metrics if isinstance(metrics, dict) else __import__("json").loads(metrics)
+    assert np.isfinite(metrics["val/loss"]) and "best_val/loss" in metrics
+
+
+def test_out_of_range_params_warn_with_hull_distance(trained: Path) -> None:
+    model = SurrogateTask.load_from_checkpoint(sorted(trained.rglob("best-*.ckpt"))[0])
+    spec = model.hparams.data_spec
+    row = spec["params"]["runs"].index(spec["split"]["train"][0])
+    inside = np.asarray(spec["params"]["values"])[row]
+    locked = spec["params"]["tidally_locked"][row]
+    with pytest.warns(ExtrapolationWarning) as record:
+        far = inside.copy()
+        far[ALL_NAMES.index("insolation_earth")] = SPECS["insolation_earth"].high
+        far[ALL_NAMES.index("radius_earth")] = SPECS["radius_earth"].low
+        dist = model.check_extrapolation(np.stack([inside, far]), np.array([locked, locked]))
+    assert dist[0] < 1e-6 < dist[1]
+    assert len(record) == 1 and "distance" in str(record[0].message)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ExtrapolationWarning)
+        model.predict(inside[None], np.array([locked]))  # a training point: no warning
+
+
+def test_store_missing_a_variable_is_refused(tmp_path: Path) -> None:
+    url = make_store(tmp_path / "no_hus.zarr", n_runs=6, drop=("hus",))
+    with pytest.raises(StoreError, match=r"lacks \['hus'\]"):
+        CubeDataModule(url).spec  # noqa: B018
+    dm = CubeDataModule(url, variables=["ta", "ua", "va", "zg", "ps", "ts"])
+    assert "hus" not in dm.spec["variables_3d"]
+
+
+def test_forward_rejects_wrong_parameter_count(trained: Path) -> None:
+    model = SurrogateTask.load_from_checkpoint(sorted(trained.rglob("best-*.ckpt"))[0])
+    with pytest.raises(ValueError, match="params must be"):
+        model(torch.zeros(1, 8), torch.zeros(1, dtype=torch.bool))
