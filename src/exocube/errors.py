@@ -33,10 +33,15 @@ class ParameterError(ExocubeError, ValueError):
         self.field = field
         self.value = value
         self.valid = valid
+        self.hint = hint
         msg = f"{field}={value!r} is invalid: expected {valid}"
         if hint:
             msg += f". {hint}"
         super().__init__(msg)
+
+    def __reduce__(self) -> tuple[type, tuple[str, object, str, str]]:
+        # Rebuild from the fields, so the error survives pickling (Dask workers).
+        return (type(self), (self.field, self.value, self.valid, self.hint))
 
 
 class InputDataError(ExocubeError, ValueError):

@@ -16,6 +16,8 @@ from rich.logging import RichHandler
 
 from exocube import __version__
 from exocube.cli import acquire, db
+from exocube.cli import demo as demo_cmd
+from exocube.cli import generate as generate_cmd
 from exocube.cli import ingest as ingest_cmd
 from exocube.cli import train as train_cmd
 from exocube.errors import ExocubeError
@@ -60,6 +62,8 @@ app.command()(ingest_cmd.validate)
 app.command(context_settings=train_cmd.PASS_THROUGH)(train_cmd.train)
 app.command()(train_cmd.evaluate)
 app.command()(acquire.acquire)
+app.command()(generate_cmd.generate)
+app.command()(demo_cmd.demo)
 
 
 def main(argv: list[str] | None = None) -> None:

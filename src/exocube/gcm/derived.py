@@ -1,0 +1,163 @@
+"""Quantities derived from the parameter vector, never sampled on their own.
+
+Surface gravity from mass and radius::
+
+    g = G M_p / R_p^2
+
+Semi-major axis from Kepler's third law (planet mass neglected)::
+
+    a = (G M_* P^2 / (4 pi^2))^(1/3)
+
+Equilibrium temperature from the insolation ``S`` and a Bond albedo ``A``
+(full redistribution)::
+
+    T_eq = ((1 - A) S / (4 sigma))^(1/4),  A = 0.3
+
+Tidal locking (Gladman et al. 1996, Icarus 122, 166, eq. 9; Peale 1977)::
+
+    t_lock = omega_0 a^6 I Q / (3 G M_*^2 k_2 R_p^5),  I = 0.4 M_p R_p^2
+
+with an initial spin period of 12 h, Q = 100 and k_2 = 0.3. A planet is
+tidally locked when ``t_lock`` < 1 Gyr, or when its given rotation period
+equals its orbital period; a locked planet rotates once per orbit. With
+these numbers Earth gives about 2e11 yr (not locked) and a planet on a
+10-day orbit around a 0.1 M_sun star about 1e5 yr (locked).
+
+The atmosphere is Earth air (N2/O2/Ar, 28.96 g/mol) with ``pco2_bar`` of
+CO2 mixed in; its specific gas constant and heat capacity follow from the
+CO2 mole fraction ``pco2 / ps``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from exocube import physics
+from exocube.errors import ParameterError
+
+BOND_ALBEDO = 0.3
+LOCKING_TIME_LIMIT_YR = 1.0e9
+INITIAL_SPIN_PERIOD_S = 12.0 * 3600.0
+TIDAL_Q = 100.0
+LOVE_K2 = 0.3
+MOMENT_OF_INERTIA_FACTOR = 0.4
+YEAR = 365.25 * physics.DAY
+MOLAR_MASS_AIR = 28.9647e-3  # kg mol-1 (Earth dry air)
+MOLAR_MASS_CO2 = 44.0095e-3  # kg mol-1
+CP_CO2 = 844.0  # J kg-1 K-1 near 300 K
+
+
+def semi_major_axis_m(orbital_period_days: float, host_mass_msun: float) -> float:
+    """Semi-major axis [m] from Kepler's third law."""
+    gm = physics.G_NEWTON * host_mass_msun * physics.M_SUN
+    period = orbital_period_days * physics.DAY
+    return (gm * period**2 / (4.0 * math.pi**2)) ** (1.0 / 3.0)
+
+
+def equilibrium_temperature(insolation_earth: float, albedo: float = BOND_ALBEDO) -> float:
+    """Equilibrium temperature [K] with full heat redistribution."""
+    flux = insolation_earth * physics.S_EARTH
+    return ((1.0 - albedo) * flux / (4.0 * physics.SIGMA_SB)) ** 0.25
+
+
+def tidal_locking_time_yr(
+    semi_major_axis: float, mass_earth: float, radius_earth: float, host_mass_msun: float
+) -> float:
+    """Spin-down time [yr] to synchronous rotation (Gladman et al. 1996)."""
+    omega0 = 2.0 * math.pi / INITIAL_SPIN_PERIOD_S
+    m_p = mass_earth * physics.M_EARTH
+    r_p = radius_earth * physics.R_EARTH
+    m_s = host_mass_msun * physics.M_SUN
+    inertia = MOMENT_OF_INERTIA_FACTOR * m_p * r_p**2
+    t = omega0 * semi_major_axis**6 * inertia * TIDAL_Q / (
+        3.0 * physics.G_NEWTON * m_s**2 * LOVE_K2 * r_p**5
+    )
+    return t / YEAR
+
+
+def co2_mole_fraction(pco2_bar: float, surface_pressure_bar: float) -> float:
+    """CO2 mole fraction; refuses a CO2 partial pressure above the surface pressure."""
+    if pco2_bar > surface_pressure_bar:
+        raise ParameterError(
+            "pco2_bar", pco2_bar, f"at most surface_pressure_bar={surface_pressure_bar} bar",
+            hint="the CO2 partial pressure cannot exceed the total surface pressure",
+        )
+    return pco2_bar / surface_pressure_bar
+
+
+def gas_constants(x_co2: float) -> tuple[float, float]:
+    """Specific gas constant and heat capacity [J kg-1 K-1] of air with CO2 fraction ``x_co2``."""
+    molar_mass = x_co2 * MOLAR_MASS_CO2 + (1.0 - x_co2) * MOLAR_MASS_AIR
+    r_gas = physics.R_GAS / molar_mass
+    w_co2 = x_co2 * MOLAR_MASS_CO2 / molar_mass
+    cp = w_co2 * CP_CO2 + (1.0 - w_co2) * physics.CP_DRY_AIR
+    return r_gas, cp
+
+
+@dataclass(frozen=True)
+class Planet:
+    """A validated parameter vector with its derived quantities (SI unless named)."""
+
+    params: dict[str, float]
+    gravity: float
+    semi_major_axis_au: float
+    equilibrium_temperature: float
+    locking_time_yr: float
+    tidally_locked: bool
+    r_gas: float
+    cp: float
+
+    @property
+    def radius_m(self) -> float:
+        return self.params["radius_earth"] * physics.R_EARTH
+
+    @property
+    def surface_pressure_pa(self) -> float:
+        return self.params["surface_pressure_bar"] * 1.0e5
+
+    @property
+    def rotation_rate(self) -> float:
+        """Sidereal rotation rate Omega [rad s-1]."""
+        return 2.0 * math.pi / (self.params["rotation_period_days"] * physics.DAY)
+
+    def derived_attrs(self) -> dict[str, float | int]:
+        """The derived quantities under their file-contract names."""
+        return {
+            "gravity_m_s2": self.gravity,
+            "semi_major_axis_au": self.semi_major_axis_au,
+            "equilibrium_temperature_k": self.equilibrium_temperature,
+            "tidally_locked": int(self.tidally_locked),
+            "r_gas_j_kg_k": self.r_gas,
+            "cp_j_kg_k": self.cp,
+            "bond_albedo": BOND_ALBEDO,
+            "tidal_locking_time_yr": self.locking_time_yr,
+        }
+
+
+def derive(params: Mapping[str, float]) -> Planet:
+    """Derive gravity, orbit, T_eq, locking and gas constants from a validated vector.
+
+    ``params`` must hold every name of :data:`exocube.params.ALL_NAMES`. For a
+    tidally locked planet the returned ``rotation_period_days`` is the orbital period.
+    """
+    p = dict(params)
+    a = semi_major_axis_m(p["orbital_period_days"], p["host_mass_msun"])
+    t_lock = tidal_locking_time_yr(a, p["mass_earth"], p["radius_earth"], p["host_mass_msun"])
+    locked = t_lock < LOCKING_TIME_LIMIT_YR or math.isclose(
+        p["rotation_period_days"], p["orbital_period_days"], rel_tol=1e-9
+    )
+    if locked:
+        p["rotation_period_days"] = p["orbital_period_days"]
+    r_gas, cp = gas_constants(co2_mole_fraction(p["pco2_bar"], p["surface_pressure_bar"]))
+    return Planet(
+        params=p,
+        gravity=float(physics.surface_gravity(p["mass_earth"], p["radius_earth"])),
+        semi_major_axis_au=a / physics.AU,
+        equilibrium_temperature=equilibrium_temperature(p["insolation_earth"]),
+        locking_time_yr=t_lock,
+        tidally_locked=locked,
+        r_gas=r_gas,
+        cp=cp,
+    )

@@ -1,0 +1,220 @@
+"""Parameter vectors for an ensemble: a Latin hypercube over the valid ranges, or CSV rows.
+
+The hypercube has one sample in each of ``n`` equal strata of every
+parameter's unit interval, mapped linearly onto ``[low, high]`` or, for
+parameters with ``log_scale``, log-uniformly. ``pco2_bar`` is mapped onto
+``[low, min(high, surface_pressure_bar)]`` so that the CO2 partial pressure
+never exceeds the surface pressure.
+
+CSV columns are matched by exocube parameter name first, then by the NASA
+Exoplanet Archive ``pscomppars`` names (``pl_rade``, ``pl_bmasse``,
+``pl_orbper``, ``pl_insol``, ``st_teff``, ``st_logg``, ``st_met``, ``st_mass``),
+then by the earlier in-house system's names (``orbital_period``, ``insolation``,
+...). Lines starting with ``#`` are comments. A row with a missing, non-numeric
+or out-of-range value is an error naming the row and the field, unless the
+caller asks to skip such rows (``on_invalid="skip"``): each is logged, and the count.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from numpy.typing import NDArray
+
+from exocube.errors import InputDataError, ParameterError
+from exocube.gcm.derived import derive
+from exocube.params import ALL_NAMES, OPTIONAL_NAMES, REQUIRED_NAMES, SPECS, validate_params
+
+log = logging.getLogger(__name__)
+
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    "radius_earth": ("pl_rade",),
+    "mass_earth": ("pl_bmasse",),
+    "orbital_period_days": ("pl_orbper", "orbital_period"),
+    "insolation_earth": ("pl_insol", "insolation"),
+    "stellar_teff_k": ("st_teff", "stellar_teff"),
+    "stellar_logg_cgs": ("st_logg", "stellar_logg"),
+    "stellar_metallicity_dex": ("st_met", "stellar_metallicity"),
+    "host_mass_msun": ("st_mass", "host_mass"),
+}
+NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name")
+
+OnInvalid = Literal["raise", "skip"]
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One run to generate: its id and its validated parameter vector."""
+
+    run_id: str
+    params: dict[str, float]
+
+
+def run_id_for(seed: int, index: int) -> str:
+    """The file-contract run id of hypercube sample ``index``."""
+    return f"gen-s{seed}-{index:05d}"
+
+
+def latin_hypercube(n: int, dims: int, seed: int) -> NDArray[np.float64]:
+    """``n`` points in ``[0, 1)^dims``, one in each of the ``n`` strata of every axis."""
+    if n < 1:
+        raise ParameterError("runs", n, "an integer >= 1")
+    rng = np.random.default_rng(seed)
+    strata = np.stack([rng.permutation(n) for _ in range(dims)], axis=1)
+    return (strata + rng.random((n, dims))) / n
+
+
+def scale_to_ranges(unit: NDArray[np.float64]) -> list[dict[str, float]]:
+    """Map unit-cube rows onto the parameter ranges (order of ``ALL_NAMES``)."""
+    rows = []
+    for u in unit:
+        values: dict[str, float] = {}
+        for name, x in zip(ALL_NAMES, u, strict=True):
+            spec = SPECS[name]
+            high = spec.high
+            if name == "pco2_bar":
+                high = min(high, values["surface_pressure_bar"])
+            values[name] = _scale(float(x), spec.low, high, spec.log_scale)
+        rows.append(values)
+    return rows
+
+
+def _scale(u: float, low: float, high: float, log_scale: bool) -> float:
+    if log_scale:
+        value = math.exp(math.log(low) + u * (math.log(high) - math.log(low)))
+    else:
+        value = low + u * (high - low)
+    return min(max(value, low), high)  # rounding must not leave the closed range
+
+
+def sample_runs(n: int, seed: int) -> list[RunSpec]:
+    """``n`` hypercube runs with ids ``gen-s{seed}-{index:05d}``."""
+    rows = scale_to_ranges(latin_hypercube(n, len(ALL_NAMES), seed))
+    return [RunSpec(run_id_for(seed, i), validate_params(r)) for i, r in enumerate(rows)]
+
+
+def read_csv_runs(
+    path: Path, on_invalid: OnInvalid = "raise", limit: int | None = None
+) -> list[RunSpec]:
+    """Runs from the rows of a CSV file (see the module docstring for columns)."""
+    table = _read_table(path)
+    columns = _map_columns(table, path)
+    name_col = next((c for c in NAME_COLUMNS if c in table.columns), None)
+    runs: list[RunSpec] = []
+    skipped = 0
+    rows_for_id: dict[str, int] = {}
+    for index, record in enumerate(table.to_dict("records")):
+        if limit is not None and len(runs) >= limit:
+            break
+        label = _row_label(path, index, record.get(name_col) if name_col else None)
+        try:
+            params = _row_params(record, columns, label, on_invalid)
+        except ParameterError:
+            if on_invalid == "raise":
+                raise
+            skipped += 1
+            continue
+        run_id = _run_id(record.get(name_col) if name_col else None, index)
+        if run_id in rows_for_id:
+            raise InputDataError(
+                f"{path}: data rows {rows_for_id[run_id] + 1} and {index + 1} both give run id "
+                f"{run_id!r}; planet names must be unique after sanitising"
+            )
+        rows_for_id[run_id] = index
+        runs.append(RunSpec(run_id, params))
+    if skipped:
+        log.warning("skipped %d invalid row(s) of %s (-v lists them)", skipped, path)
+    if not runs:
+        raise InputDataError(f"{path} has no usable rows")
+    return runs
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        table = pd.read_csv(path, comment="#", skipinitialspace=True)
+    except FileNotFoundError as exc:
+        raise InputDataError(f"CSV file {path} does not exist") from exc
+    except pd.errors.EmptyDataError as exc:
+        raise InputDataError(f"CSV file {path} is empty") from exc
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+        raise InputDataError(f"CSV file {path} cannot be read as CSV: {exc}") from exc
+    return table.rename(columns=lambda c: str(c).strip())
+
+
+def _map_columns(table: pd.DataFrame, path: Path) -> dict[str, str]:
+    """Parameter name -> CSV column, for every parameter the table has."""
+    columns: dict[str, str] = {}
+    for name in ALL_NAMES:
+        for candidate in (name, *COLUMN_ALIASES.get(name, ())):
+            if candidate in table.columns:
+                columns[name] = candidate
+                break
+    missing = [n for n in REQUIRED_NAMES if n not in columns]
+    if missing:
+        accepted = "; ".join(
+            f"{n} (or {', '.join(COLUMN_ALIASES[n])})" for n in missing
+        )
+        raise InputDataError(
+            f"CSV file {path} lacks the column(s) for {', '.join(missing)}: add a column "
+            f"named {accepted}. Columns found: {', '.join(map(str, table.columns))}"
+        )
+    return columns
+
+
+def _row_label(path: Path, index: int, name: object) -> str:
+    named = f" ({name})" if isinstance(name, str) and name.strip() else ""
+    return f"{path} data row {index + 1}{named}"
+
+
+def _row_params(
+    record: dict[str, object], columns: dict[str, str], label: str, on_invalid: OnInvalid
+) -> dict[str, float]:
+    values: dict[str, object] = {}
+    for name, column in columns.items():
+        value = record[column]
+        if name in OPTIONAL_NAMES and _is_missing(value):
+            continue
+        values[name] = value
+    try:
+        params = validate_params(values)
+        derive(params)
+    except ParameterError as exc:
+        fix = "fix or remove the row, or pass --on-invalid skip"
+        err = ParameterError(exc.field, exc.value, exc.valid, hint=f"In {label}; {fix}")
+        if on_invalid == "skip":
+            log.info("skipping %s: %s=%r, expected %s", label, exc.field, exc.value,
+                        exc.valid)
+        raise err from None
+    return params
+
+
+def _is_missing(value: object) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
+
+
+def _run_id(name: object, index: int) -> str:
+    if isinstance(name, str):
+        cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")
+        if cleaned:
+            return cleaned
+    return f"csv-{index:05d}"
+
+
+def runs_from(
+    runs: int | None, seed: int, csv: Path | None, on_invalid: OnInvalid = "raise"
+) -> Sequence[RunSpec]:
+    """The runs a ``generate`` call asks for: CSV rows (at most ``runs``) or a hypercube."""
+    if csv is not None:
+        return read_csv_runs(csv, on_invalid=on_invalid, limit=runs)
+    if runs is None:
+        raise ParameterError("runs", None, "an integer >= 1",
+                             hint="pass --runs N, or --from-csv FILE")
+    return sample_runs(runs, seed)
