@@ -33,8 +33,14 @@ def base_url(opts: AcquireOptions) -> str:
 
 
 def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | None]]:
-    """``(path relative to base, size, md5)`` for every file line of the index."""
-    prefix = base_path.strip("/") + "/"
+    """``(path relative to base, size, md5)`` for every file line of the index.
+
+    Index paths are relative to the server root (``vol1/ftp/release/...``); the
+    part that the base URL already names is removed, also on mirrors whose root
+    differs (base ``/mirror/vol1/ftp``).
+    """
+    segments = base_path.strip("/").split("/")
+    prefixes = ["/".join(segments[i:]) + "/" for i in range(len(segments)) if segments[i]]
     rows = []
     for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
@@ -46,7 +52,7 @@ def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | 
         path, kind, size, _updated, md5 = cols[:5]
         if kind != "file":
             continue
-        path = path.removeprefix(prefix) if prefix != "/" else path
+        path = next((path.removeprefix(p) for p in prefixes if path.startswith(p)), path)
         rows.append((path, int(size) if size.isdigit() else None, md5.strip() or None))
     return rows
 

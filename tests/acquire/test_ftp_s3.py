@@ -1,0 +1,169 @@
+"""FTP (pyftpdlib server on loopback, REST resume) and an S3 destination (moto)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+from fault_server import FaultServer
+
+from conftest import index_line, md5, point_at, vcf_gz
+from exocube.acquire.ftp import FTPDownloader, FTPPermanentError
+from exocube.acquire.partial import Expected, PartFile
+from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
+from exocube.acquire.transfer import Politeness
+from exocube.catalog import db as catalog_db
+from exocube.config import get_settings
+
+pytestmark = pytest.mark.usefixtures("fast_settings")
+
+
+class FTPLog:
+    commands: ClassVar[list[str]] = []
+
+
+@pytest.fixture(scope="session")
+def ftp_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path]]:
+    """An anonymous read-only FTP server (pyftpdlib) on 127.0.0.1 for the session."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    root = tmp_path_factory.mktemp("ftp")
+    auth = DummyAuthorizer()
+    auth.add_anonymous(str(root), perm="elr")
+
+    class Handler(FTPHandler):
+        authorizer = auth
+
+        def pre_process_command(self, line: str, cmd: str, arg: str) -> None:
+            FTPLog.commands.append(line)
+            super().pre_process_command(line, cmd, arg)
+
+    server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1},
+                              daemon=True)
+    thread.start()
+    yield f"ftp://127.0.0.1:{server.address[1]}", root
+    server.close_all()
+
+
+@pytest.fixture
+def ftp_root(ftp_server: tuple[str, Path], tmp_path: Path) -> tuple[str, Path]:
+    """A fresh directory on the FTP server for one test, and its URL."""
+    url, root = ftp_server
+    sub = root / tmp_path.name
+    sub.mkdir()
+    FTPLog.commands = []
+    return f"{url}/{tmp_path.name}", sub
+
+
+def ftp_fetch(url: str, final: Path, expected: Expected) -> object:
+    opts = get_settings().acquire
+    dl = FTPDownloader(Politeness(opts), timeout=5)
+    fetched = asyncio.run(dl.fetch(url, PartFile(final), expected))
+    fetched.part.promote()
+    return fetched
+
+
+def test_ftp_download_verifies_published_md5(ftp_root: tuple[str, Path], tmp_path: Path
+                                             ) -> None:
+    url, root = ftp_root
+    data = os.urandom(200_000)
+    (root / "a.bin").write_bytes(data)
+    fetched = ftp_fetch(f"{url}/a.bin", tmp_path / "out" / "a.bin",
+                        Expected(size=len(data), md5=md5(data)))
+    assert (tmp_path / "out" / "a.bin").read_bytes() == data
+    assert fetched.md5 == md5(data) and fetched.client == "ftplib"
+
+
+def test_ftp_resumes_a_part_with_rest(ftp_root: tuple[str, Path], tmp_path: Path) -> None:
+    url, root = ftp_root
+    data = os.urandom(300_000)
+    (root / "a.bin").write_bytes(data)
+    final = tmp_path / "out" / "a.bin"
+    part = PartFile(final)
+    # a first attempt that got 120000 bytes, as a killed process would leave it
+    mdtm_probe = FTPDownloader(Politeness(get_settings().acquire))
+    import ftplib
+
+    with ftplib.FTP() as ftp:
+        ftp.connect("127.0.0.1", int(url.split(":")[2].split("/")[0]))
+        ftp.login()
+        mdtm = ftp.sendcmd(f"MDTM /{root.name}/a.bin").split()[-1]
+    del mdtm_probe
+    final.parent.mkdir(parents=True)
+    part.part.write_bytes(data[:120_000])
+    part.save_meta({"url": f"{url}/a.bin", "last_modified": mdtm, "expected_size": len(data),
+                    "hash": "sha256", "resumed": False})
+    fetched = ftp_fetch(f"{url}/a.bin", final, Expected(md5=md5(data)))
+    assert final.read_bytes() == data
+    assert "REST 120000" in FTPLog.commands
+    assert fetched.resumed_from == 120_000 and fetched.bytes_received == 180_000
+
+
+def test_ftp_wrong_md5_and_missing_file_fail(ftp_root: tuple[str, Path], tmp_path: Path
+                                             ) -> None:
+    from exocube.errors import ChecksumError
+
+    url, root = ftp_root
+    (root / "a.bin").write_bytes(b"x" * 5000)
+    with pytest.raises(ChecksumError):
+        ftp_fetch(f"{url}/a.bin", tmp_path / "a.bin", Expected(md5="f" * 32))
+    assert not (tmp_path / "a.bin").exists() and not PartFile(tmp_path / "a.bin").part.exists()
+    with pytest.raises(FTPPermanentError, match="550"):
+        ftp_fetch(f"{url}/missing.bin", tmp_path / "m.bin", Expected())
+    assert sum(c.startswith("SIZE /") and c.endswith("/missing.bin")
+               for c in FTPLog.commands) == 1
+
+
+def test_genomes1000_over_ftp_run(ftp_root: tuple[str, Path], tmp_path: Path,
+                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    url, root = ftp_root
+    rel = "release/20130502"
+    base = root / "vol1" / "ftp"
+    (base / rel).mkdir(parents=True)
+    vcf = vcf_gz()
+    (base / rel / "ALL.chrY.phase3.genotypes.vcf.gz").write_bytes(vcf)
+    (base / "current.tree").write_text(
+        index_line(f"{rel}/ALL.chrY.phase3.genotypes.vcf.gz", vcf) + "\n")
+    point_at(monkeypatch, {"genomes1000__base_url": url + "/vol1/ftp"})
+    settings = get_settings()
+    catalog_db.upgrade(settings.database_url)
+    plan = asyncio.run(plan_sources(settings, ["genomes1000"]))
+    assert plan.files[0].md5 == md5(vcf) and plan.files[0].size == len(vcf)
+    dest = destination_for(settings, str(tmp_path / "data"))
+    run_id = start_run(settings, plan, dest, Quotas(), {})
+    summary = asyncio.run(run_acquisition(settings, plan, dest, Quotas(), run_id))
+    assert summary["totals"]["done"] == 1
+    out = tmp_path / "data" / "genomes1000" / rel / "ALL.chrY.phase3.genotypes.vcf.gz"
+    assert out.read_bytes() == vcf
+
+
+def test_s3_destination(archives: FaultServer, s3_bucket: str, tmp_path: Path) -> None:
+    import boto3
+
+    settings = get_settings()
+    catalog_db.upgrade(settings.database_url)
+    plan = asyncio.run(plan_sources(settings, ["genomes1000", "geocarb"]))
+    dest = destination_for(settings, f"s3://{s3_bucket}/raw")
+    run_id = start_run(settings, plan, dest, Quotas(), {})
+    summary = asyncio.run(run_acquisition(settings, plan, dest, Quotas(), run_id))
+    assert summary["totals"]["done"] == 3
+    s3 = boto3.client("s3", endpoint_url=settings.s3.endpoint_url, region_name="us-east-1")
+    keys = {o["Key"]: o["Size"] for o in s3.list_objects_v2(Bucket=s3_bucket)["Contents"]}
+    vcf_key = "raw/genomes1000/release/20130502/ALL.chrY.phase3.genotypes.vcf.gz"
+    assert keys[vcf_key] == len(vcf_gz())
+    assert not [k for k in keys if k.endswith((".part", ".json"))]
+    body = s3.get_object(Bucket=s3_bucket, Key=vcf_key)["Body"].read()
+    assert hashlib.md5(body).hexdigest() == md5(vcf_gz())
+    assert not [p for p in dest.staging.rglob("*") if p.is_file()]
+    again = asyncio.run(run_acquisition(settings, plan, dest, Quotas(),
+                                        start_run(settings, plan, dest, Quotas(), {})))
+    assert again["totals"]["skipped"] == 3
