@@ -33,6 +33,7 @@ from exocube.acquire.run import (
     start_run,
     tb,
 )
+from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
 
 console = Console(stderr=True)
@@ -117,10 +118,12 @@ def acquire(
     """Download public data with resume, verification, quality checks and provenance."""
     settings = get_settings()
     if list_runs:
+        catalog_db.upgrade(settings.database_url)
         for row in ckpt.list_runs(settings.database_url):
             print(json.dumps(row))
         return
     if resume:
+        catalog_db.upgrade(settings.database_url)
         plan, destination, quotas, checkpoint = load_for_resume(settings, resume)
         run_id = resume
         console.print(f"resuming run {run_id}: {len(plan.files)} files to {destination.root}")
@@ -133,6 +136,7 @@ def acquire(
         if dry_run:
             print(json.dumps({"plan": plan.totals(), "files": plan.to_json()}, indent=1))
             return
+        catalog_db.upgrade(settings.database_url)
         run_id = start_run(settings, plan, destination, quotas,
                            {"sources": _split(sources), "domains": _split(domains)})
         console.print(f"run {run_id} -> {destination.root}")
