@@ -128,7 +128,7 @@ def exoplasim_file(path: Path, grid: Grid = SMALL_GRID, ntime: int = 2, seed: in
     shape = p_full.shape
     ta = temperature(p_full, ps, ts)
     with np.errstate(divide="ignore", invalid="ignore"):
-        zg = np.where(p_half > 0, height(np.maximum(p_half, 1e-30), ps, ts, q, g), np.nan)
+        zg = np.where(p_half > 0, height(np.maximum(p_half, 1e3), ps, ts, q, g), np.nan)
     ua, va = winds(p_full, lat, shape)
     dims = ("time", "lev", "lat", "lon")
     ds = xr.Dataset(

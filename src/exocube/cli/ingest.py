@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from exocube.cubes import ingest as ingest_mod
-from exocube.cubes import validate as validate_mod
+from exocube.cubes.ingest import ingest as ingest_files
+from exocube.cubes.validate import StoreReport, validate_store
 from exocube.grid import Grid
 
 
@@ -37,7 +37,7 @@ def ingest(
     from exocube import parallel
 
     with parallel.client(scheduler) as client:
-        result = ingest_mod.ingest(
+        result = ingest_files(
             files, store, time_mean_last=time_mean_last, grid=grid, source=source,
             params_csv=params, commit_every=commit_every,
             errors="skip" if skip_bad else "raise", client=client, progress=True)
@@ -56,7 +56,7 @@ def validate(
     as_json: bool = typer.Option(False, "--json", help="Print the JSON report, not a table."),
 ) -> None:
     """Check a store version, score every run, quarantine failing runs."""
-    result = validate_mod.validate_store(store, version, threshold=threshold)
+    result = validate_store(store, version, threshold=threshold)
     doc = result.to_json()
     if report is not None:
         report.write_text(json.dumps(doc, indent=1))
@@ -68,7 +68,7 @@ def validate(
         raise typer.Exit(code=1)
 
 
-def _print_table(result: validate_mod.StoreReport) -> None:
+def _print_table(result: StoreReport) -> None:
     table = Table(title=f"{result.store} version {result.version_id}")
     for col in ("run", "score", "quarantined", "reasons"):
         table.add_column(col)

@@ -125,21 +125,22 @@ def template(layout: Layout, manifest: dict[str, Any]) -> tuple[xr.Dataset, dict
     runs = manifest["runs"]
     n = len(runs)
     nt, nz, ny, nx = layout.shape3d
-    ds = xr.Dataset(coords=_coords(layout, [r["run_id"] for r in runs]))
+    variables: dict[str, xr.Variable] = {}
     encoding: dict[str, Any] = {}
     for name in FIELDS_3D + FIELDS_2D:
         shape = (n, nt, nz, ny, nx) if name in FIELDS_3D else (n, nt, ny, nx)
         dims = ("run", "time", "plev", "lat", "lon") if name in FIELDS_3D else (
             "run", "time", "lat", "lon")
         chunks = (1, *shape[1:])
-        ds[name] = xr.Variable(dims, da.zeros(shape, chunks=chunks, dtype=np.float32),
-                               attrs=field_attrs(name))
+        variables[name] = xr.Variable(dims, da.zeros(shape, chunks=chunks, dtype=np.float32),
+                                      attrs=field_attrs(name))
         encoding[name] = {"chunks": chunks, "compressors": (compressor(layout),),
                           "_FillValue": np.float32(np.nan)}
     for pname in RUN_PARAMS:
         values = np.array([float(r["params"][pname]) for r in runs], dtype=np.float64)
-        ds[pname] = xr.Variable(("run",), values, attrs=_param_attrs(pname))
-    _add_stats(ds, manifest["stats"])
+        variables[pname] = xr.Variable(("run",), values, attrs=_param_attrs(pname))
+    variables.update(_stats_variables(manifest["stats"]))
+    ds = xr.Dataset(variables, coords=_coords(layout, [r["run_id"] for r in runs]))
     ds.attrs = {
         "Conventions": "CF-1.8",
         "title": "exocube climate cube store",
@@ -185,15 +186,18 @@ def _param_attrs(name: str) -> dict[str, str]:
             }[name]
 
 
-def _add_stats(ds: xr.Dataset, stats: dict[str, Any]) -> None:
+def _stats_variables(stats: dict[str, Any]) -> dict[str, xr.Variable]:
+    out = {}
     for name in FIELDS_3D + FIELDS_2D:
         values = stats_mod.final(stats[name])
         for stat in STAT_NAMES:
             data = values[stat] if name in FIELDS_3D else values[stat][0]
             dims = ("plev",) if name in FIELDS_3D else ()
-            ds[f"{name}_{stat}"] = xr.Variable(dims, np.asarray(data, np.float64),
-                                               {"units": field_attrs(name)["units"],
-                                                "long_name": f"{stat} of {name} over valid points"})
+            out[f"{name}_{stat}"] = xr.Variable(
+                dims, np.asarray(data, np.float64),
+                {"units": field_attrs(name)["units"],
+                 "long_name": f"{stat} of {name} over valid points"})
+    return out
 
 
 def record_version(database_url: str, store_uri: str, manifest: dict[str, Any],
