@@ -22,17 +22,15 @@ from sqlalchemy import select
 from exocube import __version__, parallel
 from exocube.catalog import Simulation, session_scope, upgrade
 from exocube.errors import CatalogError, InputDataError
-from exocube.gcm.derived import Planet, derive
-from exocube.gcm.generator import generate
-from exocube.gcm.netcdf import (
-    GENERATOR_NAME,
-    GENERATOR_VERSION,
-    read_attrs,
-    sha256_of,
-    source,
-    write_run,
+from exocube.gcm.derived import derive
+from exocube.gcm.netcdf import GENERATOR_NAME, GENERATOR_VERSION
+from exocube.gcm.runs import (
+    RunRecord,
+    RunSpec,
+    catalogue_parameters,
+    generate_batch,
+    generate_one,
 )
-from exocube.gcm.sampling import RunSpec
 from exocube.grid import DEFAULT_GRID, Grid
 from exocube.params import ALL_NAMES
 
@@ -40,17 +38,6 @@ log = logging.getLogger(__name__)
 
 IN_PROCESS_MAX = 8
 TASKS_PER_THREAD = 4
-
-
-@dataclass(frozen=True)
-class RunRecord:
-    """One run's file and the parameters (with derived quantities) it was made from."""
-
-    run_id: str
-    path: Path
-    sha256: str
-    parameters: dict[str, float]
-    generated: bool
 
 
 @dataclass(frozen=True)
@@ -71,60 +58,6 @@ class EnsembleResult:
     @property
     def bytes_written(self) -> int:
         return sum(r.path.stat().st_size for r in self.records if r.generated)
-
-
-def generate_one(spec: RunSpec, out_dir: Path, grid: Grid, phase_bins: int) -> RunRecord:
-    """Generate and write one run, or check and reuse its existing file."""
-    planet = derive(spec.params)
-    path = out_dir / f"{spec.run_id}.nc"
-    exists = path.exists()
-    if exists:
-        check_existing(path, planet, grid, phase_bins)
-    else:
-        write_run(generate(planet, grid, phase_bins), path, spec.run_id)
-    return RunRecord(spec.run_id, path, sha256_of(path), catalogue_parameters(planet),
-                     generated=not exists)
-
-
-def generate_batch(
-    specs: Sequence[RunSpec], out_dir: str, grid: Grid, phase_bins: int
-) -> list[RunRecord]:
-    """A Dask task: several runs, so that scheduling overhead stays small."""
-    return [generate_one(s, Path(out_dir), grid, phase_bins) for s in specs]
-
-
-def catalogue_parameters(planet: Planet) -> dict[str, float]:
-    """The parameter vector and the derived quantities, as stored in the catalogue."""
-    return {**{n: planet.params[n] for n in ALL_NAMES}, **planet.derived_attrs()}
-
-
-def check_existing(path: Path, planet: Planet, grid: Grid, phase_bins: int) -> None:
-    """Refuse to reuse a file made from other parameters, grid or phase bins."""
-    attrs = read_attrs(path)
-    wanted: dict[str, object] = {n: planet.params[n] for n in ALL_NAMES}
-    wanted.update(phase_bins=phase_bins, source=source())
-    found = _grid_of(path)
-    for key, value in wanted.items():
-        if key not in attrs or attrs[key] != value:
-            _mismatch(path, key, attrs.get(key), value)
-    if found != (grid.nlat, grid.nlon, tuple(grid.plev)):
-        _mismatch(path, "grid", found, (grid.nlat, grid.nlon, tuple(grid.plev)))
-
-
-def _grid_of(path: Path) -> tuple[int, int, tuple[float, ...]]:
-    import netCDF4
-
-    with netCDF4.Dataset(path, "r") as ds:
-        plev = tuple(float(p) for p in ds["plev"][:])
-        return len(ds.dimensions["lat"]), len(ds.dimensions["lon"]), plev
-
-
-def _mismatch(path: Path, key: str, found: object, wanted: object) -> None:
-    raise InputDataError(
-        f"{path} already exists but has {key}={found!r} where this ensemble has {wanted!r} "
-        "(a different --runs, --seed, grid or generator version?). Delete the file or "
-        "write to another --out directory."
-    )
 
 
 def record_runs(database_url: str, records: Sequence[RunRecord]) -> None:

@@ -21,7 +21,6 @@ import logging
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -31,6 +30,7 @@ from numpy.typing import NDArray
 
 from exocube.errors import InputDataError, ParameterError
 from exocube.gcm.derived import derive
+from exocube.gcm.runs import RunSpec
 from exocube.params import ALL_NAMES, OPTIONAL_NAMES, REQUIRED_NAMES, SPECS, validate_params
 
 log = logging.getLogger(__name__)
@@ -48,14 +48,6 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name")
 
 OnInvalid = Literal["raise", "skip"]
-
-
-@dataclass(frozen=True)
-class RunSpec:
-    """One run to generate: its id and its validated parameter vector."""
-
-    run_id: str
-    params: dict[str, float]
 
 
 def run_id_for(seed: int, index: int) -> str:
