@@ -61,6 +61,8 @@ class FaultServer(ThreadingHTTPServer):
         self.requests: list[dict[str, Any]] = []
         self.handlers: dict[str, Any] = {}
         self.lock = threading.Lock()
+        self.paused = threading.Event()
+        self.generation = 0
 
     @property
     def url(self) -> str:
@@ -77,6 +79,12 @@ class FaultServer(ThreadingHTTPServer):
         self.bytes_sent.clear()
         self.requests.clear()
         self.handlers.clear()
+        self.paused.clear()
+
+    def abandon_connections(self) -> None:
+        """Body writes already under way stop without writing another byte."""
+        with self.lock:
+            self.generation += 1
 
     def count(self, path: str) -> int:
         return sum(1 for r in self.requests if r["path"] == path)
@@ -193,8 +201,14 @@ class Handler(BaseHTTPRequestHandler):
     def _write(self, path: str, body: bytes, throttle: tuple[int, float] | None) -> None:
         step, pause = throttle or (1 << 20, 0.0)
         view = memoryview(body)
+        generation = self.server.generation
         for i in range(0, len(body), step):
             piece = view[i:i + step]
+            while self.server.paused.is_set():
+                time.sleep(0.005)
+            if generation != self.server.generation:
+                self.close_connection = True
+                return
             try:
                 self.wfile.write(piece)
             except (BrokenPipeError, ConnectionResetError):
