@@ -32,3 +32,12 @@ def demo(
     with progress_bar(len(specs), "generating the default ensemble") as advance:
         result = run_ensemble(specs, runs_dir, settings.database_url, on_progress=advance)
     print(f"ensemble: {summary(result)}")
+    from exocube.cubes import ingest, validate_store
+
+    store = str((out / "cube.zarr").resolve())
+    ingested = ingest([str(r.path) for r in result.records], store, progress=True)
+    print(f"cube store: {store} version {ingested.version_id or '(unchanged)'}, "
+          f"{len(ingested.added)} runs added, {len(ingested.unchanged)} already present")
+    report = validate_store(store)
+    print(f"validation: {len(report.runs)} runs, {len(report.quarantined)} quarantined, "
+          f"lowest score {min(r.score for r in report.runs):.3f}")
