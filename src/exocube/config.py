@@ -61,6 +61,20 @@ class DaskOptions(BaseModel):
     memory_limit: str = "4GiB"
 
 
+class ServeOptions(BaseModel):
+    """The prediction service (``exocube serve``) and the surrogate's domain check."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    cache_size: int = Field(default=1024, ge=0)
+    max_batch: int = Field(default=32, ge=1)
+    max_wait_ms: float = Field(default=2.0, ge=0.0)
+    max_body_bytes: int = Field(default=65536, ge=1024)
+    max_hull_distance: float = Field(default=0.5, gt=0.0)
+
+
 class Settings(BaseSettings):
     """All exocube settings."""
 
@@ -78,6 +92,7 @@ class Settings(BaseSettings):
     dask: DaskOptions = DaskOptions()
     acquire: AcquireOptions = AcquireOptions()
     api_keys: list[SecretStr] = []
+    serve: ServeOptions = ServeOptions()
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -10,6 +10,7 @@ ExocubeError
 ├── InputDataError(ValueError)       an input file or table that cannot be used
 ├── CatalogError                     catalogue database problems
 ├── StoreError                       cube store (Zarr) problems
+├── ModelUnavailableError            no trained model can answer a prediction mode
 ├── TransferError                    a download that failed for good
 │   └── ChecksumError                bytes that do not match the expected hash/size
 └── ParallelError                    the Dask cluster could not be reached or started
@@ -54,6 +55,10 @@ class CatalogError(ExocubeError):
 
 class StoreError(ExocubeError):
     """A cube store is missing, inconsistent, or cannot be written."""
+
+
+class ModelUnavailableError(ExocubeError):
+    """No trained model can answer the requested prediction mode (the message says why)."""
 
 
 class TransferError(ExocubeError):

@@ -1,0 +1,84 @@
+"""The answer to one prediction request, and its NetCDF/xarray form."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from numpy.typing import NDArray
+
+from exocube.grid import CF_META
+from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS
+from exocube.surrogate.loading import ModelInfo
+
+SCALAR_META: dict[str, str] = dict(zip(SCALAR_NAMES, SCALAR_UNITS, strict=True))
+FIELD_DIMS_3D = ("plev", "lat", "lon")
+FIELD_DIMS_2D = ("lat", "lon")
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One planet's prediction, with the model and domain facts a caller must see.
+
+    ``fields`` holds float32 arrays: 3-D ``(plev, lat, lon)`` with NaN below the
+    predicted surface, 2-D ``(lat, lon)``; empty in mode ``scalar``. ``scalars``
+    is empty in mode ``datacube``.
+    """
+
+    mode: str
+    params: dict[str, float]
+    defaulted: tuple[str, ...]
+    tidally_locked: bool
+    model: ModelInfo
+    hull_distance: float
+    out_of_domain: bool
+    coords: dict[str, NDArray[np.float64]]
+    fields: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def dataset_version(self) -> str | None:
+        return self.model.dataset_version
+
+    def metadata(self) -> dict[str, Any]:
+        """Everything but the arrays, JSON-ready."""
+        return {
+            "mode": self.mode,
+            "model": {"id": self.model.id, "name": self.model.name,
+                      "checkpoint": self.model.checkpoint},
+            "dataset_version": self.dataset_version,
+            "out_of_domain": self.out_of_domain,
+            "hull_distance": self.hull_distance,
+            "tidally_locked": self.tidally_locked,
+            "params": dict(self.params),
+            "defaulted": list(self.defaulted),
+        }
+
+    def to_dataset(self) -> xr.Dataset:
+        """A CF-style dataset of the fields and scalars, provenance in attributes."""
+        data: dict[str, Any] = {}
+        for name, arr in self.fields.items():
+            dims = FIELD_DIMS_3D if arr.ndim == 3 else FIELD_DIMS_2D
+            std, units = CF_META[name]
+            data[name] = (dims, arr, {"standard_name": std, "units": units})
+        for name, value in self.scalars.items():
+            data[name] = ((), np.float32(value), {"units": SCALAR_META[name]})
+        coords = {"plev": ("plev", self.coords["plev"], {"units": "Pa",
+                                                         "standard_name": "air_pressure"}),
+                  "lat": ("lat", self.coords["lat"], {"units": "degrees_north",
+                                                      "standard_name": "latitude"}),
+                  "lon": ("lon", self.coords["lon"], {"units": "degrees_east",
+                                                      "standard_name": "longitude"})}
+        attrs: dict[str, Any] = {
+            "Conventions": "CF-1.8", "source": "exocube surrogate", "mode": self.mode,
+            "model_id": self.model.id, "model_name": self.model.name,
+            "model_checkpoint": self.model.checkpoint,
+            "dataset_version": self.dataset_version or "",
+            "out_of_domain": int(self.out_of_domain), "hull_distance": self.hull_distance,
+            "tidally_locked": int(self.tidally_locked),
+            "defaulted_params": ",".join(self.defaulted),
+        }
+        attrs.update({k: float(v) for k, v in self.params.items()})
+        return xr.Dataset(data, coords=coords, attrs=attrs)

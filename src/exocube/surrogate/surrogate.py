@@ -1,0 +1,177 @@
+"""Predictions from the catalogue's models: validation, domain check, batched model calls."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from exocube.config import get_settings
+from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
+from exocube.gcm.derived import derive
+from exocube.ml.hull import distance_to_hull
+from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
+from exocube.ml.transforms import encode_params
+from exocube.params import ALL_NAMES, OPTIONAL_NAMES, validate_params
+from exocube.surrogate.loading import MODES, LoadedModel, select_models
+from exocube.surrogate.prediction import Prediction
+
+log = logging.getLogger(__name__)
+
+#: Distance below which a request counts as inside the training hull (as in exocube.ml.hull).
+INSIDE_TOL = 1.0e-3
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A validated request: model inputs, locking flag and what was defaulted."""
+
+    params: dict[str, float]
+    defaulted: tuple[str, ...]
+    tidally_locked: bool
+
+
+def check_request(values: Mapping[str, object]) -> Checked:
+    """Validate one parameter mapping (raises ParameterError) and derive tidal locking."""
+    checked = validate_params(values)
+    planet = derive(checked)
+    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values)
+    return Checked(planet.params, defaulted, planet.tidally_locked)
+
+
+class Surrogate:
+    """The models chosen for each mode, and the domain limit for their answers."""
+
+    def __init__(self, models: Mapping[str, LoadedModel], unavailable: Mapping[str, str],
+                 max_hull_distance: float) -> None:
+        self.models = dict(models)
+        self.unavailable = dict(unavailable)
+        self.max_hull_distance = max_hull_distance
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_catalogue(cls, database_url: str | None = None,
+                       max_hull_distance: float | None = None) -> Surrogate:
+        """Load the newest model for each mode from the catalogue (default: settings)."""
+        settings = get_settings()
+        models, unavailable = select_models(database_url or str(settings.database_url))
+        limit = max_hull_distance if max_hull_distance is not None else (
+            settings.serve.max_hull_distance)
+        return cls(models, unavailable, limit)
+
+    def status(self) -> dict[str, dict[str, Any]]:
+        """For every mode: available or not, the model's identity, or the reason."""
+        out: dict[str, dict[str, Any]] = {}
+        for mode in MODES:
+            if mode in self.models:
+                info = self.models[mode].info
+                out[mode] = {"available": True, "model_id": info.id, "model_name": info.name,
+                             "dataset_version": info.dataset_version, "reason": None}
+            else:
+                out[mode] = {"available": False, "model_id": None, "model_name": None,
+                             "dataset_version": None, "reason": self.unavailable[mode]}
+        return out
+
+    def model_for(self, mode: str) -> LoadedModel:
+        """The model answering ``mode``, or ModelUnavailableError saying why there is none."""
+        if mode not in MODES:
+            raise ParameterError("mode", mode, f"one of {', '.join(MODES)}")
+        if mode not in self.models:
+            raise ModelUnavailableError(f"mode {mode!r} is unavailable: {self.unavailable[mode]}")
+        return self.models[mode]
+
+    def predict(self, params: Mapping[str, object], mode: str = "datacube",
+                allow_extrapolation: bool = False) -> Prediction:
+        """Predict one planet; raise for invalid, refused or unanswerable requests."""
+        (result,) = self.predict_many([params], mode, allow_extrapolation)
+        if isinstance(result, ExocubeError):
+            raise result
+        return result
+
+    def predict_many(self, rows: Sequence[Mapping[str, object]], mode: str = "datacube",
+                     allow_extrapolation: bool = False) -> list[Prediction | ExocubeError]:
+        """Predict many planets in one model call; a bad row yields its error, not a crash.
+
+        Raises ModelUnavailableError (for every row alike) when no model answers ``mode``.
+        """
+        model = self.model_for(mode)
+        results: list[Prediction | ExocubeError | None] = [None] * len(rows)
+        accepted: list[tuple[int, Checked, float]] = []
+        for i, row in enumerate(rows):
+            try:
+                checked = check_request(row)
+                dist = self._hull_distance(model, checked)
+                if dist > self.max_hull_distance and not allow_extrapolation:
+                    raise self._refusal(model, checked, dist)
+            except ParameterError as exc:
+                results[i] = exc
+                continue
+            accepted.append((i, checked, dist))
+        if accepted:
+            outputs = self._run(model, mode, [c for _, c, _ in accepted])
+            for k, (i, checked, dist) in enumerate(accepted):
+                results[i] = self._prediction(model, mode, checked, dist, outputs, k)
+        return [r for r in results if r is not None]
+
+    # -- internals ----------------------------------------------------------------------------
+    @staticmethod
+    def _hull_distance(model: LoadedModel, checked: Checked) -> float:
+        q = encode_params(torch.tensor([[checked.params[n] for n in ALL_NAMES]],
+                                       dtype=torch.float64),
+                          torch.tensor([checked.tidally_locked])).numpy()[0]
+        return distance_to_hull(model.train_encoded, q)
+
+    def _refusal(self, model: LoadedModel, checked: Checked, dist: float) -> ParameterError:
+        """A ParameterError naming the parameter farthest outside the training range."""
+        spec = model.task.hparams.data_spec["params"]
+        train = np.asarray(spec["values"], np.float64)
+        lo, hi = train.min(0), train.max(0)
+        worst, excess = "parameters", 0.0
+        for j, name in enumerate(ALL_NAMES):
+            x = checked.params[name]
+            e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
+            if e > excess:
+                worst, excess = name, e
+        value: object = checked.params.get(worst, dict(checked.params))
+        where = (f"within the training range [{lo[ALL_NAMES.index(worst)]:.4g}, "
+                 f"{hi[ALL_NAMES.index(worst)]:.4g}]" if worst in ALL_NAMES
+                 else "inside the training runs' parameter hull")
+        return ParameterError(
+            worst, value, where,
+            hint=(f"the request lies {dist:.3f} (encoded units, each parameter spans [-1, 1]) "
+                  f"from model {model.info.id}'s training hull, beyond the limit "
+                  f"{self.max_hull_distance}; ask for allow_extrapolation to get an "
+                  "extrapolated answer"))
+
+    def _run(self, model: LoadedModel, mode: str, rows: list[Checked]
+             ) -> dict[str, np.ndarray]:
+        """One batched model call; scalar mode runs the scalar head only."""
+        params = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows],
+                              dtype=torch.float32)
+        locked = torch.tensor([c.tidally_locked for c in rows])
+        task = model.task
+        with self._lock, torch.inference_mode():
+            if mode == "scalar":
+                assert task.scalar_model is not None
+                zs = task.scalar_model(encode_params(params, locked))
+                s = denormalise_scalars(zs.float())
+                return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
+            out = task.predict_physical(params, locked)
+        return {k: v.numpy() for k, v in out.items()}
+
+    @staticmethod
+    def _prediction(model: LoadedModel, mode: str, checked: Checked, dist: float,
+                    outputs: Mapping[str, np.ndarray], k: int) -> Prediction:
+        fields = {} if mode == "scalar" else {
+            n: np.ascontiguousarray(outputs[n][k], dtype=np.float32)
+            for n in model.task.v3 + model.task.v2}
+        scalars = {} if mode == "datacube" else {n: float(outputs[n][k]) for n in SCALAR_NAMES}
+        return Prediction(mode=mode, params=checked.params, defaulted=checked.defaulted,
+                          tidally_locked=checked.tidally_locked, model=model.info,
+                          hull_distance=dist, out_of_domain=dist > INSIDE_TOL,
+                          coords=model.grid, fields=fields, scalars=scalars)

@@ -1,0 +1,17 @@
+"""Fixtures of the surrogate tests: the session's tiny trained model."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from tiny_model import TinyModel, build_tiny_model
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object) -> TinyModel:
+    return build_tiny_model(tmp_path_factory, dask_client)

@@ -1,0 +1,88 @@
+"""A tiny trained surrogate recorded in its own catalogue, made once per test session.
+
+The store comes from the surrogate tests' helpers (real NetCDF run files, real
+ingest and validation); the model is trained for 2 epochs through
+``exocube train fit`` and recorded by the training CLI's catalogue callback.
+Both test folders (tests/surrogate, tests/serve) call :func:`build_tiny_model`;
+the second call finds the finished files under the session's base temp dir.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ml"))
+
+from ml_store import TINY_GRID, make_store, write_run_files
+
+from exocube.catalog import upgrade
+from exocube.cli import main as exocube_main
+from exocube.config import get_settings
+from exocube.gcm.derived import derive
+from exocube.params import ALL_NAMES
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
+CATALOGUE_CSV = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
+                 / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv")
+
+__all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyModel", "build_tiny_model"]
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    database_url: str
+    checkpoint: str
+    store: str
+
+
+def make_consistent(path: str) -> str:
+    """Give a run file the locking flag and rotation period of exocube.gcm.derived (the
+    helpers use their own locking rule), so requests derived the same way fall on the
+    training runs."""
+    with xr.open_dataset(path) as ds:
+        ds = ds.load()
+    planet = derive({n: float(ds.attrs[n]) for n in ALL_NAMES})
+    ds.attrs.update({n: float(v) for n, v in planet.params.items()})
+    ds.attrs["tidally_locked"] = int(planet.tidally_locked)
+    tmp = path + ".tmp"
+    ds.to_netcdf(tmp, engine="netcdf4")
+    os.replace(tmp, path)
+    return path
+
+
+def build_tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object
+                     ) -> TinyModel:
+    """Store + trained model + catalogue row, built once per session (cached on disk)."""
+    root = tmp_path_factory.getbasetemp() / "tiny-surrogate"
+    done = root / "done.json"
+    if done.is_file():
+        return TinyModel(**json.loads(done.read_text()))
+    root.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{root / 'catalog.sqlite'}"
+    upgrade(db)
+    files = [make_consistent(f) for f in write_run_files(root / "gcm", 12)]
+    store = make_store(str(root / "cube.zarr"), files, dask_client, db)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EXOCUBE_DATABASE_URL", db)
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
+                              "--data.database_url", db,
+                              "--trainer.default_root_dir", str(root / "fit")])
+            assert exit_info.value.code in (0, None)
+        finally:
+            get_settings.cache_clear()
+    (ckpt,) = sorted((root / "fit").rglob("best-*.ckpt"))
+    model = TinyModel(database_url=db, checkpoint=str(ckpt), store=store)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(model.__dict__))
+    os.replace(tmp, done)
+    return model
