@@ -1,10 +1,14 @@
-"""Fixtures of the surrogate tests: tiny stores and a datamodule over them."""
+"""Fixtures of the surrogate tests: a tiny store made by the real ingest and validation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
-from ml_store import make_store
+from ml_store import make_store, write_run_files
+
+from exocube.catalog import upgrade
+
+QUARANTINED = "run-0003"
 
 
 @pytest.fixture(autouse=True)
@@ -14,6 +18,16 @@ def _seed_and_threads() -> None:
 
 
 @pytest.fixture(scope="session")
-def tiny_store(tmp_path_factory: pytest.TempPathFactory) -> str:
-    return make_store(tmp_path_factory.mktemp("stores") / "tiny.zarr",
-                      quarantined=("run-0003",))
+def store_db(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A catalogue that outlives single tests: the tiny store's datasets and run scores."""
+    url = f"sqlite:///{tmp_path_factory.mktemp('db') / 'catalog.sqlite'}"
+    upgrade(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory: pytest.TempPathFactory, dask_client, store_db: str) -> str:
+    """12 runs on an 8 x 16 x 6 grid, 2 time steps; run-0003 is broken and quarantined."""
+    root = tmp_path_factory.mktemp("tiny")
+    files = write_run_files(root / "gcm", 12, broken=(3,))
+    return make_store(str(root / "cube.zarr"), files, dask_client, store_db)

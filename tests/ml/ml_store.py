@@ -1,21 +1,21 @@
-"""A tiny cube store following the store contract, written with plain xarray.
+"""Tiny cube stores for the surrogate tests, made by the real ingest.
 
-The fields are analytic and physically consistent: hydrostatic ``zg`` from
-``ta`` and ``hus``, ``hus`` at half of saturation, zonal winds, NaN below
+Run files follow the generator's NetCDF contract; their fields are analytic
+and physically consistent: hydrostatic ``zg`` from ``ta`` and ``hus``, ``hus``
+at half of saturation, zonal winds plus a meridional circulation, NaN below
 ground. The parameters are drawn inside their valid ranges.
 """
 
 from __future__ import annotations
 
-import json
-import warnings
 from pathlib import Path
 
 import numpy as np
 import xarray as xr
 
 from exocube import physics
-from exocube.grid import FIELDS_2D, FIELDS_3D, Grid
+from exocube.cubes import ingest, validate_store
+from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D, Grid
 from exocube.params import ALL_NAMES, SPECS
 
 TINY_GRID = Grid.with_levels(nlat=8, nlon=16, nlev=6, p_bottom=2.0e5, p_top=1.0e3)
@@ -66,37 +66,46 @@ def consistent_fields(p: dict[str, np.ndarray], grid: Grid, locked: np.ndarray,
     return {v: np.stack(a, axis=1).astype(np.float32) for v, a in out.items()}
 
 
-def make_store(path: Path, n_runs: int = 12, grid: Grid = TINY_GRID, n_time: int = 2,
-               seed: int = 0, drop: tuple[str, ...] = (),
-               quarantined: tuple[str, ...] = ()) -> str:
-    """Write a contract-conforming store at ``path``; return its URL."""
+def write_run_files(folder: Path, n_runs: int, grid: Grid = TINY_GRID, n_time: int = 2,
+                    seed: int = 0, broken: tuple[int, ...] = ()) -> list[str]:
+    """One NetCDF file per run in the generator's file contract (CF names, SI units,
+    parameters as global attributes). Runs in ``broken`` get heights doubled, which
+    breaks hydrostatic balance so that validation quarantines them."""
     rng = np.random.default_rng(seed)
     p = sample_params(n_runs, rng)
     locked = p["orbital_period_days"] < 20.0
     fields = consistent_fields(p, grid, locked, rng, n_time)
-    runs = [f"run-{i:04d}" for i in range(n_runs)]
-    dims3, dims2 = ("run", "time", "plev", "lat", "lon"), ("run", "time", "lat", "lon")
-    ds = xr.Dataset(coords={"run": runs, "time": np.arange(n_time, dtype=float),
-                            "plev": grid.plev_array, "lat": grid.lat, "lon": grid.lon})
-    for v, a in fields.items():
-        if v in drop:
-            continue
-        ds[v] = (dims3 if v in FIELDS_3D else dims2, a)
-        axes = (0, 1, 3, 4) if v in FIELDS_3D else None
-        with warnings.catch_warnings():  # all-NaN levels (always below ground) give NaN stats
-            warnings.simplefilter("ignore", RuntimeWarning)
-            ds[f"{v}_mean"] = np.nanmean(a, axis=axes)
-            ds[f"{v}_std"] = np.nanstd(a, axis=axes)
-            ds[f"{v}_min"] = np.nanmin(a, axis=axes)
-            ds[f"{v}_max"] = np.nanmax(a, axis=axes)
-        if v in FIELDS_3D:
-            for k in ("mean", "std", "min", "max"):
-                ds[f"{v}_{k}"] = ("plev", ds[f"{v}_{k}"].values)
-    for name in ALL_NAMES:
-        ds[name] = ("run", p[name].astype(np.float64))
-    ds["gravity_m_s2"] = ("run", physics.surface_gravity(p["mass_earth"], p["radius_earth"]))
-    ds["tidally_locked"] = ("run", locked)
-    ds.attrs.update(schema_version="1", version_id=f"v-test-{seed}",
-                    quarantined_runs=json.dumps(list(quarantined)))
-    ds.to_zarr(path, mode="w", consolidated=True)
-    return str(path)
+    g = physics.surface_gravity(p["mass_earth"], p["radius_earth"])
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n_runs):
+        data = {v: fields[v][i] * (2.0 if (v == "zg" and i in broken) else 1.0)
+                for v in FIELDS_3D + FIELDS_2D}
+        dims4 = ("time", "plev", "lat", "lon")
+        ds = xr.Dataset(
+            {v: (dims4 if v in FIELDS_3D else ("time", "lat", "lon"), a.astype(np.float32),
+                 {"standard_name": CF_META[v][0], "units": CF_META[v][1]})
+             for v, a in data.items()},
+            coords={
+                "time": ("time", np.arange(n_time) * 10.0,
+                         {"units": "days since 2000-01-01", "standard_name": "time"}),
+                "plev": ("plev", grid.plev_array, {"units": "Pa", "standard_name": "air_pressure",
+                                                   "positive": "down"}),
+                "lat": ("lat", grid.lat, {"units": "degrees_north", "standard_name": "latitude"}),
+                "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"}),
+            },
+            attrs={"Conventions": "CF-1.8", "run_id": f"run-{i:04d}",
+                   **{n: float(p[n][i]) for n in ALL_NAMES}, "gravity_m_s2": float(g[i]),
+                   "tidally_locked": int(locked[i]), "r_gas_j_kg_k": physics.R_DRY_AIR},
+        )
+        path = folder / f"run-{i:04d}.nc"
+        ds.to_netcdf(path, engine="netcdf4")
+        paths.append(str(path))
+    return paths
+
+
+def make_store(store: str, files: list[str], client: object, database_url: str) -> str:
+    """Ingest ``files`` into ``store`` and validate it (quarantining broken runs)."""
+    ingest(files, store, client=client, database_url=database_url)
+    validate_store(store, database_url=database_url)
+    return store

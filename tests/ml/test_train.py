@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import sqlalchemy as sa
 import torch
-from ml_store import TINY_GRID, make_store
+from ml_store import TINY_GRID
 
 from exocube.catalog import engine_for
 from exocube.cli import main as exocube_main
+from exocube.cubes import open_store
 from exocube.errors import StoreError
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.hull import ExtrapolationWarning
@@ -21,25 +24,26 @@ from exocube.params import ALL_NAMES, SPECS
 CONF = Path(__file__).parents[1] / "conf" / "surrogate_tiny.yaml"
 
 
-def _fit(store: str, root: Path, *extra: str) -> None:
+def _fit(store: str, db: str, root: Path, *extra: str) -> None:
     """``exocube train fit ...`` through the Typer app, as a user would run it."""
     with pytest.raises(SystemExit) as exit_info:
         exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
-                      "--trainer.default_root_dir", str(root), *extra])
+                      "--data.database_url", db, "--trainer.default_root_dir", str(root),
+                      *extra])
     assert exit_info.value.code in (0, None)
 
 
-def test_fit_fast_dev_run_through_the_cli(tiny_store: str, tmp_path: Path) -> None:
-    _fit(tiny_store, tmp_path, "--trainer.fast_dev_run", "1", "--model.depth", "2",
+def test_fit_fast_dev_run_through_the_cli(tiny_store: str, store_db: str, tmp_path: Path) -> None:
+    _fit(tiny_store, store_db, tmp_path, "--trainer.fast_dev_run", "1", "--model.depth", "2",
          "--model.base_features", "4", "--trainer.precision", "bf16-mixed",
          "--trainer.devices", "1", "--trainer.strategy", "auto")
     assert not list(tmp_path.rglob("best-*.ckpt"))  # fast_dev_run keeps no best model
 
 
 @pytest.fixture(scope="module")
-def trained(tiny_store: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def trained(tiny_store: str, store_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("fit")
-    _fit(tiny_store, root)
+    _fit(tiny_store, store_db, root)
     return root
 
 
@@ -72,17 +76,17 @@ def test_checkpoint_reload_predicts_identically(trained: Path, tiny_store: str) 
     assert np.isnan(pa["ta"][:, 0]).any()  # the 2 bar level is below the predicted ground
 
 
-def test_fit_records_model_with_dataset_version(tiny_store: str, tmp_path: Path,
+def test_fit_records_model_with_dataset_version(tiny_store: str, store_db: str, tmp_path: Path,
                                                 catalog_url: str) -> None:
-    _fit(tiny_store, tmp_path, "--trainer.max_epochs", "1")
+    _fit(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
     with engine_for(catalog_url).connect() as conn:
         rows = conn.execute(sa.text("select checkpoint_uri, dataset_version, metrics, mode "
                                     "from models")).all()
     assert len(rows) == 1
     uri, version, metrics, mode = rows[0]
-    assert version == "v-test-0" and mode == "datacube"
+    assert version == open_store(tiny_store).attrs["version_id"] and mode == "datacube"
     assert Path(uri).is_file()
-    metrics = metrics if isinstance(metrics, dict) else __import__("json").loads(metrics)
+    metrics = metrics if isinstance(metrics, dict) else json.loads(metrics)
     assert np.isfinite(metrics["val/loss"]) and "best_val/loss" in metrics
 
 
@@ -105,12 +109,22 @@ def test_out_of_range_params_warn_with_hull_distance(trained: Path) -> None:
         model.predict(inside[None], np.array([locked]))  # a training point: no warning
 
 
-def test_store_missing_a_variable_is_refused(tmp_path: Path) -> None:
-    url = make_store(tmp_path / "no_hus.zarr", n_runs=6, drop=("hus",))
+def test_store_missing_a_variable_is_refused(tiny_store: str, store_db: str,
+                                             tmp_path: Path) -> None:
+    """A store whose version lacks ``hus`` (its metadata and array removed) is refused
+    when the config asks for ``hus``, and accepted when it does not."""
+    broken = tmp_path / "no_hus.zarr"
+    shutil.copytree(tiny_store, broken)
+    version = next((broken / "versions").iterdir())
+    shutil.rmtree(version / "hus")
+    meta = json.loads((version / "zarr.json").read_text())
+    del meta["consolidated_metadata"]["metadata"]["hus"]
+    (version / "zarr.json").write_text(json.dumps(meta))
     with pytest.raises(StoreError, match=r"lacks \['hus'\]"):
-        CubeDataModule(url).spec  # noqa: B018
-    dm = CubeDataModule(url, variables=["ta", "ua", "va", "zg", "ps", "ts"])
-    assert "hus" not in dm.spec["variables_3d"]
+        CubeDataModule(str(broken), database_url=store_db).spec  # noqa: B018
+    dm = CubeDataModule(str(broken), variables=["ta", "ua", "va", "zg", "ps", "ts"],
+                        database_url=store_db)
+    assert dm.spec["variables_3d"] == ["ta", "ua", "va", "zg"]
 
 
 def test_forward_rejects_wrong_parameter_count(trained: Path) -> None:

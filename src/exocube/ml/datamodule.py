@@ -13,7 +13,8 @@ training parameter table are collected in :attr:`CubeDataModule.spec`, which
 the model saves in its checkpoint.
 
 With ``num_workers > 0`` every worker opens its own store handle on first
-use (handles are not pickled); with ``preload`` the selected runs are read
+use (handles are not pickled). Workers are spawned, not forked: zarr keeps an
+event-loop thread, and a forked copy of it can deadlock. With ``preload`` the selected runs are read
 into memory once in :meth:`CubeDataModule.setup`.
 """
 
@@ -31,23 +32,13 @@ import torch
 import xarray as xr
 from torch.utils.data import DataLoader, Dataset
 
+from exocube.cubes import open_store, quarantined_runs
 from exocube.errors import ConfigError, StoreError
 from exocube.grid import FIELDS_2D, FIELDS_3D
 from exocube.ml.transforms import Augmentation
 from exocube.params import ALL_NAMES
 
 log = logging.getLogger(__name__)
-
-
-def open_store(url: str, version: str | None = None) -> xr.Dataset:
-    """Interim reader of the store contract until exocube.cubes lands."""
-    return xr.open_zarr(url)
-
-
-def quarantined_runs(url: str, version: str | None = None) -> set[str]:
-    """Interim: the quarantine list stored as a JSON attribute."""
-    import json
-    return set(json.loads(xr.open_zarr(url).attrs.get("quarantined_runs", "[]")))
 
 DEFAULT_VARIABLES: tuple[str, ...] = FIELDS_3D + FIELDS_2D
 
@@ -187,6 +178,7 @@ class CubeDataModule(L.LightningDataModule):
         augment_roll, augment_mirror, noise_std: training augmentations.
         split: a fixed split (``{"train": [...], "val": [...], "test": [...]}``), e.g.
             from a checkpoint; overrides the seeded one.
+        database_url: catalogue holding the store's quarantine list (default: settings).
     """
 
     def __init__(self, zarr_root: str, version: str | None = None,
@@ -197,7 +189,8 @@ class CubeDataModule(L.LightningDataModule):
                  batch_size: int = 4, num_workers: int = 0, preload: bool | None = None,
                  preload_limit_mb: float = 1024.0, augment_roll: bool = True,
                  augment_mirror: bool = True, noise_std: float = 0.0,
-                 split: dict[str, list[str]] | None = None) -> None:
+                 split: dict[str, list[str]] | None = None,
+                 database_url: str | None = None) -> None:
         super().__init__()
         self.zarr_root, self.version = zarr_root, version
         self.variables = list(variables) if variables is not None else list(DEFAULT_VARIABLES)
@@ -214,6 +207,7 @@ class CubeDataModule(L.LightningDataModule):
         self.augment_roll, self.augment_mirror, self.noise_std = (
             augment_roll, augment_mirror, noise_std)
         self.fixed_split = split
+        self.database_url = database_url
         self.datasets: dict[str, RunWindowDataset] = {}
         self.augmentation: Augmentation | None = None
 
@@ -254,6 +248,11 @@ class CubeDataModule(L.LightningDataModule):
             raise ConfigError(f"window={self.window} exceeds the store's {ds.sizes['time']} "
                               "time steps")
 
+    def quarantined(self) -> set[str]:
+        """Runs that validation quarantined in this store version (excluded from every split)."""
+        return quarantined_runs(self.zarr_root, self.store.attrs["version_id"],
+                                database_url=self.database_url)
+
     @cached_property
     def spec(self) -> dict[str, Any]:
         """Everything the model must remember about its data (JSON-serialisable)."""
@@ -262,8 +261,7 @@ class CubeDataModule(L.LightningDataModule):
         sub = ds.isel(self._indexers(ds))
         run_ids = [str(r) for r in ds["run"].values]
         split = self.fixed_split or split_runs(
-            run_ids, quarantined_runs(self.zarr_root, self.version), self.val_fraction,
-            self.test_fraction, self.seed)
+            run_ids, self.quarantined(), self.val_fraction, self.test_fraction, self.seed)
         unknown = sorted(set().union(*split.values()) - set(run_ids))
         if unknown:
             raise StoreError(f"split names runs not in the store: {unknown[:5]}; evaluate on "
@@ -277,8 +275,8 @@ class CubeDataModule(L.LightningDataModule):
                 stats[v] = {k: [stats[v][k][i] for i in plev_idx] for k in ("mean", "std")}
         values = np.stack([ds[n].values.astype(float) for n in ALL_NAMES], axis=-1)
         return {
-            "store": self.zarr_root, "version": ds.attrs.get("version_id", self.version),
-            "schema_version": ds.attrs.get("schema_version"),
+            "store": self.zarr_root, "version": str(ds.attrs["version_id"]),
+            "schema_version": str(ds.attrs["schema_version"]),
             "variables_3d": v3, "variables_2d": v2,
             "plev": sub["plev"].values.astype(float).tolist(),
             "lat": sub["lat"].values.astype(float).tolist(),
@@ -313,7 +311,7 @@ class CubeDataModule(L.LightningDataModule):
         if preload is None:
             preload = self._estimated_mb(len(runs)) <= self.preload_limit_mb
         arrays = self._preload(runs) if preload and runs else None
-        return RunWindowDataset(self.zarr_root, self.version, runs, self.spec,
+        return RunWindowDataset(self.zarr_root, self.spec["version"], runs, self.spec,
                                 self._indexers(self.store), arrays)
 
     def setup(self, stage: str | None = None) -> None:
@@ -344,6 +342,7 @@ class CubeDataModule(L.LightningDataModule):
         return DataLoader(ds, batch_size=self.batch_size, shuffle=shuffle,
                           num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0,
+                          multiprocessing_context="spawn" if self.num_workers > 0 else None,
                           drop_last=shuffle and len(ds) > self.batch_size)
 
     def train_dataloader(self) -> DataLoader:
