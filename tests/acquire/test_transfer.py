@@ -193,7 +193,7 @@ def test_verified_part_left_by_a_crash_is_not_downloaded_again(
 
     async def only_fetch() -> None:
         async with make_client(opts) as client:
-            dl = HTTPDownloader(client, Politeness(opts), opts.chunk_size)
+            dl = HTTPDownloader(client, Politeness(opts), opts.chunk_size, opts.resume_min_bytes)
             await dl.fetch(server.url + "/f.bin", PartFile(final), Expected(sha256=SHA))
 
     asyncio.run(only_fetch())  # verified, then "crashed" before the rename

@@ -128,6 +128,7 @@ class AcquireOptions(_Strict):
     breaker_cooldown: float = Field(default=60.0, ge=0)
     resume_min_bytes: int = Field(default=1 << 20, ge=0)
     chunk_size: int = Field(default=1 << 20, ge=1024)
+    read_size: int = Field(default=1 << 20, ge=4096)
     quality_threshold: float = Field(default=0.5, ge=0, le=1)
 
     nasa_exoplanet_archive: NasaExoplanetArchiveOptions = NasaExoplanetArchiveOptions()

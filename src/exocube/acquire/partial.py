@@ -120,7 +120,8 @@ class PartFile:
     def promote(self, target: Path | None = None) -> Path:
         """Rename the verified part to ``target`` (default: its final name)."""
         target = target or self.final
-        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.parent != self.part.parent:
+            target.parent.mkdir(parents=True, exist_ok=True)
         os.replace(self.part, target)
         self.sidecar.unlink(missing_ok=True)
         return target

@@ -27,6 +27,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from exocube import __version__
@@ -113,8 +114,21 @@ def make_timeout(opts: AcquireOptions) -> httpx.Timeout:
     )
 
 
+def set_read_size(nbytes: int) -> None:
+    """Let httpcore read up to ``nbytes`` per ``recv`` on HTTP/1.1 connections.
+
+    httpcore reads 64 KiB at a time (``AsyncHTTP11Connection.READ_NUM_BYTES``, a
+    class attribute with no constructor option); on fast links the per-read
+    Python overhead then caps throughput (``benchmarks/acquire.py`` measures it).
+    This sets the attribute process-wide; it bounds one read and changes nothing
+    else about the protocol.
+    """
+    httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = nbytes
+
+
 def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
     """An ``AsyncClient`` that follows redirects and asks for identity encoding."""
+    set_read_size(opts.read_size)
     limits = httpx.Limits(
         max_connections=max(opts.max_parallel_files, opts.connections_per_host) * 2,
         max_keepalive_connections=max(opts.max_parallel_files, opts.connections_per_host),
@@ -242,7 +256,7 @@ class HTTPDownloader:
     ) -> Fetched:
         meta = part.meta(url)
         if meta is None:
-            part.discard()
+            part.part.unlink(missing_ok=True)
         elif meta.get("verified"):
             return self._reverify(url, part, meta, expected)
         offset = part.offset() if meta else 0
@@ -293,15 +307,16 @@ class HTTPDownloader:
                 f"{url}: server announces {total} bytes, expected {expected.size}"
             )
         resumed = start > 0
-        part.save_meta({
-            "url": url,
-            "etag": resp.headers.get("ETag"),
-            "last_modified": resp.headers.get("Last-Modified"),
-            "expected_size": expected.size if expected.size is not None else total,
-            "hash": "sha256" + ("+md5" if expected.md5 else ""),
-            "resumed": resumed,
-            "resumable": total is None or total >= self.resume_min_bytes,
-        })
+        resumable = total is None or total >= self.resume_min_bytes
+        if resumable:
+            part.save_meta({
+                "url": url,
+                "etag": resp.headers.get("ETag"),
+                "last_modified": resp.headers.get("Last-Modified"),
+                "expected_size": expected.size if expected.size is not None else total,
+                "hash": "sha256" + ("+md5" if expected.md5 else ""),
+                "resumed": resumed,
+            })
         hashes = Hashes(with_md5=bool(expected.md5))
         if resumed:
             await asyncio.to_thread(hashes.update_from_file, part.part, start)
@@ -309,10 +324,11 @@ class HTTPDownloader:
         if total is not None and hashes.size < total:
             raise _Retry(f"short body: got {hashes.size} of {total} bytes")
         check(hashes, expected, url)
-        meta = part.meta(url) or {}
-        meta.update(verified=True, sha256=hashes.sha256.hexdigest(), size=hashes.size,
-                    md5=hashes.md5.hexdigest() if hashes.md5 else None)
-        part.save_meta(meta)
+        if resumable:
+            meta = part.meta(url) or {}
+            meta.update(verified=True, sha256=hashes.sha256.hexdigest(), size=hashes.size,
+                        md5=hashes.md5.hexdigest() if hashes.md5 else None)
+            part.save_meta(meta)
         return Fetched(
             url=url,
             part=part,
