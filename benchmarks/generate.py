@@ -27,14 +27,12 @@ from pathlib import Path
 
 import xarray as xr
 
-from exocube.config import DaskOptions
 from exocube.gcm.derived import derive
-from exocube.gcm.ensemble import run_ensemble
+from exocube.gcm.ensemble import ensemble_client, run_ensemble
 from exocube.gcm.generator import Climate, generate
 from exocube.gcm.netcdf import global_attrs, write_run
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import CF_META, DEFAULT_GRID, FIELDS_3D
-from exocube.parallel import client
 
 
 def to_xarray(climate: Climate, run_id: str) -> xr.Dataset:
@@ -71,7 +69,8 @@ def report(n: int, workers: int, work: Path) -> None:
           f"levels, 1 time step; {n} runs")
 
     start = time.perf_counter()
-    with client(options=DaskOptions(n_workers=workers, threads_per_worker=1)) as dask_client:
+    os.environ["EXOCUBE_DASK__N_WORKERS"] = str(workers)
+    with ensemble_client() as dask_client:
         ready = time.perf_counter()
         result = run_ensemble(specs, work / "ensemble", db, client=dask_client)
         done = time.perf_counter()

@@ -164,7 +164,7 @@ def opacity_ratio(stellar_teff_k: float) -> float:
     return GAMMA_SUN * T_SUN / stellar_teff_k
 
 
-def surface_optical_depth(planet: Planet, gamma: float, iterations: int = 60) -> float:
+def surface_optical_depth(planet: Planet, gamma: float, iterations: int = 400) -> float:
     """Thermal optical depth at the ground, with the water-vapour feedback solved."""
     p = planet.params
     ps_bar = p["surface_pressure_bar"]
@@ -176,7 +176,10 @@ def surface_optical_depth(planet: Planet, gamma: float, iterations: int = 60) ->
         ts = float(ground_temperature4(np.asarray(t_loc4), tau, gamma)) ** 0.25
         column = WATER_COLUMN_FRACTION * RH_SURFACE * float(physics.q_sat(ts, ps)) * ps
         tau_h2o = TAU_H2O_REF * math.log1p(column / planet.gravity / WATER_COLUMN_REF)
-        tau = 0.5 * tau + 0.5 * (tau_dry + tau_h2o)
+        new = 0.5 * tau + 0.5 * (tau_dry + tau_h2o)
+        if abs(new - tau) < 1e-10 * tau:
+            return new
+        tau = new
     return tau
 
 
@@ -392,7 +395,7 @@ def winds(
 
 
 def drag_rate(p_x: Array, p_y: Array, f: Array, ts_range: float, planet: Planet,
-              iterations: int = 12) -> Array:
+              iterations: int = 8) -> Array:
     """Rayleigh drag ``k = k0 + (V/a)(1 + (V/c_s)^2)`` [s-1] at the balanced speed V it allows.
 
     ``V = |P| / sqrt(k^2 + f^2)`` is solved by damped fixed-point iteration;
