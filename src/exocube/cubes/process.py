@@ -20,11 +20,13 @@ def build_run(src: SourceRun, layout: Layout, run_id: str, params: dict[str, flo
     src = _place_horizontally(src, layout)
     fields = _remap_vertically(src, layout, params)
     fields = _reduce_time(fields, src, layout)
-    plev = np.asarray(layout.plev)
-    below = plev[None, :, None, None] > fields["ps"][:, None]
-    for name in FIELDS_3D:
-        fields[name] = np.where(below, np.nan, fields[name])
     cube = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in fields.items()}
+    plev = np.asarray(layout.plev)
+    below = np.broadcast_to(plev[None, :, None, None] > cube["ps"][:, None], cube["ta"].shape)
+    for name in FIELDS_3D:
+        if not cube[name].flags.writeable:
+            cube[name] = cube[name].copy()
+        np.putmask(cube[name], below, np.float32(np.nan))
     attrs = {"format": src.format, "time_units": src.time_units, "ntime_source": int(src.time.size),
              "vertical": src.levels["ta"].kind, "zg_levels": src.levels["zg"].kind}
     return RunCube(run_id=run_id, source=src.path, fields=cube, params=params, attrs=attrs)
@@ -33,8 +35,11 @@ def build_run(src: SourceRun, layout: Layout, run_id: str, params: dict[str, flo
 def _place_horizontally(src: SourceRun, layout: Layout) -> SourceRun:
     lat_order, lon_order, lat, lon = horizontal.canonical_order(src.lat, src.lon)
 
+    sorted_already = (np.array_equal(lat_order, np.arange(lat_order.size))
+                      and np.array_equal(lon_order, np.arange(lon_order.size)))
+
     def order(a: Array) -> Array:
-        return a[..., lat_order, :][..., lon_order]
+        return a if sorted_already else a[..., lat_order, :][..., lon_order]
 
     dst_lat, dst_lon = np.asarray(layout.lat), np.asarray(layout.lon)
     regrid = not horizontal.same_grid(lat, lon, dst_lat, dst_lon)
@@ -83,7 +88,8 @@ def _on_store_levels(levels: VerticalLevels, plev: Array) -> bool:
 
 def _reduce_time(fields: dict[str, Array], src: SourceRun, layout: Layout) -> dict[str, Array]:
     order = np.argsort(src.time, kind="stable")
-    fields = {k: v[order] for k, v in fields.items()}
+    if not np.array_equal(order, np.arange(order.size)):
+        fields = {k: v[order] for k, v in fields.items()}
     nt = src.time.size
     if layout.time_mean_last is None:
         if nt != layout.ntime:

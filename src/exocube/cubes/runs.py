@@ -9,11 +9,15 @@ incomplete and is rewritten by the next ingest.
 from __future__ import annotations
 
 import hashlib
+import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+from numcodecs import Blosc
+from zarr.storage import MemoryStore
 
 from exocube.cubes.schema import Layout, RunCube
 from exocube.cubes.stats import run_stats
@@ -23,6 +27,7 @@ from exocube.grid import FIELDS_2D, FIELDS_3D
 
 DIMS_3D = ("run", "time", "plev", "lat", "lon")
 DIMS_2D = ("run", "time", "lat", "lon")
+SHUFFLE = {"noshuffle": Blosc.NOSHUFFLE, "shuffle": Blosc.SHUFFLE, "bitshuffle": Blosc.BITSHUFFLE}
 
 
 def file_sha256(path: str | Path, block: int = 1 << 22) -> str:
@@ -38,6 +43,40 @@ def run_key(sha256: str, layout: Layout) -> str:
     return f"{sha256}-{layout.digest()}"
 
 
+def metadata_documents(layout: Layout) -> dict[str, bytes]:
+    """The group's and arrays' ``zarr.json`` documents, made by zarr itself once per layout.
+
+    They are the same for every run of a store (only the data differ), so each run
+    group is written as these documents plus one encoded chunk per array.
+    """
+    return _documents(json.dumps(layout.to_json(), sort_keys=True))
+
+
+@lru_cache(maxsize=4)
+def _documents(layout_json: str) -> dict[str, bytes]:
+    layout = Layout.from_json(json.loads(layout_json))
+    store = MemoryStore()
+    group = zarr.open_group(store, mode="w", zarr_format=3)
+    for name in FIELDS_3D + FIELDS_2D:
+        shape = (1, *run_shape(name, layout))
+        group.create_array(name, shape=shape, chunks=shape, dtype=np.float32,
+                           compressors=(compressor(layout),), fill_value=np.float32(np.nan),
+                           dimension_names=DIMS_3D if name in FIELDS_3D else DIMS_2D)
+    return {key: buf.to_bytes() for key, buf in store._store_dict.items()}
+
+
+def run_shape(name: str, layout: Layout) -> tuple[int, ...]:
+    nt, nz, ny, nx = layout.shape3d
+    return (nt, nz, ny, nx) if name in FIELDS_3D else (nt, ny, nx)
+
+
+def encode_chunk(data: np.ndarray, layout: Layout) -> bytes:
+    """The bytes zarr stores for a one-chunk array: little-endian C order, then blosc."""
+    c = layout.compressor
+    codec = Blosc(cname=c["cname"], clevel=c["clevel"], shuffle=SHUFFLE[c["shuffle"]])
+    return bytes(codec.encode(np.ascontiguousarray(data, dtype="<f4")))
+
+
 def read_summary(loc: StoreLocation, key: str) -> dict[str, Any] | None:
     return loc.read_json(f"runs/{key}/{SUMMARY_DOC}")
 
@@ -45,16 +84,11 @@ def read_summary(loc: StoreLocation, key: str) -> dict[str, Any] | None:
 def write_run_group(loc: StoreLocation, key: str, cube: RunCube, layout: Layout,
                     summary: dict[str, Any]) -> dict[str, Any]:
     """Write the run's arrays, then its summary (with statistics); return the summary."""
-    group = zarr.open_group(loc.zarr_store(f"runs/{key}"), mode="w", zarr_format=3)
-    codec = compressor(layout)
+    objects = dict(metadata_documents(layout))
     for name in FIELDS_3D + FIELDS_2D:
-        data = cube.fields[name][None]
-        arr = group.create_array(
-            name, shape=data.shape, chunks=data.shape, dtype=np.float32, compressors=(codec,),
-            fill_value=np.float32(np.nan),
-            dimension_names=DIMS_3D if name in FIELDS_3D else DIMS_2D,
-        )
-        arr[...] = data
+        chunk_key = "/".join([name, "c", *["0"] * (len(run_shape(name, layout)) + 1)])
+        objects[chunk_key] = encode_chunk(cube.fields[name], layout)
+    loc.put_many(f"runs/{key}", objects)
     summary = {**summary, "stats": run_stats(cube.fields), "attrs": cube.attrs}
     loc.write_json(f"runs/{key}/{SUMMARY_DOC}", summary)
     return summary

@@ -49,7 +49,7 @@ class Layout:
     ntime: int
     time_mean_last: int | None = None
     compressor: dict[str, Any] = field(
-        default_factory=lambda: {"cname": "zstd", "clevel": 3, "shuffle": "shuffle"}
+        default_factory=lambda: {"cname": "zstd", "clevel": 1, "shuffle": "shuffle"}
     )
 
     @classmethod

@@ -100,6 +100,17 @@ class StoreLocation:
             os.fsync(fh.fileno())
         os.replace(tmp, full)
 
+    def put_many(self, prefix: str, objects: dict[str, bytes]) -> None:
+        """Write several objects under ``prefix`` (no ordering between them)."""
+        if not self.is_local:
+            self.fs().pipe({self.join(prefix, k): v for k, v in objects.items()})
+            return
+        root = Path(self.join(prefix))
+        for key, data in objects.items():
+            target = root / key
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(data)
+
     def exists(self, path: str) -> bool:
         return bool(self.fs().exists(self.join(path)))
 

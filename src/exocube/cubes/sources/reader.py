@@ -159,7 +159,7 @@ def _field(ds: xr.Dataset, path: str, canon: str, var_name: str, table: AliasTab
             f"and lon dim {dims['lon']!r}"
         )
     order = [d for d in (dims.get("time"), *extra, dims["lat"], dims["lon"]) if d in var.dims]
-    data = xr.DataArray(values, dims=var.dims).transpose(*order).values
+    data = np.transpose(values, [var.dims.index(d) for d in order])
     if "time" not in dims or dims["time"] not in var.dims:
         data = data[None]
     return data, (extra[0] if want_3d else None)
@@ -244,6 +244,6 @@ def _pressure_3d(ds: xr.Dataset, path: str, vdim: str, dims: dict[str, str],
             values = to_si(var.values, units, "Pa", f"{path}: variable {name!r}")
             order = [d for d in (dims.get("time"), vdim, dims["lat"], dims["lon"])
                      if d in var.dims]
-            data = xr.DataArray(values, dims=var.dims).transpose(*order).values
+            data = np.transpose(values, [var.dims.index(d) for d in order])
             return data if dims.get("time") in var.dims else data[None]
     return None

@@ -23,8 +23,11 @@ CONVERSIONS: dict[str, tuple[str, float, float]] = {
 }
 
 
-def to_si(values: NDArray, units: str, expected: str, what: str) -> NDArray[np.float64]:
-    """Convert ``values`` given in ``units`` to the SI unit ``expected``."""
+def to_si(values: NDArray, units: str, expected: str, what: str) -> NDArray[np.floating]:
+    """Convert ``values`` given in ``units`` to the SI unit ``expected``.
+
+    Floating-point values already in SI units come back unchanged (no copy, same dtype).
+    """
     spec = CONVERSIONS.get(units.strip())
     if spec is None or spec[0] != expected:
         known = sorted(k for k, v in CONVERSIONS.items() if v[0] == expected and k)
@@ -33,7 +36,7 @@ def to_si(values: NDArray, units: str, expected: str, what: str) -> NDArray[np.f
             f"use one of {known}"
         )
     _, scale, offset = spec
-    out = np.asarray(values, dtype=np.float64)
-    if scale != 1.0 or offset != 0.0:
-        out = out * scale + offset
+    out = np.asarray(values)
+    if scale != 1.0 or offset != 0.0 or out.dtype.kind != "f":
+        out = out.astype(np.float64) * scale + offset
     return out
