@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import torch
-from ml_store import make_store, write_run_files
+from ml_store import fit_cli, make_store, write_run_files
 
 from exocube.catalog import upgrade
 
@@ -31,3 +33,12 @@ def tiny_store(tmp_path_factory: pytest.TempPathFactory, dask_client, store_db: 
     root = tmp_path_factory.mktemp("tiny")
     files = write_run_files(root / "gcm", 12, broken=(3,))
     return make_store(str(root / "cube.zarr"), files, dask_client, store_db)
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_store: str, store_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("fit")
+    fit_cli(tiny_store, store_db, root)
+    return root
+
+

@@ -11,9 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 import xarray as xr
 
 from exocube import physics
+from exocube.cli import main as exocube_main
 from exocube.cubes import ingest, validate_store
 from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D, Grid
 from exocube.params import ALL_NAMES, SPECS
@@ -109,3 +111,15 @@ def make_store(store: str, files: list[str], client: object, database_url: str) 
     ingest(files, store, client=client, database_url=database_url)
     validate_store(store, database_url=database_url)
     return store
+
+
+CONF = Path(__file__).parents[1] / "conf" / "surrogate_tiny.yaml"
+
+
+def fit_cli(store: str, db: str, root: Path, *extra: str) -> None:
+    """``exocube train fit ...`` through the Typer app, as a user would run it."""
+    with pytest.raises(SystemExit) as exit_info:
+        exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
+                      "--data.database_url", db, "--trainer.default_root_dir", str(root),
+                      *extra])
+    assert exit_info.value.code in (0, None)

@@ -12,8 +12,8 @@ import sqlalchemy as sa
 import torch
 from ml_store import TINY_GRID
 
+from conftest import fit_cli
 from exocube.catalog import engine_for
-from exocube.cli import main as exocube_main
 from exocube.cubes import open_store
 from exocube.errors import StoreError
 from exocube.ml.datamodule import CubeDataModule
@@ -21,30 +21,12 @@ from exocube.ml.hull import ExtrapolationWarning
 from exocube.ml.task import SurrogateTask
 from exocube.params import ALL_NAMES, SPECS
 
-CONF = Path(__file__).parents[1] / "conf" / "surrogate_tiny.yaml"
-
-
-def _fit(store: str, db: str, root: Path, *extra: str) -> None:
-    """``exocube train fit ...`` through the Typer app, as a user would run it."""
-    with pytest.raises(SystemExit) as exit_info:
-        exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
-                      "--data.database_url", db, "--trainer.default_root_dir", str(root),
-                      *extra])
-    assert exit_info.value.code in (0, None)
-
 
 def test_fit_fast_dev_run_through_the_cli(tiny_store: str, store_db: str, tmp_path: Path) -> None:
-    _fit(tiny_store, store_db, tmp_path, "--trainer.fast_dev_run", "1", "--model.depth", "2",
+    fit_cli(tiny_store, store_db, tmp_path, "--trainer.fast_dev_run", "1", "--model.depth", "2",
          "--model.base_features", "4", "--trainer.precision", "bf16-mixed",
          "--trainer.devices", "1", "--trainer.strategy", "auto")
     assert not list(tmp_path.rglob("best-*.ckpt"))  # fast_dev_run keeps no best model
-
-
-@pytest.fixture(scope="module")
-def trained(tiny_store: str, store_db: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("fit")
-    _fit(tiny_store, store_db, root)
-    return root
 
 
 def test_fit_saves_checkpoint_split_and_metrics(trained: Path) -> None:
@@ -78,7 +60,7 @@ def test_checkpoint_reload_predicts_identically(trained: Path, tiny_store: str) 
 
 def test_fit_records_model_with_dataset_version(tiny_store: str, store_db: str, tmp_path: Path,
                                                 catalog_url: str) -> None:
-    _fit(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
+    fit_cli(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
     with engine_for(catalog_url).connect() as conn:
         rows = conn.execute(sa.text("select checkpoint_uri, dataset_version, metrics, mode "
                                     "from models")).all()

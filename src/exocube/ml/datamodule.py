@@ -282,6 +282,8 @@ class CubeDataModule(L.LightningDataModule):
             "lat": sub["lat"].values.astype(float).tolist(),
             "lon": sub["lon"].values.astype(float).tolist(),
             "full_sphere": self.lat_range is None and self.lon_range is None,
+            "selection": {"levels": self.levels, "lat_range": self.lat_range,
+                          "lon_range": self.lon_range},
             "shape": [sub.sizes["plev"], sub.sizes["lat"], sub.sizes["lon"]],
             "n_time": int(ds.sizes["time"]), "window": self.window,
             "stats": stats, "split": split, "seed": self.seed,
