@@ -372,17 +372,20 @@ class HTTPDownloader:
         writer = part.open(start)
         loop = asyncio.get_running_loop()
         hashing: asyncio.Future[None] | None = None
-        buf = bytearray()
+        pieces: list[bytes] = []
+        pending = 0
         received = 0
         try:
             async for chunk in resp.aiter_raw():
-                buf += chunk
+                pieces.append(chunk)
+                pending += len(chunk)
                 received += len(chunk)
                 if progress:
                     progress(len(chunk))
-                if len(buf) >= self.chunk_size:
-                    block = bytes(buf)
-                    buf.clear()
+                if pending >= self.chunk_size:
+                    block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                    pieces.clear()
+                    pending = 0
                     writer.write(block)
                     if hashing:
                         await hashing
@@ -390,9 +393,10 @@ class HTTPDownloader:
         finally:
             if hashing:
                 await hashing
-            if buf:
-                writer.write(bytes(buf))
-                hashes.update(bytes(buf))
+            if pieces:
+                block = b"".join(pieces)
+                writer.write(block)
+                hashes.update(block)
             writer.close(sync=False)
         return received
 

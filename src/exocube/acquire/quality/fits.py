@@ -6,14 +6,18 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
-
-from astropy.io import fits
+from typing import TYPE_CHECKING
 
 from exocube.acquire.quality import QualityReport
+
+if TYPE_CHECKING:
+    from astropy.io import fits
 
 
 def validate_fits(path: Path, expected_extensions: Sequence[str] = ()) -> QualityReport:
     """Quality of one FITS file."""
+    from astropy.io import fits  # heavy: imported when a FITS file is checked
+
     report = QualityReport()
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -29,6 +33,8 @@ def validate_fits(path: Path, expected_extensions: Sequence[str] = ()) -> Qualit
 
 
 def _check_hdus(hdul: fits.HDUList, report: QualityReport, expected: Sequence[str]) -> None:
+    from astropy.io import fits
+
     for index, hdu in enumerate(hdul):
         name = hdu.name or f"HDU {index}"
         if "DATASUM" in hdu.header and hdu.verify_datasum() == 0:

@@ -6,11 +6,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import netCDF4
 import numpy as np
 
 from exocube.acquire.quality import QualityReport
+
+if TYPE_CHECKING:
+    import netCDF4
 
 LAT_UNITS = {"degrees_north", "degree_north", "degree_N", "degrees_N", "degreeN", "degreesN"}
 LON_UNITS = {"degrees_east", "degree_east", "degree_E", "degrees_E", "degreeE", "degreesE"}
@@ -18,6 +21,8 @@ LON_UNITS = {"degrees_east", "degree_east", "degree_E", "degrees_E", "degreeE", 
 
 def validate_netcdf(path: Path, expected_variables: Sequence[str] = ()) -> QualityReport:
     """Quality of one NetCDF file."""
+    import netCDF4  # heavy: imported when a NetCDF file is checked
+
     report = QualityReport()
     try:
         ds = netCDF4.Dataset(path, "r")
@@ -55,6 +60,8 @@ def _check_variable(name: str, var: netCDF4.Variable, report: QualityReport) -> 
     elif (is_coord and name.lower() in ("lon", "longitude")) or units in LON_UNITS:
         _check_range(name, var, -360.0, 360.0, report)
     elif " since " in units:
+        import netCDF4
+
         try:
             netCDF4.num2date(0, units, getattr(var, "calendar", "standard"))
         except ValueError as exc:

@@ -13,10 +13,12 @@ import csv
 import math
 from dataclasses import dataclass
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from exocube.acquire.quality import QualityReport
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 INF = math.inf
 
@@ -48,6 +50,8 @@ class TableSchema:
 
 def validate_table(path: Path, schema: TableSchema) -> QualityReport:
     """Quality of a delimited text table against ``schema``."""
+    import pandas as pd  # heavy: imported when a table is checked
+
     report = QualityReport()
     try:
         frame = _read(path, schema)
@@ -70,6 +74,8 @@ def validate_table(path: Path, schema: TableSchema) -> QualityReport:
 
 
 def _read(path: Path, schema: TableSchema) -> pd.DataFrame:
+    import pandas as pd
+
     if schema.sep == "whitespace":
         return pd.read_csv(path, sep=r"\s+", comment=schema.comment, names=schema.names,
                            header=None if schema.names else "infer", dtype=str,
@@ -94,6 +100,8 @@ def _check_columns(frame: pd.DataFrame, schema: TableSchema, report: QualityRepo
 def _check_numeric(
     frame: pd.DataFrame, col: Column, schema: TableSchema, report: QualityReport
 ) -> None:
+    import pandas as pd
+
     raw = frame[col.name]
     values = pd.to_numeric(raw, errors="coerce")
     bad_type = raw.notna() & values.isna()

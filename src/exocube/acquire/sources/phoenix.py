@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from astropy.io import fits
-
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.plan import PlanContext, PlannedFile
 from exocube.acquire.quality import QualityReport
@@ -77,6 +75,8 @@ async def plan(ctx: PlanContext) -> list[PlannedFile]:
 
 
 def validate(path: Path, item: PlannedFile) -> QualityReport:
+    from astropy.io import fits
+
     report = validate_fits(path)
     if report.errors or item.meta.get("wavelength"):
         return report
