@@ -34,7 +34,7 @@ def test_samples_cover_each_range_once_per_stratum_on_its_scale() -> None:
     n = 40
     runs = sample_runs(n, seed=11)
     for name in ALL_NAMES:
-        if name == "pco2_bar":
+        if name in ("pco2_bar", "mass_earth"):
             continue
         spec = SPECS[name]
         x = np.array([r.params[name] for r in runs])
@@ -50,6 +50,15 @@ def test_co2_never_exceeds_surface_pressure() -> None:
     runs = sample_runs(200, seed=5)
     assert all(r.params["pco2_bar"] <= r.params["surface_pressure_bar"] for r in runs)
     assert all(r.params["pco2_bar"] >= SPECS["pco2_bar"].low for r in runs)
+
+
+def test_sampled_masses_give_plausible_densities() -> None:
+    runs = sample_runs(300, seed=6)
+    density = np.array([r.params["mass_earth"] / r.params["radius_earth"] ** 3 for r in runs])
+    assert density.min() >= 0.25 * (1 - 1e-12) and density.max() <= 2.0 * (1 + 1e-12)
+    masses = np.array([r.params["mass_earth"] for r in runs])
+    assert masses.min() >= SPECS["mass_earth"].low and masses.max() <= SPECS["mass_earth"].high
+    assert masses.max() / masses.min() > 50  # still spans most of the mass range
 
 
 def test_same_seed_same_runs_and_other_seed_other_runs() -> None:

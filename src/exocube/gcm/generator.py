@@ -69,10 +69,11 @@ capacity of the run's air, ``a`` planet radius, ``Omega`` rotation rate,
        k u - f v = P_x,  k v + f u = P_y,  P = -grad Phi',  f = 2 Omega sin phi
        u = (k P_x + f P_y) / (k^2 + f^2),   v = (k P_y - f P_x) / (k^2 + f^2)
 
-   with ``k = k_0 + (V/a)(1 + (V/c_s)^2)``, ``k_0 = 1/(1 day) + sqrt(R dT_h) / a``
+   with ``k = k_0 + (V/a) / (1 - V/c_s)``, ``k_0 = 1/(1 day) + sqrt(R dT_h) / a``
    (surface friction plus advection, dT_h the range of ``ts``), ``V = |P| /
-   sqrt(k^2 + f^2)`` the speed it allows, solved per point (advective damping,
-   and shock dissipation near the sound speed ``c_s``). Where ``|f| >> k`` this is geostrophic
+   sqrt(k^2 + f^2)`` the speed it allows, solved per point by Newton's method
+   (advective damping, growing without bound towards the sound speed ``c_s``
+   at ``T_eq``: shocks keep the balanced flow subsonic). Where ``|f| >> k`` this is geostrophic
    and the shear satisfies thermal wind ``du/dln p = (R / f a) dT_v/dphi``; near
    the equator the drag removes the ``f -> 0`` singularity and gives the
    divergent flow: Hadley cells, and for locked planets the day-night
@@ -396,21 +397,30 @@ def winds(
 
 def drag_rate(p_x: Array, p_y: Array, f: Array, ts_range: float, planet: Planet,
               iterations: int = 8) -> Array:
-    """Rayleigh drag ``k = k0 + (V/a)(1 + (V/c_s)^2)`` [s-1] at the balanced speed V it allows.
+    """Rayleigh drag ``k(V) = k0 + (V/a) / (1 - V/c_s)`` [s-1] at the balanced speed V.
 
-    ``V = |P| / sqrt(k^2 + f^2)`` is solved by damped fixed-point iteration;
-    ``k0 = 1/(1 day) + sqrt(R dT_h) / a``; the ``(V/c_s)^2`` term is the extra
-    dissipation of flow approaching the sound speed ``c_s`` at ``T_eq`` (shocks).
+    ``h(V) = V sqrt(k(V)^2 + f^2) - |P| = 0`` is solved by Newton's method from
+    a speed above the root; ``h`` is increasing and convex, so the iterates
+    decrease monotonically onto it. ``k0 = 1/(1 day) + sqrt(R dT_h) / a``.
+    The advective term grows without bound as V approaches the sound speed
+    ``c_s`` at ``T_eq`` (shock dissipation), so balanced winds stay subsonic.
     """
     a = planet.radius_m
     k0 = 1.0 / TAU_DRAG_S + math.sqrt(planet.r_gas * ts_range) / a
-    sound2 = planet.cp / (planet.cp - planet.r_gas) * planet.r_gas * planet.equilibrium_temperature
+    sound = math.sqrt(planet.cp / (planet.cp - planet.r_gas) * planet.r_gas
+                      * planet.equilibrium_temperature)
     force = np.hypot(p_x, p_y)
-    speed = np.zeros_like(force)
+    # Two points with h >= 0: the linear-drag speed, and c_s (1 - d) with
+    # d = min(0.29, c_s^2 / (2 a |P|)), where the advective term alone gives h >= 0.
+    margin = np.minimum(0.29, sound**2 / (2.0 * a * np.maximum(force, 1e-300)))
+    speed = np.minimum(force / np.sqrt(k0**2 + f**2), sound * (1.0 - margin))
     for _ in range(iterations):
-        k = k0 + speed / a * (1.0 + speed**2 / sound2)
-        speed = 0.5 * speed + 0.5 * force / np.sqrt(k**2 + f**2)
-    return k0 + speed / a * (1.0 + speed**2 / sound2)
+        slow = 1.0 / (1.0 - speed / sound)
+        k = k0 + speed / a * slow
+        root = np.sqrt(k**2 + f**2)
+        slope = root + speed * k * slow**2 / (a * root)
+        speed = np.maximum(speed - (speed * root - force) / slope, 0.0)
+    return k0 + speed / a / (1.0 - speed / sound)
 
 
 def day_night_contrast(ts: Array, grid: Grid) -> float:

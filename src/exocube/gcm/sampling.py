@@ -2,9 +2,12 @@
 
 The hypercube has one sample in each of ``n`` equal strata of every
 parameter's unit interval, mapped linearly onto ``[low, high]`` or, for
-parameters with ``log_scale``, log-uniformly. ``pco2_bar`` is mapped onto
-``[low, min(high, surface_pressure_bar)]`` so that the CO2 partial pressure
-never exceeds the surface pressure.
+parameters with ``log_scale``, log-uniformly. Two ranges depend on earlier
+parameters: ``mass_earth`` is mapped onto the masses that give the sampled
+radius a bulk density of 0.25 to 2 times Earth's (:func:`mass_bounds`), and
+``pco2_bar`` onto ``[low, min(high, surface_pressure_bar)]`` so that the CO2
+partial pressure never exceeds the surface pressure. The strata are equal in
+the unit cube; for these two parameters they are not equal in the value.
 
 CSV columns are matched by exocube parameter name first, then by the NASA
 Exoplanet Archive ``pscomppars`` names (``pl_rade``, ``pl_bmasse``,
@@ -48,6 +51,7 @@ COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
 NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name")
 
 OnInvalid = Literal["raise", "skip"]
+DENSITY_RANGE = (0.25, 2.0)  # bulk density / Earth's, for sampled masses
 
 
 def run_id_for(seed: int, index: int) -> str:
@@ -72,11 +76,26 @@ def scale_to_ranges(unit: NDArray[np.float64]) -> list[dict[str, float]]:
         for name, x in zip(ALL_NAMES, u, strict=True):
             spec = SPECS[name]
             high = spec.high
+            low = spec.low
+            if name == "mass_earth":
+                low, high = mass_bounds(values["radius_earth"])
             if name == "pco2_bar":
                 high = min(high, values["surface_pressure_bar"])
-            values[name] = _scale(float(x), spec.low, high, spec.log_scale)
+            values[name] = _scale(float(x), low, high, spec.log_scale)
         rows.append(values)
     return rows
+
+
+def mass_bounds(radius_earth: float) -> tuple[float, float]:
+    """Masses [M_earth] of a planet of this radius with a plausible bulk density.
+
+    Mean density between 0.25 and 2 times Earth's (``M / R^3`` in Earth units),
+    within the ``mass_earth`` range: from ice-rich worlds to iron-rich, compressed
+    super-Earths.
+    """
+    spec = SPECS["mass_earth"]
+    r3 = radius_earth**3
+    return max(spec.low, DENSITY_RANGE[0] * r3), min(spec.high, DENSITY_RANGE[1] * r3)
 
 
 def _scale(u: float, low: float, high: float, log_scale: bool) -> float:
