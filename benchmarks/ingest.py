@@ -8,7 +8,10 @@ generator, then measures on the same files, in this order:
 - plain loop: ``xarray.open_dataset(f).expand_dims(run=[id]).to_zarr(store,
   append_dim="run")`` per file (the first with ``mode="w"``), serially;
 - exocube: ``exocube.cubes.ingest`` into a new store on a Dask LocalCluster
-  (default 2 workers; cluster start-up excluded, as the others need none).
+  (default 2 workers; starting the cluster and importing exocube on its
+  workers is excluded, as the others need neither; everything else -- catalogue
+  migration check, hashing, remapping, statistics, writing, version commits
+  and catalogue rows -- is timed).
 
 Throughput is input NetCDF megabytes per wall-clock second. The files sit in
 the page cache for all three (they were just written). The machine is shared
@@ -20,6 +23,7 @@ with other engineers; its load average is printed next to the figures.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import tempfile
@@ -62,6 +66,7 @@ def plain_loop(files: list[Path], store: Path) -> float:
 def exocube_ingest(files: list[Path], store: Path, workers: int, db: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     with client(options=DaskOptions(n_workers=workers, threads_per_worker=1)) as dask_client:
+        dask_client.run(importlib.import_module, "exocube.cubes.ingest")
         t1 = time.perf_counter()
         ingest([str(f) for f in files], str(store), client=dask_client, database_url=db)
         t2 = time.perf_counter()
@@ -97,7 +102,8 @@ def report(n: int, phase_bins: int, workers: int, work: Path) -> None:
           f"({plain_s:.2f} s)")
     ours_s, startup = exocube_ingest(files, work / "cube.zarr", workers, db)
     print(f"exocube ingest, {workers} Dask workers:                  {mb / ours_s:8.1f} MB/s "
-          f"({ours_s:.2f} s; cluster start-up {startup:.2f} s not included)")
+          f"({ours_s:.2f} s; cluster start-up and module import on the workers, "
+          f"{startup:.2f} s, not included)")
     assert open_store(str(work / "cube.zarr")).sizes["run"] == n
     stored = sum(p.stat().st_size for p in (work / "cube.zarr").rglob("*") if p.is_file()) / 1e6
     print(f"store size {stored:.0f} MB (blosc-zstd) for {mb:.0f} MB of input")
