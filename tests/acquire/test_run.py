@@ -171,3 +171,27 @@ def test_cli_domain_filter_and_unknown_source(archives: FaultServer, migrated: s
     assert '"genomes1000"' in result.stdout and '"kegg"' not in result.stdout
     bad = CliRunner().invoke(app, ["acquire", "--sources", "nosuch", "--dry-run"])
     assert bad.exit_code != 0
+
+
+def test_cli_run_summary_json_and_failure_exit_code(
+    archives: FaultServer, migrated: str, tmp_path: Path
+) -> None:
+    rel = "release/20130502"
+    tree = archives.resources["/vol1/ftp/current.tree"]
+    lines = tree.body.decode().splitlines()
+    wrong = lines[1].rsplit("\t", 1)[0] + "\t" + "0" * 32  # wrong published MD5 for the VCF
+    tree.body = "\n".join([lines[0], wrong, lines[2]]).encode() + b"\n"
+    out_json = tmp_path / "summary.json"
+    result = CliRunner().invoke(app, ["acquire", "--sources", "genomes1000,geocarb", "--dest",
+                                      str(tmp_path / "data"), "--summary-json", str(out_json)])
+    assert result.exit_code == 2, result.output
+    summary = json.loads(out_json.read_text())
+    g = summary["sources"]["genomes1000"]
+    assert g["failed"] == 1 and g["done"] == 1
+    assert "published MD5" in g["reasons"][0]["reason"]
+    assert summary["sources"]["geocarb"]["done"] == 1
+    vcf = tmp_path / "data" / "genomes1000" / rel / "ALL.chrY.phase3.genotypes.vcf.gz"
+    assert not vcf.exists() and not Path(str(vcf) + ".part").exists()
+    listed = CliRunner().invoke(app, ["acquire", "--list-runs"])
+    assert json.loads(listed.stdout.splitlines()[0])["id"] == summary["run_id"]
+    assert json.loads(listed.stdout.splitlines()[0])["status"] == "completed_with_failures"

@@ -13,6 +13,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+import sqlalchemy as sa
+
 from exocube.catalog import AcquisitionRun, session_scope
 from exocube.errors import CatalogError
 
@@ -55,14 +57,9 @@ def finish_run(db_url: str, run_id: str, checkpoint: dict[str, Any], status: str
 
 
 def list_runs(db_url: str, limit: int = 20) -> list[dict[str, Any]]:
-    import sqlalchemy as sa
-
+    """The most recent runs, newest first."""
     with session_scope(db_url) as s:
         rows = s.execute(sa.select(AcquisitionRun).order_by(AcquisitionRun.started_at.desc())
                          .limit(limit)).scalars().all()
         return [{"id": r.id, "status": r.status, "started_at": r.started_at.isoformat(),
                  "files": len(r.config.get("plan", []))} for r in rows]
-
-
-__all__ = ["CatalogError", "create_run", "finish_run", "list_runs", "load_run",
-           "new_run_id", "save_checkpoint"]

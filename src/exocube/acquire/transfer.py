@@ -232,7 +232,7 @@ class HTTPDownloader:
                     await asyncio.sleep(delay)
                 continue
             except ChecksumError as exc:
-                resumed = bool(part.meta(url) and part.meta(url).get("resumed"))
+                resumed = bool((part.meta(url) or {}).get("resumed"))
                 part.discard()
                 if not resumed or restarted_after_checksum:
                     raise
