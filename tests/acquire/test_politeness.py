@@ -109,9 +109,9 @@ def test_phoenix_grid_url_layout() -> None:
 def test_kegg_list_and_1000genomes_index_and_listing_parsers() -> None:
     assert kegg.parse_list("path:map00010\tGlycolysis\nmap00020\tTCA\n\n") == [
         "path:map00010", "map00020"]
-    index = ("vol1/ftp/release/a.vcf.gz\tfile\t120\t2015-01-01\tabc\n"
+    index = ("vol1/ftp/release/a.vcf.gz\tfile\t120\t2015-01-01\t" + "ab" * 16 + "\n"
              "vol1/ftp/release\tdirectory\t4096\t2015-01-01\t\n")
-    assert genomes1000.parse_index(index, "/vol1/ftp") == [("release/a.vcf.gz", 120, "abc")]
+    assert genomes1000.parse_index(index, "/vol1/ftp") == [("release/a.vcf.gz", 120, "ab" * 16)]
     assert genomes1000.parse_index(index, "/mirror/vol1/ftp")[0][0] == "release/a.vcf.gz"
     with pytest.raises(InputDataError, match="expected 5"):
         genomes1000.parse_index("vol1/ftp/x\tfile\n", "/vol1/ftp")

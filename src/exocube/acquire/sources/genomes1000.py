@@ -2,10 +2,12 @@
 
 Files are found through the project's index file (``current.tree`` at the root
 of ``ftp.1000genomes.ebi.ac.uk/vol1/ftp``): one tab-separated line per entry,
-``path  type  size  updated  md5``. Every selected file is planned with its size
-and published MD5, fetched over FTP (``REST`` resume) or HTTPS, and verified
-against that MD5. Validation checks gzip integrity (VCFs and their tabix
-indexes are BGZF) and a VCF's ``##fileformat=VCF`` header line.
+``path  type  size  updated  md5`` (size and MD5 are recognised by their form,
+so the parser does not depend on the column order after ``type``). Every
+selected file is planned with its size and published MD5, fetched over FTP
+(``REST`` resume) or HTTPS, and verified against that MD5. Validation checks
+gzip integrity (VCFs and their tabix indexes are BGZF) and a VCF's
+``##fileformat=VCF`` header line.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ftplib
 import io
+import re
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -23,6 +26,7 @@ from exocube.acquire.quality import QualityReport
 from exocube.acquire.quality.gzipcheck import validate_gzip
 from exocube.errors import InputDataError, TransferError
 
+MD5 = re.compile(r"[0-9a-fA-F]{32}")
 NAME = "genomes1000"
 DOMAIN = "genomics"
 DESCRIPTION = "1000 Genomes: index file with per-file MD5, FTP/HTTPS downloads"
@@ -49,11 +53,13 @@ def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | 
         if len(cols) < 5:
             raise InputDataError(f"index line {lineno} has {len(cols)} fields, expected 5 "
                                  f"(path, type, size, updated, md5): {line[:80]!r}")
-        path, kind, size, _updated, md5 = cols[:5]
+        path, kind = cols[0], cols[1]
         if kind != "file":
             continue
+        size = next((int(c) for c in cols[2:] if c.strip().isdigit()), None)
+        md5 = next((c.strip().lower() for c in cols[2:] if MD5.fullmatch(c.strip())), None)
         path = next((path.removeprefix(p) for p in prefixes if path.startswith(p)), path)
-        rows.append((path, int(size) if size.isdigit() else None, md5.strip() or None))
+        rows.append((path, size, md5))
     return rows
 
 
