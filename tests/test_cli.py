@@ -152,3 +152,14 @@ def test_demo_generates_the_default_ensemble_and_says_where(
     runs_dir = tmp_path / "demo" / "runs"
     assert str(runs_dir) in out
     assert len(list(runs_dir.glob("gen-s0-*.nc"))) == 3
+
+
+@pytest.mark.slow
+def test_generate_starts_a_local_dask_cluster_for_an_ensemble(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(["generate", "--runs", "8", "--out", str(tmp_path / "o"), "--nlat", "8",
+                          "--nlon", "16", "--nlev", "6"], capsys)
+    assert code == 0, err
+    assert "8 run(s) generated" in out
+    assert len(list((tmp_path / "o").glob("gen-s0-*.nc"))) == 8

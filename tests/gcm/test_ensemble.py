@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from distributed import get_task_stream
 
 from exocube.catalog import Simulation, session_scope
 from exocube.errors import CatalogError, InputDataError
@@ -100,3 +103,38 @@ def test_catalogue_conflict_is_refused_before_anything_is_written(
     with pytest.raises(CatalogError, match="gen-s1-0000"):
         run_ensemble(sample_runs(4, seed=1), tmp_path / "b", catalog_url, grid=SMALL)
     assert not (tmp_path / "b").exists()
+
+
+def test_scheduler_address_reaches_an_existing_cluster(
+    sqlite_url: str, dask_client, tmp_path: Path
+) -> None:
+    specs = sample_runs(3, seed=14)  # fewer than 8: in-process unless a scheduler is named
+    with get_task_stream(client=dask_client) as stream:
+        result = run_ensemble(specs, tmp_path / "runs", sqlite_url, grid=SMALL,
+                              scheduler_address=dask_client.scheduler.address)
+    assert result.n_generated == 3
+    assert any("generate_batch" in str(task["key"]) for task in stream.data)
+
+
+def test_a_worker_killed_mid_run_loses_no_run(
+    sqlite_url: str, dask_client, tmp_path: Path
+) -> None:
+    specs = sample_runs(24, seed=15)
+    pids = dask_client.run(os.getpid)
+    victim = sorted(pids.values())[0]
+    killed: list[int] = []
+
+    def kill_once(_n: int) -> None:
+        if not killed:
+            os.kill(victim, signal.SIGKILL)
+            killed.append(victim)
+
+    result = run_ensemble(specs, tmp_path / "runs", sqlite_url, grid=SMALL, client=dask_client,
+                          on_progress=kill_once)
+    assert killed
+    assert [r.run_id for r in result.records] == [s.run_id for s in specs]
+    assert len(simulations(sqlite_url)) == 24
+    reference = run_ensemble(specs[:4], tmp_path / "ref", sqlite_url, grid=SMALL)
+    for rec in reference.records:
+        assert (tmp_path / "runs" / rec.path.name).read_bytes() == rec.path.read_bytes()
+    dask_client.wait_for_workers(2, timeout=60)
