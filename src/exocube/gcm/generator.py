@@ -88,6 +88,7 @@ Levels below the ground (``p > p_s``) are NaN; ``ps`` is uniform.
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass, field
 
@@ -97,6 +98,8 @@ from numpy.typing import NDArray
 from exocube import physics
 from exocube.gcm.derived import BOND_ALBEDO, Planet
 from exocube.grid import DEFAULT_GRID, Grid
+
+log = logging.getLogger(__name__)
 
 GAMMA_SUN = 0.25
 T_SUN = 5772.0
@@ -181,6 +184,8 @@ def surface_optical_depth(planet: Planet, gamma: float, iterations: int = 400) -
         if abs(new - tau) < 1e-10 * tau:
             return new
         tau = new
+    log.warning("surface optical depth not converged after %d iterations (tau=%.6g) for %s",
+                iterations, tau, planet.params)
     return tau
 
 
