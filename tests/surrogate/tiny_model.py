@@ -60,7 +60,8 @@ def make_consistent(path: str) -> str:
 def build_tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object
                      ) -> TinyModel:
     """Store + trained model + catalogue row, built once per session (cached on disk)."""
-    root = tmp_path_factory.getbasetemp() / "tiny-surrogate"
+    keep = os.environ.get("EXOCUBE_TEST_TINY_MODEL_DIR")  # reuse across runs while developing
+    root = Path(keep) if keep else tmp_path_factory.getbasetemp() / "tiny-surrogate"
     done = root / "done.json"
     if done.is_file():
         return TinyModel(**json.loads(done.read_text()))

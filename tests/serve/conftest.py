@@ -1,0 +1,52 @@
+"""Fixtures of the service tests: the session's tiny model, an in-process client and a
+real uvicorn server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "surrogate"))
+
+from serve_helpers import LiveServer, settings_for
+from tiny_model import TinyModel, build_tiny_model
+
+from exocube.serve import create_app
+
+
+@pytest.fixture(autouse=True)
+def _threads() -> None:
+    torch.set_num_threads(1)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object) -> TinyModel:
+    return build_tiny_model(tmp_path_factory, dask_client)
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> FastAPI:
+    """An app without API keys over the tiny model's catalogue."""
+    return create_app(settings_for(tmp_path_factory.mktemp("app")),
+                      database_url=tiny_model.database_url)
+
+
+@pytest.fixture(scope="module")
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def live_server(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
+                ) -> Iterator[LiveServer]:
+    app = create_app(settings_for(tmp_path_factory.mktemp("live")),
+                     database_url=tiny_model.database_url)
+    with LiveServer(app) as server:
+        yield server
