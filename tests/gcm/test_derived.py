@@ -85,3 +85,12 @@ def test_derived_values_are_finite_over_the_ranges() -> None:
         values["pco2_bar"] = min(values["pco2_bar"], values["surface_pressure_bar"])
         planet = derive(validate_params(values))
         assert all(math.isfinite(float(v)) for v in planet.derived_attrs().values())
+
+
+def test_locking_is_a_period_threshold_near_100_days_for_earth_density() -> None:
+    times = {m: derive(validate_params({**EARTH, "orbital_period_days": 50.0,
+                                        "host_mass_msun": m})).locking_time_yr
+             for m in (0.1, 0.5, 1.4)}
+    assert max(times.values()) == pytest.approx(min(times.values()), rel=1e-9)
+    assert derive(validate_params({**EARTH, "orbital_period_days": 95.0})).tidally_locked
+    assert not derive(validate_params({**EARTH, "orbital_period_days": 100.0})).tidally_locked

@@ -21,7 +21,9 @@ with an initial spin period of 12 h, Q = 100 and k_2 = 0.3. A planet is
 tidally locked when ``t_lock`` < 1 Gyr, or when its given rotation period
 equals its orbital period; a locked planet rotates once per orbit. With
 these numbers Earth gives about 2e11 yr (not locked) and a planet on a
-10-day orbit around a 0.1 M_sun star about 1e5 yr (locked).
+10-day orbit around a 0.1 M_sun star about 1e5 yr (locked). At a fixed period
+``a^6`` scales as ``M_*^2 P^4``, so the host mass cancels: the rule is a period
+threshold (about 100 days at Earth's density, ``t_lock ~ P^4 M_p / R_p^3``).
 
 The atmosphere is Earth air (N2/O2/Ar, 28.96 g/mol) with ``pco2_bar`` of
 CO2 mixed in; its specific gas constant and heat capacity follow from the
