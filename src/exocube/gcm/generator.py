@@ -33,8 +33,8 @@ capacity of the run's air, ``a`` planet radius, ``Omega`` rotation rate,
    (faster rotation, smaller eddies, weaker transport; ``chi`` is 0.5 for Earth).
    Phase bins add the diurnal anomaly damped by the column's radiative time
    ``tau_rad = c_p p_s / (4 g sigma T_eq^3)`` (Showman & Guillot 2002, A&A 385,
-   166) as a forced relaxation: amplitude ``1 / sqrt(1 + (w tau_rad)^2)`` and
-   eastward hot-spot lag ``atan(w tau_rad)``, w the solar-day frequency.
+   166) as a forced relaxation: amplitude ``(1 - chi) / sqrt(1 + (w tau_rad)^2)``
+   and eastward hot-spot lag ``atan(w tau_rad)``, w the solar-day frequency.
 3. Temperature. The irradiated grey profile of Guillot (2010, A&A 520, A27,
    eq. 49) with the column's ``T_loc^4 = F / sigma`` in place of ``f T_irr^4``::
 
