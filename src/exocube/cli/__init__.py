@@ -19,6 +19,7 @@ from exocube.cli import acquire, db
 from exocube.cli import demo as demo_cmd
 from exocube.cli import generate as generate_cmd
 from exocube.cli import ingest as ingest_cmd
+from exocube.cli import serve as serve_cmd
 from exocube.cli import train as train_cmd
 from exocube.errors import ExocubeError
 
@@ -64,6 +65,8 @@ app.command()(train_cmd.evaluate)
 app.command()(acquire.acquire)
 app.command()(generate_cmd.generate)
 app.command()(demo_cmd.demo)
+app.command()(serve_cmd.serve)
+app.command()(serve_cmd.predict)
 
 
 def main(argv: list[str] | None = None) -> None:
