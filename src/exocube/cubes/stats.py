@@ -18,27 +18,29 @@ Stats = dict[str, dict[str, list[float]]]
 
 
 def run_stats(fields: dict[str, NDArray[np.float32]]) -> Stats:
-    """Per-level (3-D) or scalar (2-D) moments of one run's fields."""
+    """Per-level (3-D) or scalar (2-D) moments of one run's fields.
+
+    Works one level at a time: small temporaries stay on the heap (Dask workers
+    run with a low malloc trim threshold, where every large temporary costs a
+    fresh mmap and its page faults).
+    """
     out: Stats = {}
     for name in FIELDS_3D + FIELDS_2D:
-        a = fields[name].astype(np.float64)
-        a = np.moveaxis(a, 1, 0).reshape(a.shape[1], -1) if name in FIELDS_3D else a.reshape(1, -1)
-        out[name] = _moments(a)
+        a = fields[name]
+        slices = [a[:, k] for k in range(a.shape[1])] if name in FIELDS_3D else [a]
+        levels = [_moments(s.ravel()) for s in slices]
+        out[name] = {key: [lv[key] for lv in levels] for key in levels[0]}
     return out
 
 
-def _moments(a: NDArray[np.float64]) -> dict[str, list[float]]:
-    valid = np.isfinite(a)
-    count = valid.sum(axis=1).astype(np.float64)
-    safe = np.where(valid, a, 0.0)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = np.where(count > 0, safe.sum(axis=1) / np.maximum(count, 1), np.nan)
-        m2 = np.where(valid, (a - mean[:, None]) ** 2, 0.0).sum(axis=1)
-    lo = np.where(valid, a, np.inf).min(axis=1)
-    hi = np.where(valid, a, -np.inf).max(axis=1)
-    return {"count": count.tolist(), "mean": _nan_to_none(mean), "m2": m2.tolist(),
-            "min": _nan_to_none(np.where(count > 0, lo, np.nan)),
-            "max": _nan_to_none(np.where(count > 0, hi, np.nan))}
+def _moments(a: NDArray[np.float32]) -> dict[str, Any]:
+    finite = a[np.isfinite(a)].astype(np.float64)
+    if finite.size == 0:
+        return {"count": 0.0, "mean": None, "m2": 0.0, "min": None, "max": None}
+    mean = float(finite.mean())
+    return {"count": float(finite.size), "mean": mean,
+            "m2": float(np.square(finite - mean).sum()),
+            "min": float(finite.min()), "max": float(finite.max())}
 
 
 def _nan_to_none(a: NDArray[np.float64]) -> list[Any]:
