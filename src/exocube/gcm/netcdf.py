@@ -83,6 +83,7 @@ def write_run(climate: Climate, path: Path, run_id: str) -> None:
 def _write(climate: Climate, path: Path, run_id: str) -> None:
     grid = climate.grid
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
+        ds.set_fill_off()  # every value is written, so HDF5 need not pre-fill
         for name, value in global_attrs(climate, run_id).items():
             ds.setncattr(name, _attr_value(value))
         _coord(ds, "time", climate.time_days, standard_name="time", units=TIME_UNITS,
