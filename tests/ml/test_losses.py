@@ -47,6 +47,16 @@ def test_hydrostatic_positive_when_zg_inconsistent(truth: dict[str, torch.Tensor
     assert float(warmer) > 1e-6
 
 
+def test_hydrostatic_uses_each_runs_gas_constant(truth: dict[str, torch.Tensor]) -> None:
+    """Heights built with R = 200 J/kg/K (a CO2-rich atmosphere) balance only with that R."""
+    t = truth
+    zg = t["zg"][:, :1] + (t["zg"] - t["zg"][:, :1]) * (200.0 / 287.05)
+    r = torch.full((zg.shape[0],), 200.0, dtype=torch.float64)
+    assert float(losses.hydrostatic_loss(t["ta"], t["hus"], zg, PLEV, t["g"], t["valid"],
+                                         r)) < 1e-12
+    assert float(losses.hydrostatic_loss(t["ta"], t["hus"], zg, PLEV, t["g"], t["valid"])) > 1e-3
+
+
 def test_hydrostatic_ignores_below_ground_points(truth: dict[str, torch.Tensor]) -> None:
     t = truth
     zg = torch.where(t["valid"], t["zg"], torch.full_like(t["zg"], 1e6))

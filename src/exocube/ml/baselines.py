@@ -53,6 +53,7 @@ class Samples:
     locked: NDArray[np.bool_]
     gravity: Array
     run_index: NDArray[np.int64]
+    r_gas: Array
 
     @property
     def features(self) -> Array:
@@ -81,7 +82,8 @@ def collect(dataset: torch.utils.data.Dataset) -> Samples:
 
     return Samples(stack("x3"), stack("m3"), stack("x2"), stack("m2"),
                    stack("params").astype(np.float64), stack("tidally_locked"),
-                   stack("gravity").astype(np.float64), stack("run_index"))
+                   stack("gravity").astype(np.float64), stack("run_index"),
+                   stack("r_gas").astype(np.float64))
 
 
 class Climatology:

@@ -37,6 +37,7 @@ from exocube.errors import ConfigError, StoreError
 from exocube.grid import FIELDS_2D, FIELDS_3D
 from exocube.ml.transforms import Augmentation
 from exocube.params import ALL_NAMES
+from exocube.physics import R_DRY_AIR
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,7 @@ class RunWindowDataset(Dataset):
         self.param_table = np.asarray(spec["params"]["values"], np.float32)
         self.locked = np.asarray(spec["params"]["tidally_locked"], bool)
         self.gravity = np.asarray(spec["params"]["gravity_m_s2"], np.float32)
+        self.r_gas = np.asarray(spec["params"]["r_gas"], np.float32)
         self.row = {r: i for i, r in enumerate(spec["params"]["runs"])}
         self._ds: xr.Dataset | None = None
 
@@ -156,6 +158,7 @@ class RunWindowDataset(Dataset):
             "params": torch.from_numpy(self.param_table[row]),
             "tidally_locked": torch.tensor(bool(self.locked[row])),
             "gravity": torch.tensor(float(self.gravity[row])),
+            "r_gas": torch.tensor(float(self.r_gas[row])),
             "run_index": torch.tensor(row),
         }
 
@@ -290,7 +293,9 @@ class CubeDataModule(L.LightningDataModule):
             "store_run_index": {r: i for i, r in enumerate(run_ids)},
             "params": {"names": list(ALL_NAMES), "runs": run_ids, "values": values.tolist(),
                        "tidally_locked": ds["tidally_locked"].values.astype(bool).tolist(),
-                       "gravity_m_s2": ds["gravity_m_s2"].values.astype(float).tolist()},
+                       "gravity_m_s2": ds["gravity_m_s2"].values.astype(float).tolist(),
+                       "r_gas": (ds["r_gas_j_kg_k"].values.astype(float).tolist()
+                                 if "r_gas_j_kg_k" in ds else [R_DRY_AIR] * len(run_ids))},
         }
 
     # -- Lightning hooks ---------------------------------------------------------------------

@@ -162,7 +162,7 @@ def field_scores(pred: Array, truth: Array, mask: NDArray[np.bool_], clim: Array
 
 
 def physics_residuals(f3: Array, m3: NDArray[np.bool_], v3: list[str], plev: Array, lat: Array,
-                      params: Array, gravity: Array) -> dict[str, float]:
+                      params: Array, gravity: Array, r_gas: Array) -> dict[str, float]:
     """The physics residuals of physical 3-D fields (a prediction or the truth)."""
     t = {v: torch.tensor(f3[:, i], dtype=torch.float64) for i, v in enumerate(v3)}
     valid = torch.tensor(m3.all(axis=1))
@@ -170,7 +170,8 @@ def physics_residuals(f3: Array, m3: NDArray[np.bool_], v3: list[str], plev: Arr
     g = torch.tensor(gravity, dtype=torch.float64)
     out: dict[str, float] = {}
     if {"ta", "hus", "zg"} <= set(t):
-        r, lv = losses.hydrostatic_residual(t["ta"], t["hus"], t["zg"], p, g, valid)
+        r, lv = losses.hydrostatic_residual(t["ta"], t["hus"], t["zg"], p, g, valid,
+                                            torch.tensor(r_gas, dtype=torch.float64))
         out["hydrostatic_rel_rms"] = float(torch.sqrt((r**2).sum() / lv.sum().clamp_min(1)))
     if {"ta", "hus"} <= set(t):
         ta = torch.where(valid, t["ta"], torch.full_like(t["ta"], 250.0))
@@ -211,7 +212,7 @@ def score_model(pred: Prediction, truth: Prediction, s: Samples, clim: Predictio
     fields.update({v: field_scores(pred.f2[:, i], truth.f2[:, i], s.m2[:, i], clim.f2[0, i], lat)
                    for i, v in enumerate(v2)})
     out: dict[str, Any] = {"fields": fields, "physics": physics_residuals(
-        pred.f3, s.m3, v3, plev, lat, s.params, s.gravity)}
+        pred.f3, s.m3, v3, plev, lat, s.params, s.gravity, s.r_gas)}
     if truth_scalars is not None:
         derived = field_scalars(pred.f2, v2, lat, lon, substellar)
         out["scalars_from_fields"] = scalar_scores(derived, truth_scalars)
@@ -238,8 +239,8 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
     for b in baselines:
         log.info("fitting baseline %s on %d training samples", b.name, len(train.params))
         x3, x2 = s.unflat(b.fit(train).predict(s.features))
-        p = truth_of(Samples(x3, s.m3, x2, s.m2, s.params, s.locked, s.gravity, s.run_index),
-                     test_ds)
+        p = truth_of(Samples(x3, s.m3, x2, s.m2, s.params, s.locked, s.gravity, s.run_index,
+                             s.r_gas), test_ds)
         if b.name == "climatology":
             clim_pred = p
         if with_baselines or b.name == "climatology":
@@ -254,7 +255,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
         "n_train_runs": len(spec["split"]["train"]),
         "truth": {"physics": physics_residuals(truth.f3, s.m3, spec["variables_3d"],
                                                np.asarray(spec["plev"]), lat, s.params,
-                                               s.gravity)},
+                                               s.gravity, s.r_gas)},
         "models": {name: score_model(p, truth, s, clim_pred, spec, substellar, truth_sc)
                    for name, p in preds.items()},
     }

@@ -8,8 +8,9 @@ non-negative scalar that is zero exactly when the constraint holds:
 hydrostatic
     Between adjacent valid levels ``k`` (lower) and ``k+1`` (upper) the
     geopotential-height difference must equal the hypsometric thickness
-    ``(R_d / g) * 0.5 (Tv_k + Tv_k+1) * ln(p_k / p_k+1)`` with ``Tv`` the
-    virtual temperature. The residual is relative to that thickness; the loss
+    ``(R / g) * 0.5 (Tv_k + Tv_k+1) * ln(p_k / p_k+1)`` with ``Tv`` the
+    virtual temperature and ``R`` the run's gas constant (the store's
+    ``r_gas_j_kg_k``; dry air when absent). The residual is relative to that thickness; the loss
     is its mean square.
 humidity
     ``0 <= hus <= q_sat(ta, p)``. The violation ``max(-hus, 0) + max(hus - q_sat, 0)``
@@ -41,6 +42,7 @@ import torch
 from torch import Tensor, nn
 
 from exocube.ml import thermo
+from exocube.physics import R_DRY_AIR
 
 U_REF = 10.0  # m s-1, wind scale of the mass-continuity residual
 P_REF = 1.0e5  # Pa, pressure scale of the mass-continuity residual
@@ -52,12 +54,16 @@ def _masked_mean(x: Tensor, valid: Tensor, weight: Tensor | None = None) -> Tens
 
 
 def hydrostatic_residual(ta: Tensor, hus: Tensor, zg: Tensor, plev: Tensor, gravity: Tensor,
-                         valid: Tensor) -> tuple[Tensor, Tensor]:
-    """Relative hypsometric residual per layer ``(B, L-1, H, W)`` and its validity mask."""
+                         valid: Tensor, r_gas: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Relative hypsometric residual per layer ``(B, L-1, H, W)`` and its validity mask.
+
+    ``r_gas`` ``(B,)`` is each atmosphere's specific gas constant (default: dry air).
+    """
     tv = thermo.virtual_temperature(ta, hus)
     g = gravity.reshape(-1, 1, 1, 1)
     p = plev.reshape(1, -1, 1, 1)
-    thick = thermo.layer_thickness(tv[:, :-1], tv[:, 1:], p[:, :-1], p[:, 1:], g)
+    r = R_DRY_AIR if r_gas is None else r_gas.reshape(-1, 1, 1, 1)
+    thick = thermo.layer_thickness(tv[:, :-1], tv[:, 1:], p[:, :-1], p[:, 1:], g, r)
     dz = zg[:, 1:] - zg[:, :-1]
     layer_valid = valid[:, :-1] & valid[:, 1:]
     safe_thick = torch.where(layer_valid, thick, torch.ones_like(thick))
@@ -66,9 +72,9 @@ def hydrostatic_residual(ta: Tensor, hus: Tensor, zg: Tensor, plev: Tensor, grav
 
 
 def hydrostatic_loss(ta: Tensor, hus: Tensor, zg: Tensor, plev: Tensor, gravity: Tensor,
-                     valid: Tensor) -> Tensor:
+                     valid: Tensor, r_gas: Tensor | None = None) -> Tensor:
     """Mean squared relative hydrostatic residual over valid layers."""
-    resid, layer_valid = hydrostatic_residual(ta, hus, zg, plev, gravity, valid)
+    resid, layer_valid = hydrostatic_residual(ta, hus, zg, plev, gravity, valid, r_gas)
     return _masked_mean(resid.square(), layer_valid)
 
 

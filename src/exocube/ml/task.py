@@ -107,14 +107,15 @@ class SurrogateTask(L.LightningModule):
         return z3, z2, zs
 
     # -- losses ----------------------------------------------------------------------------
-    def physics_losses(self, f3: Tensor, valid: Tensor, gravity: Tensor) -> dict[str, Tensor]:
+    def physics_losses(self, f3: Tensor, valid: Tensor, gravity: Tensor,
+                       r_gas: Tensor | None = None) -> dict[str, Tensor]:
         """The active physics terms on physical 3-D fields ``(B, C3, L, H, W)``."""
         c = self.ch
         out: dict[str, Tensor] = {}
         if "hydrostatic" in self.physics_terms:
             out["hydrostatic"] = losses.hydrostatic_loss(
                 f3[:, c["ta"]], f3[:, c["hus"]], f3[:, c["zg"]], self.plev, gravity,
-                valid[:, c["zg"]] & valid[:, c["ta"]])
+                valid[:, c["zg"]] & valid[:, c["ta"]], r_gas)
         if "humidity" in self.physics_terms:
             out["humidity"] = losses.humidity_loss(f3[:, c["hus"]], f3[:, c["ta"]], self.plev,
                                                    valid[:, c["hus"]], self.hus_scale)
@@ -131,7 +132,7 @@ class SurrogateTask(L.LightningModule):
                                                               self.lat)])
         terms = {"data": ch_loss.mean()}
         f3 = self.normaliser.denorm3(z3.float())
-        terms.update(self.physics_losses(f3, batch["m3"], batch["gravity"]))
+        terms.update(self.physics_losses(f3, batch["m3"], batch["gravity"], batch.get("r_gas")))
         if zs is not None:
             truth = self.truth_scalars(batch)
             terms["scalar"] = torch.nn.functional.mse_loss(zs, normalise_scalars(truth))

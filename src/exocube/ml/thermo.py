@@ -39,7 +39,7 @@ def virtual_temperature(ta: Tensor, hus: Tensor) -> Tensor:
 
 
 def layer_thickness(tv_lower: Tensor, tv_upper: Tensor, p_lower: Tensor, p_upper: Tensor,
-                    gravity: Tensor, r_gas: float = R_DRY_AIR) -> Tensor:
+                    gravity: Tensor, r_gas: float | Tensor = R_DRY_AIR) -> Tensor:
     """Hypsometric thickness [m] between two pressure levels (``p_lower > p_upper``)."""
     return r_gas / gravity * 0.5 * (tv_lower + tv_upper) * torch.log(p_lower / p_upper)
 

@@ -1,0 +1,97 @@
+"""Cost of the training augmentations relative to one training step.
+
+Builds a random batch at the default grid (20 x 32 x 64, all seven fields),
+times the augmentation (longitude roll + hemispheric mirror + field noise)
+and one optimiser step of the U-Net on the same batch (forward, physics
+losses, backward, AdamW), and prints the ratio. Target: under 5 %.
+
+    .venv/bin/python benchmarks/augment.py [--batch 4] [--repeats 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from exocube.grid import DEFAULT_GRID, FIELDS_2D, FIELDS_3D
+from exocube.ml.task import SurrogateTask
+from exocube.ml.transforms import Augmentation
+from exocube.params import ALL_NAMES, SPECS
+
+
+def fake_spec(nlev: int, nlat: int, nlon: int) -> dict:
+    """A data spec for the default grid with unit statistics (timing only)."""
+    stats = {v: {"mean": [0.0] * nlev, "std": [1.0] * nlev} for v in FIELDS_3D}
+    stats["ta"] = {"mean": [250.0] * nlev, "std": [30.0] * nlev}
+    stats["zg"] = {"mean": list(np.linspace(0, 4e4, nlev)), "std": [1e3] * nlev}
+    stats["hus"] = {"mean": [1e-3] * nlev, "std": [1e-3] * nlev}
+    stats.update({"ps": {"mean": 1e5, "std": 1e4}, "ts": {"mean": 280.0, "std": 30.0}})
+    mid = [[0.5 * (SPECS[n].low + SPECS[n].high) for n in ALL_NAMES]]
+    return {"variables_3d": list(FIELDS_3D), "variables_2d": list(FIELDS_2D),
+            "plev": list(DEFAULT_GRID.plev), "lat": DEFAULT_GRID.lat.tolist(),
+            "lon": DEFAULT_GRID.lon.tolist(), "shape": [nlev, nlat, nlon], "full_sphere": True,
+            "stats": stats, "window": 1, "n_time": 1, "version": "bench",
+            "split": {"train": ["r0"], "val": [], "test": []},
+            "params": {"names": list(ALL_NAMES), "runs": ["r0"], "values": mid,
+                       "tidally_locked": [False], "gravity_m_s2": [9.8], "r_gas": [287.0]}}
+
+
+def random_batch(b: int, shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
+    mid = torch.tensor([[0.5 * (SPECS[n].low + SPECS[n].high) for n in ALL_NAMES]] * b)
+    m3 = torch.ones(b, len(FIELDS_3D), *shape, dtype=torch.bool)
+    m3[:, :, 0] = False
+    return {"x3": torch.randn(b, len(FIELDS_3D), *shape), "m3": m3,
+            "x2": torch.randn(b, len(FIELDS_2D), *shape[1:]),
+            "m2": torch.ones(b, len(FIELDS_2D), *shape[1:], dtype=torch.bool),
+            "params": mid, "tidally_locked": torch.arange(b) % 2 == 0,
+            "gravity": torch.full((b,), 9.8), "r_gas": torch.full((b,), 287.0),
+            "run_index": torch.zeros(b, dtype=torch.long)}
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--base-features", type=int, default=16)
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    shape = DEFAULT_GRID.shape
+    model = SurrogateTask(depth=args.depth, base_features=args.base_features,
+                          data_spec=fake_spec(*shape))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    batch = random_batch(args.batch, shape)
+    aug = Augmentation(roll=True, mirror=True, noise_std=0.05, va_channel=FIELDS_3D.index("va"),
+                       va_offset=torch.zeros(shape[0]))
+
+    def step() -> None:
+        terms, _, _ = model._terms(batch)
+        loss = model._total(terms)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    t_aug = timed(lambda: aug(batch), args.repeats)
+    t_step = timed(step, args.repeats)
+    print(f"grid {shape} batch {args.batch}, U-Net depth {args.depth} width "
+          f"{args.base_features}, torch threads {torch.get_num_threads()}")
+    print(f"augmentation (roll + mirror + noise): {1e3 * t_aug:8.2f} ms per batch")
+    print(f"training step (baseline)            : {1e3 * t_step:8.2f} ms per batch")
+    print(f"augmentation / training step        : {100 * t_aug / t_step:8.2f} %  (target < 5 %)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,74 @@
+"""Latency of one datacube prediction on CPU.
+
+Builds the U-Net for the store's grid (default 20 x 32 x 64; weights do not
+change the cost), then times ``predict_physical`` for one parameter vector:
+forward pass, de-normalisation and the below-ground mask. The baseline in the
+same run is reading and decoding that run's seven fields from the store
+(the cost of looking the answer up if it had been simulated). Target: under
+100 ms per datacube on CPU (the seed system quoted 5 s).
+
+    .venv/bin/python benchmarks/predict.py --store STORE [--repeats 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+
+from exocube.cubes import open_store
+from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.task import SurrogateTask
+from exocube.params import ALL_NAMES
+
+
+def median_time(fn, repeats: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return float(np.median(times))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", required=True)
+    ap.add_argument("--database-url", default=None)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--depth", type=int, default=3)
+    ap.add_argument("--base-features", type=int, default=16)
+    ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    dm = CubeDataModule(args.store, database_url=args.database_url)
+    model = SurrogateTask(depth=args.depth, base_features=args.base_features,
+                          data_spec=dm.spec).eval()
+    spec = dm.spec
+    params = torch.tensor([spec["params"]["values"][0]], dtype=torch.float32)
+    locked = torch.tensor([bool(spec["params"]["tidally_locked"][0])])
+    t_pred = median_time(lambda: model.predict_physical(params, locked), args.repeats)
+
+    ds = open_store(args.store)
+    fields = spec["variables_3d"] + spec["variables_2d"]
+    run = ds.isel(run=0)
+
+    def read() -> None:
+        for v in fields:
+            np.asarray(run[v].values)
+
+    t_read = median_time(read, args.repeats)
+    n = sum(p.numel() for p in model.parameters())
+    print(f"grid {tuple(spec['shape'])}, U-Net depth {args.depth} width {args.base_features} "
+          f"({n / 1e6:.2f} M parameters), {len(ALL_NAMES)} inputs, "
+          f"torch threads {torch.get_num_threads()}")
+    print(f"predict one datacube (U-Net, CPU)        : {1e3 * t_pred:8.1f} ms  (target < 100 ms)")
+    print(f"read + decode one run from store (baseline): {1e3 * t_read:8.1f} ms")
+    print(f"prediction / store read                   : {t_pred / t_read:8.2f} x")
+
+
+if __name__ == "__main__":
+    main()
