@@ -39,7 +39,7 @@ def client(
         threads_per_worker=opts.threads_per_worker,
         memory_limit=opts.memory_limit,
         processes=True,
-        dashboard_address=None,
+        dashboard_address=":0",
     )
     log.info("started Dask LocalCluster with %d workers", opts.n_workers)
     try:
