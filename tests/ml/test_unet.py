@@ -93,3 +93,14 @@ def test_forcing_maps() -> None:
     torch.testing.assert_close(rotating, (torch.cos(torch.deg2rad(lat)) / math.pi)
                                .reshape(-1, 1).expand(3, 4))
     assert float(f[0, 4, 0, 0, 0]) == pytest.approx(math.log(2.0))  # p > ps: below ground
+
+
+def test_inference_convolution_matches_the_autograd_path() -> None:
+    net = SphereUNet3d(GRID, n_params=3, out_3d=2, out_2d=1, depth=2, base_features=4)
+    forcing = torch.randn(1, N_FORCING, *GRID)
+    params = torch.randn(1, 3)
+    with torch.no_grad():
+        fast3, fast2 = net(forcing, params)
+    slow3, slow2 = net(forcing, params)  # gradients enabled: the standard convolution
+    torch.testing.assert_close(fast3, slow3.detach(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(fast2, slow2.detach(), atol=1e-5, rtol=1e-4)

@@ -74,6 +74,22 @@ class FiLM(nn.Module):
         return x * (1.0 + gamma.reshape(shape)) + beta.reshape(shape)
 
 
+class Conv3d(nn.Conv3d):
+    """``nn.Conv3d`` that calls oneDNN directly for CPU inference.
+
+    For small batches PyTorch's CPU dispatcher picks a slow direct 3-D
+    convolution (about 3x slower for one datacube); without gradients the
+    oneDNN kernel gives the same result (to float32 round-off) faster.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
+                and torch.backends.mkldnn.is_available()):
+            return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, self.padding,
+                                            self.stride, self.dilation, self.groups)
+        return super().forward(x)
+
+
 class ConvBlock(nn.Module):
     """Two (sphere pad, 3x3x3 conv, group norm, FiLM, GELU) layers."""
 
@@ -81,7 +97,7 @@ class ConvBlock(nn.Module):
                  pole_fold: bool) -> None:
         super().__init__()
         self.pad = SpherePad3d(1, periodic_lon, pole_fold)
-        self.convs = nn.ModuleList([nn.Conv3d(c_in, c_out, 3), nn.Conv3d(c_out, c_out, 3)])
+        self.convs = nn.ModuleList([Conv3d(c_in, c_out, 3), Conv3d(c_out, c_out, 3)])
         groups = math.gcd(c_out, 8)
         self.norms = nn.ModuleList([nn.GroupNorm(groups, c_out), nn.GroupNorm(groups, c_out)])
         self.films = nn.ModuleList([FiLM(cond_dim, c_out), FiLM(cond_dim, c_out)])
@@ -146,12 +162,6 @@ class SphereUNet3d(nn.Module):
         if params.shape != (forcing.shape[0], self.n_params):
             raise ValueError(f"params must be ({forcing.shape[0]}, {self.n_params}), "
                              f"got {tuple(params.shape)}")
-        if forcing.shape[0] == 1 and not torch.is_grad_enabled():
-            # For a batch of one, PyTorch's CPU backend picks a slow direct 3-D convolution;
-            # two identical samples select oneDNN and are several times faster.
-            out3, out2 = self.forward(forcing.expand(2, *forcing.shape[1:]),
-                                      params.expand(2, -1))
-            return out3[:1], None if out2 is None else out2[:1]
         cond = self.cond_net(params)
         skips = []
         x = forcing
