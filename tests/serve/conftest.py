@@ -46,7 +46,9 @@ def client(app: FastAPI) -> Iterator[TestClient]:
 @pytest.fixture(scope="module")
 def live_server(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
                 ) -> Iterator[LiveServer]:
-    app = create_app(settings_for(tmp_path_factory.mktemp("live")),
+    """A live server whose batcher waits up to 20 ms for requests to join a batch."""
+    app = create_app(settings_for(tmp_path_factory.mktemp("live"),
+                                  serve={"max_wait_ms": 20.0}),
                      database_url=tiny_model.database_url)
     with LiveServer(app) as server:
         yield server

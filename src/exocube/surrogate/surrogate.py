@@ -44,25 +44,34 @@ def check_request(values: Mapping[str, object]) -> Checked:
     return Checked(planet.params, defaulted, planet.tidally_locked)
 
 
+def encode_rows(rows: Sequence[Checked]) -> torch.Tensor:
+    """The model's parameter encoding of validated rows, ``(N, len(ALL_NAMES) + 1)`` float64."""
+    values = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows], dtype=torch.float64)
+    return encode_params(values, torch.tensor([c.tidally_locked for c in rows]))
+
+
 class Surrogate:
     """The models chosen for each mode, and the domain limit for their answers."""
 
     def __init__(self, models: Mapping[str, LoadedModel], unavailable: Mapping[str, str],
-                 max_hull_distance: float) -> None:
+                 max_hull_distance: float, torch_threads: int = 1) -> None:
         self.models = dict(models)
         self.unavailable = dict(unavailable)
         self.max_hull_distance = max_hull_distance
+        self.torch_threads = torch_threads
         self._lock = threading.Lock()
 
     @classmethod
     def from_catalogue(cls, database_url: str | None = None,
-                       max_hull_distance: float | None = None) -> Surrogate:
-        """Load the newest model for each mode from the catalogue (default: settings)."""
+                       max_hull_distance: float | None = None,
+                       torch_threads: int | None = None) -> Surrogate:
+        """Load the newest model for each mode from the catalogue (default: settings);
+        the hull limit and PyTorch threads default to the ``serve`` settings."""
         settings = get_settings()
         models, unavailable = select_models(database_url or str(settings.database_url))
         limit = max_hull_distance if max_hull_distance is not None else (
             settings.serve.max_hull_distance)
-        return cls(models, unavailable, limit)
+        return cls(models, unavailable, limit, torch_threads or settings.serve.torch_threads)
 
     def status(self) -> dict[str, dict[str, Any]]:
         """For every mode: available or not, the model's identity, or the reason."""
@@ -101,31 +110,30 @@ class Surrogate:
         """
         model = self.model_for(mode)
         results: list[Prediction | ExocubeError | None] = [None] * len(rows)
-        accepted: list[tuple[int, Checked, float]] = []
+        checked: list[tuple[int, Checked]] = []
         for i, row in enumerate(rows):
             try:
-                checked = check_request(row)
-                dist = self._hull_distance(model, checked)
-                if dist > self.max_hull_distance and not allow_extrapolation:
-                    raise self._refusal(model, checked, dist)
+                checked.append((i, check_request(row)))
             except ParameterError as exc:
                 results[i] = exc
-                continue
-            accepted.append((i, checked, dist))
-        if accepted:
-            outputs = self._run(model, mode, [c for _, c, _ in accepted])
-            for k, (i, checked, dist) in enumerate(accepted):
-                results[i] = self._prediction(model, mode, checked, dist, outputs, k)
+        if checked:
+            encoded = encode_rows([c for _, c in checked])
+            accepted: list[tuple[int, Checked, float, int]] = []
+            for k, (i, c) in enumerate(checked):
+                dist = distance_to_hull(model.train_encoded, encoded[k].numpy())
+                if dist > self.max_hull_distance and not allow_extrapolation:
+                    results[i] = self._refusal(model, c, dist)
+                else:
+                    accepted.append((i, c, dist, k))
+            if accepted:
+                keep = torch.tensor([k for *_, k in accepted])
+                outputs = self._run(model, mode, [c for _, c, _, _ in accepted],
+                                    encoded[keep])
+                for j, (i, c, dist, _) in enumerate(accepted):
+                    results[i] = self._prediction(model, mode, c, dist, outputs, j)
         return [r for r in results if r is not None]
 
     # -- internals ----------------------------------------------------------------------------
-    @staticmethod
-    def _hull_distance(model: LoadedModel, checked: Checked) -> float:
-        q = encode_params(torch.tensor([[checked.params[n] for n in ALL_NAMES]],
-                                       dtype=torch.float64),
-                          torch.tensor([checked.tidally_locked])).numpy()[0]
-        return distance_to_hull(model.train_encoded, q)
-
     def _refusal(self, model: LoadedModel, checked: Checked, dist: float) -> ParameterError:
         """A ParameterError naming the parameter farthest outside the training range."""
         spec = model.task.hparams.data_spec["params"]
@@ -148,17 +156,20 @@ class Surrogate:
                   f"{self.max_hull_distance}; ask for allow_extrapolation to get an "
                   "extrapolated answer"))
 
-    def _run(self, model: LoadedModel, mode: str, rows: list[Checked]
+    def _run(self, model: LoadedModel, mode: str, rows: list[Checked], encoded: torch.Tensor
              ) -> dict[str, np.ndarray]:
-        """One batched model call; scalar mode runs the scalar head only."""
+        """One batched model call; scalar mode runs the scalar head only, on the rows'
+        encoded parameters."""
         params = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows],
                               dtype=torch.float32)
         locked = torch.tensor([c.tidally_locked for c in rows])
         task = model.task
         with self._lock, torch.inference_mode():
+            if torch.get_num_threads() != self.torch_threads:
+                torch.set_num_threads(self.torch_threads)
             if mode == "scalar":
                 assert task.scalar_model is not None
-                zs = task.scalar_model(encode_params(params, locked))
+                zs = task.scalar_model(encoded.float())
                 s = denormalise_scalars(zs.float())
                 return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
             out = task.predict_physical(params, locked)

@@ -1,0 +1,250 @@
+"""HTTP serving throughput and latency, against the seed system's quoted figures.
+
+Starts ``exocube serve`` in a subprocess (response cache disabled, so every
+request reaches the model) and drives it from a second process with 1, 8 and
+32 concurrent clients for a bounded time each. Prints p50/p99 latency and
+requests/s for scalar requests (JSON) and datacube requests (NumPy binary),
+the error count, and the bytes of one datacube response as JSON and as
+binary. Baselines printed next to the figures: measured in this run, GET
+/health from the same client (the HTTP floor), the in-process model call
+without HTTP (for the datacube, one ``predict_physical``
+call; for the scalar, the scalar head) and the JSON size; quoted, the seed
+system's 0.4 s (scalar) and 5 s (datacube).
+
+The model is the newest one in the catalogue given by --database-url (e.g.
+the demo's); without one, a small one is built under --workdir: a 12-run
+ensemble from the built-in generator on the default 20 x 32 x 64 grid, and
+one epoch of the configs/surrogate_cpu_small.yaml U-Net (the weights do not
+change the cost).
+
+    .venv/bin/python benchmarks/serve.py [--database-url URL] [--duration 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+EXOCUBE = str(Path(sys.executable).with_name("exocube"))
+SEED_SCALAR_S, SEED_DATACUBE_S = 0.4, 5.0
+CLIENTS = (1, 8, 32)
+
+
+def build_model(workdir: Path) -> str:
+    """A catalogue with one small trained model on the default grid; its URL."""
+    db = f"sqlite:///{workdir / 'catalog.sqlite'}"
+    env = {**os.environ, "EXOCUBE_HOME": str(workdir / "home"), "EXOCUBE_DATABASE_URL": db}
+    if list(workdir.glob("fit/**/best-*.ckpt")):
+        return db
+    runs = workdir / "runs"
+
+    def sh(*args: str) -> None:
+        print("+ exocube", " ".join(args[:3]), "...", flush=True)
+        subprocess.run([EXOCUBE, *args], check=True, env=env, cwd=ROOT)
+
+    sh("generate", "--out", str(runs), "--runs", "12", "--seed", "7")
+    sh("ingest", *sorted(glob.glob(str(runs / "*.nc"))), "--store", str(workdir / "cube.zarr"))
+    sh("train", "fit", "--config", "configs/surrogate_cpu_small.yaml",
+       "--data.zarr_root", str(workdir / "cube.zarr"), "--trainer.max_epochs", "1",
+       "--trainer.default_root_dir", str(workdir / "fit"))
+    return db
+
+
+def training_body(db: str) -> tuple[dict[str, float], object]:
+    from exocube.params import ALL_NAMES
+    from exocube.surrogate import Surrogate
+
+    s = Surrogate.from_catalogue(db)
+    spec = s.models["datacube"].task.hparams.data_spec
+    row = spec["params"]["runs"].index(spec["split"]["train"][0])
+    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True)), s
+
+
+def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
+                         ) -> tuple[float, float]:
+    """Median seconds of one in-process model call: scalar head, full datacube."""
+    import torch
+
+    from exocube.ml.transforms import encode_params
+    from exocube.params import ALL_NAMES
+
+    task = s.models["datacube"].task  # type: ignore[attr-defined]
+    p = torch.tensor([[body[n] for n in ALL_NAMES]], dtype=torch.float32)
+    locked = torch.tensor([True])
+
+    def med(fn) -> float:
+        fn()
+        ts = []
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            ts.append(time.perf_counter() - t0)
+        return statistics.median(ts)
+
+    torch.set_num_threads(1)  # as the server (serve.torch_threads)
+    with torch.inference_mode():
+        scalar = med(lambda: task.scalar_model(encode_params(p, locked)))
+        cube = med(lambda: task.predict_physical(p, locked))
+    return scalar, cube
+
+
+def datacube_sizes(url: str, body: dict[str, float]) -> tuple[int, int, int]:
+    """Bytes of one datacube answer: JSON, JSON without the temperature_field copy, and the
+    two NumPy binary answers (3-D fields, 2-D fields) that carry the same arrays."""
+    r = httpx.post(url + "/predict/datacube", json=body, timeout=60)
+    r.raise_for_status()
+    json_b = len(r.content)
+    dedup_b = r.content.rindex(b', "temperature_field": ') + 2
+    npy_b = 0
+    for variables in ("ta,ua,va,hus,zg", "ps,ts"):
+        b = httpx.post(url + "/predict/datacube", params={"variables": variables}, json=body,
+                       headers={"Accept": "application/x-npy"}, timeout=60)
+        b.raise_for_status()
+        npy_b += len(b.content)
+    return json_b, dedup_b, npy_b
+
+
+def start_server(db: str, port: int) -> subprocess.Popen:
+    env = {**os.environ, "EXOCUBE_DATABASE_URL": db, "EXOCUBE_SERVE__CACHE_SIZE": "0",
+           "EXOCUBE_HOME": tempfile.mkdtemp(prefix="exocube-bench-home-")}
+    proc = subprocess.Popen([EXOCUBE, "serve", "--port", str(port), "--log-level", "warning"],
+                            env=env, cwd=ROOT)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/ready", timeout=2).status_code == 200:
+                return proc
+        except httpx.TransportError:
+            pass
+        if proc.poll() is not None:
+            raise SystemExit(f"exocube serve exited with {proc.returncode}")
+        time.sleep(0.3)
+    proc.terminate()
+    raise SystemExit("exocube serve did not become ready in 120 s")
+
+
+async def _drive(url: str, kind: str, clients: int, duration: float,
+                 body: dict[str, float]) -> dict[str, object]:
+    path, accept = {"scalar": ("/predict/scalar", "application/json"),
+                    "datacube": ("/predict/datacube", "application/x-npy"),
+                    "health": ("/health", "application/json")}[kind]
+    lat: list[float] = []
+    errors = 0
+    counter = 0
+    stop = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=60, limits=limits) as http:
+
+        async def worker() -> None:
+            nonlocal errors, counter
+            while time.perf_counter() < stop:
+                counter += 1  # distinct bodies: no two requests are identical
+                b = {**body, "pco2_bar": body["pco2_bar"] * (1 + 1e-6 * counter)}
+                t0 = time.perf_counter()
+                try:
+                    if kind == "health":
+                        r = await http.get(path)
+                    else:
+                        r = await http.post(path, json=b, headers={"Accept": accept})
+                    ok = r.status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                lat.append(time.perf_counter() - t0)
+                errors += not ok
+
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        wall = time.perf_counter() - t0
+    return {"kind": kind, "clients": clients, "n": len(lat), "errors": errors,
+            "p50": float(np.percentile(lat, 50)), "p99": float(np.percentile(lat, 99)),
+            "rps": len(lat) / wall}
+
+
+def drive_main(args: argparse.Namespace) -> None:
+    """The second process: one load level, JSON result on stdout."""
+    body = json.loads(args.body)
+    print(json.dumps(asyncio.run(_drive(args.drive, args.kind, args.clients, args.duration,
+                                        body))))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--database-url", help="catalogue with a trained model")
+    ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir())
+                    / "exocube-bench-serve")
+    ap.add_argument("--duration", type=float, default=4.0, help="seconds per load level")
+    ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--drive", help=argparse.SUPPRESS)
+    ap.add_argument("--kind", help=argparse.SUPPRESS)
+    ap.add_argument("--clients", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--body", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.drive:
+        drive_main(args)
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    db = args.database_url or build_model(args.workdir)
+    body, surrogate = training_body(db)
+    base_scalar, base_cube = in_process_baselines(surrogate, body)
+    print(f"cores: {os.cpu_count()} (shared machine: other processes compete for them)")
+    print(f"in-process model call (measured baseline): scalar head {base_scalar * 1e3:.2f} ms, "
+          f"datacube {base_cube * 1e3:.1f} ms")
+    proc = start_server(db, args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        sizes = datacube_sizes(url, body)
+        results = []
+        for kind in ("health", "scalar", "datacube"):
+            for clients in (1,) if kind == "health" else CLIENTS:
+                out = subprocess.run(
+                    [sys.executable, __file__, "--drive", url, "--kind", kind, "--clients",
+                     str(clients), "--duration", str(args.duration), "--body", json.dumps(body)],
+                    check=True, capture_output=True, text=True)
+                results.append(json.loads(out.stdout))
+        batching = httpx.get(url + "/ready", timeout=10).json()["ready"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print(f"\n{'kind':<9}{'clients':>8}{'requests':>10}{'errors':>8}{'p50 ms':>10}"
+          f"{'p99 ms':>10}{'req/s':>9}  vs seed quoted")
+    for r in results:
+        if r["kind"] == "health":
+            print(f"{'health':<9}{1:>8}{r['n']:>10}{r['errors']:>8}{r['p50'] * 1e3:>10.2f}"
+                  f"{r['p99'] * 1e3:>10.2f}{r['rps']:>9.1f}  (HTTP floor: GET /health)")
+            continue
+        seed = SEED_SCALAR_S if r["kind"] == "scalar" else SEED_DATACUBE_S
+        print(f"{r['kind']:<9}{r['clients']:>8}{r['n']:>10}{r['errors']:>8}"
+              f"{r['p50'] * 1e3:>10.2f}{r['p99'] * 1e3:>10.2f}{r['rps']:>9.1f}"
+              f"  p50 {seed / r['p50']:.0f}x faster than {seed:g} s")
+    one = {r["kind"]: r for r in results if r["clients"] == 1}
+    print(f"\nscalar p50 (1 client) {one['scalar']['p50'] * 1e3:.2f} ms; target < 5 ms; "
+          f"the HTTP floor (GET /health, same client) is {one['health']['p50'] * 1e3:.2f} ms "
+          f"and the in-process scalar head {base_scalar * 1e3:.2f} ms")
+    print(f"datacube p50 (1 client, binary) {one['datacube']['p50'] * 1e3:.1f} ms; target "
+          f"< 100 ms; in-process predict_physical {base_cube * 1e3:.1f} ms "
+          f"(ratio {one['datacube']['p50'] / base_cube:.2f})")
+    json_b, dedup_b, npy_b = sizes
+    print(f"datacube response bytes, all 7 fields: JSON {json_b:,} ({dedup_b:,} without the "
+          f"compatibility copy of ta as temperature_field) vs NumPy binary {npy_b:,} "
+          f"(3-D and 2-D arrays); binary {json_b / npy_b:.1f}x smaller "
+          f"({dedup_b / npy_b:.1f}x without the copy); target >= 5x")
+    errors = sum(r["errors"] for r in results if r["clients"] == 32)
+    print(f"errors at 32 clients: {errors}; server still ready afterwards: {batching}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,150 @@
+"""Response bodies by content negotiation: JSON, NetCDF and NumPy binary.
+
+JSON carries the coordinates and nested arrays (NaN below the surface as
+null). NetCDF is the CF dataset of :meth:`Prediction.to_dataset`. NumPy
+binary (``application/x-npy``: an ``.npy`` file; ``application/octet-stream``:
+the raw C-order bytes) stacks the chosen variables into one array, described
+by the ``X-Array-*`` headers. Every format carries the model and domain facts
+in ``X-*`` headers as well.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from exocube.errors import ParameterError
+from exocube.grid import CF_META
+from exocube.ml.scalar import SCALAR_NAMES
+from exocube.surrogate import Prediction
+from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META
+
+JSON = "application/json"
+NETCDF = "application/x-netcdf"
+NPY = "application/x-npy"
+RAW = "application/octet-stream"
+MEDIA_TYPES: tuple[str, ...] = (JSON, NETCDF, NPY, RAW)
+
+
+def negotiate(accept: str | None) -> str | None:
+    """The first supported media type in an Accept header (by q-value), or None."""
+    if not accept or not accept.strip():
+        return JSON
+    offers: list[tuple[float, int, str]] = []
+    for i, part in enumerate(accept.split(",")):
+        pieces = [p.strip() for p in part.split(";")]
+        q = 1.0
+        for p in pieces[1:]:
+            if p.startswith("q="):
+                try:
+                    q = float(p[2:])
+                except ValueError:
+                    q = 0.0
+        offers.append((-q, i, pieces[0].lower()))
+    for negq, _, media in sorted(offers):
+        if negq == 0:
+            continue
+        if media in MEDIA_TYPES:
+            return media
+        if media in ("*/*", "application/*"):
+            return JSON
+    return None
+
+
+@dataclass(frozen=True)
+class Encoded:
+    body: bytes
+    media_type: str
+    headers: dict[str, str]
+
+
+def headers_for(p: Prediction) -> dict[str, str]:
+    h = {"X-Model-Id": str(p.model.id), "X-Model-Name": p.model.name,
+         "X-Dataset-Version": p.dataset_version or "",
+         "X-Out-Of-Domain": "true" if p.out_of_domain else "false",
+         "X-Hull-Distance": repr(p.hull_distance),
+         "X-Tidally-Locked": "true" if p.tidally_locked else "false"}
+    if p.scalars:
+        h["X-Scalars"] = json.dumps(p.scalars)
+    return h
+
+
+def encode(p: Prediction, media: str, variables: Sequence[str] | None) -> Encoded:
+    """The body and headers of ``p`` in ``media``."""
+    if media == JSON:
+        return Encoded(to_json(p), JSON, headers_for(p))
+    if media == NETCDF:
+        return Encoded(to_netcdf(p, variables), NETCDF, headers_for(p))
+    arr, names, dims = stacked(p, variables)
+    headers = {**headers_for(p), "X-Array-Shape": ",".join(map(str, arr.shape)),
+               "X-Array-Dtype": arr.dtype.str, "X-Array-Dims": ",".join(dims),
+               "X-Array-Variables": ",".join(names)}
+    if media == NPY:
+        buf = io.BytesIO()
+        np.lib.format.write_array(buf, arr, allow_pickle=False)
+        return Encoded(buf.getvalue(), NPY, headers)
+    return Encoded(arr.tobytes(order="C"), RAW, headers)
+
+
+def _array_json(a: np.ndarray) -> str:
+    return json.dumps(a.tolist()).replace("NaN", "null")
+
+
+def to_json(p: Prediction) -> bytes:
+    """Metadata, scalars, coordinates and nested field arrays as one JSON document."""
+    doc = p.metadata()
+    doc["scalars"] = p.scalars
+    units = {n: SCALAR_META[n] for n in p.scalars}
+    if not p.fields:
+        doc["units"] = units
+        return json.dumps(doc).encode()
+    units.update({n: CF_META[n][1] for n in p.fields})
+    doc["units"] = units
+    doc["coords"] = {k: v.tolist() for k, v in p.coords.items()}
+    doc["dims"] = {n: list(FIELD_DIMS_3D if a.ndim == 3 else FIELD_DIMS_2D)
+                   for n, a in p.fields.items()}
+    if "ta" in p.fields:
+        doc["dims"]["temperature_field"] = doc["dims"]["ta"]
+    head = json.dumps(doc)[:-1]  # reopen the object to append the fields
+    parts = [f'"{n}": {_array_json(a)}' for n, a in p.fields.items()]
+    if "ta" in p.fields:
+        parts.append(f'"temperature_field": {_array_json(p.fields["ta"])}')
+    return (head + ', "fields": {' + ", ".join(parts) + "}}").encode()
+
+
+def to_netcdf(p: Prediction, variables: Sequence[str] | None) -> bytes:
+    ds = p.to_dataset()
+    if variables:
+        missing = [v for v in variables if v not in ds.data_vars]
+        if missing:
+            raise ParameterError("variables", ",".join(missing),
+                                 f"names among {', '.join(map(str, ds.data_vars))}")
+        ds = ds[list(variables)]
+    return bytes(ds.to_netcdf(engine="netcdf4"))
+
+
+def stacked(p: Prediction, variables: Sequence[str] | None
+            ) -> tuple[np.ndarray, list[str], list[str]]:
+    """One array of the chosen variables: 3-D fields by default, scalars in scalar mode."""
+    if not p.fields:
+        names = list(variables or SCALAR_NAMES)
+        unknown = [v for v in names if v not in p.scalars]
+        if unknown:
+            raise ParameterError("variables", ",".join(unknown),
+                                 f"names among {', '.join(SCALAR_NAMES)}")
+        return np.array([p.scalars[n] for n in names], np.float64), names, ["variable"]
+    names = list(variables or [n for n, a in p.fields.items() if a.ndim == 3])
+    unknown = [v for v in names if v not in p.fields]
+    if unknown:
+        raise ParameterError("variables", ",".join(unknown),
+                             f"field names among {', '.join(p.fields)}")
+    ndims = {p.fields[n].ndim for n in names}
+    if len(ndims) != 1:
+        raise ParameterError("variables", ",".join(names),
+                             "fields of one kind: 3-D (ta ua va hus zg) or 2-D (ps ts)")
+    dims = ["variable", *(FIELD_DIMS_3D if ndims == {3} else FIELD_DIMS_2D)]
+    return np.stack([p.fields[n] for n in names]), names, dims

@@ -1,0 +1,78 @@
+"""What the running service holds: settings, loaded models, cache and batcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from exocube.config import Settings
+from exocube.errors import ExocubeError
+from exocube.params import ALL_NAMES
+from exocube.serve.batching import MicroBatcher
+from exocube.serve.cache import PredictionCache
+from exocube.surrogate import MODES, Surrogate
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ServiceState:
+    """The service's models and machinery; models are loaded by the app's lifespan."""
+
+    settings: Settings
+    database_url: str
+    surrogate: Surrogate | None = None
+    answering: dict[str, bool] = field(default_factory=dict)
+    cache: PredictionCache = field(init=False)
+    batcher: MicroBatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        opts = self.settings.serve
+        self.cache = PredictionCache(opts.cache_size, int(opts.cache_max_mb * 2**20))
+        self.batcher = MicroBatcher(lambda: self.surrogate, opts.max_batch,
+                                    opts.max_wait_ms / 1000.0)
+
+    @property
+    def api_keys(self) -> list[str]:
+        return [k.get_secret_value() for k in self.settings.api_keys]
+
+    async def load(self) -> None:
+        """(Re)load the catalogue's models and probe each mode with a training run."""
+        surrogate = await asyncio.to_thread(
+            Surrogate.from_catalogue, self.database_url, self.settings.serve.max_hull_distance,
+            self.settings.serve.torch_threads)
+        answering = await asyncio.to_thread(probe, surrogate)
+        self.surrogate, self.answering = surrogate, answering
+        self.cache.clear()
+
+    def status(self) -> dict[str, dict[str, object]]:
+        if self.surrogate is None:
+            return {m: {"available": False, "answering": False, "model_id": None,
+                        "model_name": None, "dataset_version": None,
+                        "reason": "models are not loaded yet"} for m in MODES}
+        out = self.surrogate.status()
+        for mode, st in out.items():
+            st["answering"] = self.answering.get(mode, False)
+        return out
+
+    @property
+    def ready(self) -> bool:
+        return self.surrogate is not None and any(self.answering.values())
+
+
+def probe(surrogate: Surrogate) -> dict[str, bool]:
+    """Ask each available mode for one training run's prediction; True where it answers."""
+    out: dict[str, bool] = {}
+    for mode, model in surrogate.models.items():
+        p = model.task.hparams.data_spec["params"]
+        row = p["runs"].index(model.task.hparams.data_spec["split"]["train"][0])
+        params = dict(zip(ALL_NAMES, p["values"][row], strict=True))
+        try:
+            surrogate.predict(params, mode, allow_extrapolation=True)
+        except ExocubeError as exc:
+            log.error("model %s does not answer mode %s: %s", model.info.id, mode, exc)
+            out[mode] = False
+        else:
+            out[mode] = True
+    return out
