@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import glob
 import logging
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
@@ -35,6 +36,8 @@ from exocube.grid import DEFAULT_GRID, Grid
 
 log = logging.getLogger(__name__)
 ERRORS = ("raise", "skip")
+TASKS_PER_THREAD = 4
+BATCH_MAX = 8
 
 
 @dataclass
@@ -163,48 +166,68 @@ def process_file(path: str, task: FileTask) -> dict[str, Any]:
     return {**write_run_group(task.loc, key, cube, task.layout, base), "status": "written"}
 
 
+def process_batch(paths: list[str], task: FileTask) -> list[dict[str, Any]]:
+    """Worker side: several files per task, so scheduling costs little per file.
+
+    An unusable file does not stop the batch: its outcome carries the error
+    message, and the client raises it or skips the file.
+    """
+    outcomes = []
+    for path in paths:
+        try:
+            outcomes.append(process_file(path, task))
+        except InputDataError as exc:
+            outcomes.append({"status": "error", "file": path, "error": str(exc)})
+    return outcomes
+
+
+def batches(paths: list[str], threads: int) -> list[list[str]]:
+    """About four tasks per worker thread, at most eight files each."""
+    size = min(BATCH_MAX, max(1, math.ceil(len(paths) / (TASKS_PER_THREAD * threads))))
+    return [paths[i:i + size] for i in range(0, len(paths), size)]
+
+
 def _run(client: Client, paths: list[str], task: FileTask, parent: dict[str, Any] | None,
          commit_every: int, errors: str, result: IngestResult, progress: bool) -> None:
     run_ids = {r["run_id"]: r["sha256"] for r in (parent or {}).get("runs", [])}
-    futures = client.map(process_file, paths, task=task, pure=False)
+    threads = max(sum(client.nthreads().values()), 1)
+    futures = client.map(process_batch, batches(paths, threads), task=task, pure=False)
     pending: list[dict[str, Any]] = []
     bar = Progress(transient=True) if progress else nullcontext()
-    with bar:
-        bar_task = bar.add_task("ingest", total=len(paths)) if progress else None
-        for future in as_completed(futures):
-            outcome = _outcome(future, errors, result, futures)
-            if progress:
-                bar.advance(bar_task)
-            if outcome is None:
-                continue
-            if outcome["status"] == "present":
-                result.unchanged.append(outcome["file"])
-                continue
-            _check_unique(outcome, run_ids)
-            pending.append(outcome)
-            if len(pending) >= commit_every:
-                parent = _commit(task, parent, pending, result)
-                pending = []
+    try:
+        with bar:
+            bar_task = bar.add_task("ingest", total=len(paths)) if progress else None
+            for future in as_completed(futures):
+                for outcome in future.result():
+                    if progress:
+                        bar.advance(bar_task)
+                    if not _keep(outcome, errors, result, run_ids):
+                        continue
+                    pending.append(outcome)
+                    if len(pending) >= commit_every:
+                        parent = _commit(task, parent, pending, result)
+                        pending = []
+    except BaseException:
+        client.cancel(futures)
+        raise
     if pending:
         _commit(task, parent, pending, result)
 
 
-def _outcome(future: Any, errors: str, result: IngestResult, futures: list[Any]
-             ) -> dict[str, Any] | None:
-    try:
-        return future.result()
-    except InputDataError as exc:
-        if errors == "skip":
-            log.warning("skipped: %s", exc)
-            result.skipped[str(exc).split(":", 1)[0]] = str(exc)
-            return None
-        for other in futures:
-            other.cancel()
-        raise
-    except BaseException:
-        for other in futures:
-            other.cancel()
-        raise
+def _keep(outcome: dict[str, Any], errors: str, result: IngestResult,
+          run_ids: dict[str, str]) -> bool:
+    """Whether an outcome is a run to commit; raises for bad input unless skipping."""
+    if outcome["status"] == "error":
+        if errors == "raise":
+            raise InputDataError(outcome["error"])
+        log.warning("skipped: %s", outcome["error"])
+        result.skipped[outcome["file"]] = outcome["error"]
+        return False
+    if outcome["status"] == "present":
+        result.unchanged.append(outcome["file"])
+        return False
+    _check_unique(outcome, run_ids)
+    return True
 
 
 def _check_unique(outcome: dict[str, Any], run_ids: dict[str, str]) -> None:

@@ -62,9 +62,10 @@ def _remap_vertically(src: SourceRun, layout: Layout, params: dict[str, float]
     ps, ts = src.fields["ps"], src.fields["ts"]
     out = {"ps": ps, "ts": ts}
     main = src.levels["ta"]
-    p = main.pressure(ps)
+    identity = _on_store_levels(main, plev)
+    p = None if identity else main.pressure(ps)
     for name in ("ta", "ua", "va", "hus"):
-        if _on_store_levels(main, plev):
+        if identity:
             out[name] = src.fields[name]
         else:
             out[name] = vertical.remap_field(p, src.fields[name], ps, plev,
@@ -73,6 +74,7 @@ def _remap_vertically(src: SourceRun, layout: Layout, params: dict[str, float]
     if _on_store_levels(zlev, plev):
         out["zg"] = src.fields["zg"]
     else:
+        p = main.pressure(ps) if p is None else p
         pz = zlev.pressure(ps)
         p_a, z_a = vertical.lowest_given_level(pz, src.fields["zg"], ps)
         out["zg"] = vertical.hydrostatic_zg(
