@@ -67,3 +67,19 @@ def test_predict_catalogue_prints_counts_and_reasons(use_tiny_catalogue: TinyMod
     assert "skipped, missing value:" in text and "skipped, out of domain:" in text
     assert "Proxima Cen b" in text and "st_met" in text
     assert (tmp_path / "out" / "scalars.csv").is_file()
+
+
+def test_demo_planets_step(use_tiny_catalogue: TinyModel, tmp_path: Path,
+                           capsys: pytest.CaptureFixture[str]) -> None:
+    from exocube.cli.serve import PSCOMPPARS, demo_planets
+
+    assert PSCOMPPARS.resolve() == CATALOGUE_CSV.resolve()
+    demo_planets(tmp_path / "planets")
+    lines = capsys.readouterr().out.splitlines()
+    named = {ln.split(":", 1)[0]: ln for ln in lines if ln.startswith(("TRAPPIST", "LHS",
+                                                                       "TOI", "Proxima"))}
+    assert "global mean Ts" in named["TRAPPIST-1 e"] and "out of domain True" in named["TOI-700 d"]
+    assert "skipped (missing value: st_met" in named["Proxima Cen b"]
+    missing = tmp_path / "absent.csv"
+    demo_planets(tmp_path / "p2", catalog=missing)
+    assert "skipped, the archive table" in capsys.readouterr().out

@@ -13,6 +13,9 @@ from exocube.config import get_settings
 from exocube.errors import ParameterError
 
 console = Console()
+PSCOMPPARS = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
+              / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv")
+DEMO_PLANETS = ("TRAPPIST-1 e", "LHS 1140 b", "TOI-700 d", "Proxima Cen b")
 
 
 def serve(
@@ -121,3 +124,18 @@ def print_catalogue_summary(summary: object, show: list[str]) -> None:
         else:
             line = "not in the table"
         console.print(f"{name}: {line}", highlight=False, soft_wrap=True)
+
+
+def demo_planets(out: Path, catalog: Path = PSCOMPPARS) -> None:
+    """The demo's last step: scalar predictions of the newest model for every usable planet
+    of the archive snapshot, printing a few named ones (extrapolation allowed and flagged)."""
+    from exocube.surrogate import Surrogate
+    from exocube.surrogate.planets import predict_catalogue
+
+    if not catalog.is_file():
+        print(f"planet predictions: skipped, the archive table {catalog.resolve()} is absent "
+              "(run from the exocube checkout next to shared/data)")
+        return
+    summary = predict_catalogue(catalog, out, Surrogate.from_catalogue(), mode="scalar",
+                                allow_extrapolation=True)
+    print_catalogue_summary(summary, list(DEMO_PLANETS))
