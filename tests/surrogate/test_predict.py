@@ -136,3 +136,23 @@ def test_no_extrapolation_warning_leaks(surrogate: Surrogate) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", ExtrapolationWarning)
         surrogate.predict(training_point(surrogate), "datacube")
+
+
+def test_newest_loadable_model_is_used(tiny_model: TinyModel, sqlite_url: str) -> None:
+    from exocube.catalog import upgrade
+    from exocube.ml.record import record_model
+
+    upgrade(sqlite_url)
+    good = record_model("good", "datacube", tiny_model.checkpoint, "v-good", {}, {},
+                        database_url=sqlite_url)
+    record_model("gone", "datacube", "/nonexistent/best.ckpt", "v-gone", {}, {},
+                 database_url=sqlite_url)
+    s = Surrogate.from_catalogue(sqlite_url)
+    assert {m.info.id for m in s.models.values()} == {good}
+    assert s.models["joint"].info.dataset_version == "v-good"
+    upgrade_only = f"{sqlite_url}-other"
+    upgrade(upgrade_only)
+    record_model("gone", "datacube", "/nonexistent/best.ckpt", None, {}, {},
+                 database_url=upgrade_only)
+    with pytest.raises(ModelUnavailableError, match="does not exist"):
+        Surrogate.from_catalogue(upgrade_only).model_for("datacube")
