@@ -85,3 +85,35 @@ def test_auto_detection_prefers_standard_names(tmp_path: Path) -> None:
     ds.to_netcdf(tmp_path / "renamed.nc")
     src = read_source(tmp_path / "renamed.nc")
     np.testing.assert_array_equal(src.fields["ta"], read_source(path).fields["ta"])
+
+
+def test_cf_hybrid_levels_use_formula_terms(tmp_path: Path) -> None:
+    from exocube.cubes.process import build_run
+    from exocube.cubes.runparams import resolve
+    from exocube.cubes.schema import Layout
+
+    path = exoplasim_file(tmp_path / "exo.nc")
+    ds = xr.open_dataset(path, decode_times=False).load()
+    ps_pa = ds["ps"].values.astype(np.float64) * 100.0
+    # the same pressures as p = ap + b ps with ap = 2000 Pa (1 - sigma) - an arbitrary split
+    sigma = ds["lev"].values
+    ap = 2000.0 * (1.0 - sigma) * sigma
+    b = sigma - ap / 1.0e5
+    p_full = ap[None, :, None, None] + b[None, :, None, None] * ps_pa[:, None]
+    ps, ts = ps_pa, ds["ts"].values.astype(np.float64)
+    ds["ta"] = (ds["ta"].dims, (ts[:, None] - 30.0 * np.log(ps[:, None] / p_full)).astype(
+        np.float32), {"units": "K", "standard_name": "air_temperature"})
+    ds["lev"].attrs = {"standard_name": "atmosphere_hybrid_sigma_pressure_coordinate",
+                       "formula_terms": "ap: hyam b: hybm ps: ps"}
+    ds["hyam"] = ("lev", ap, {"units": "Pa"})
+    ds["hybm"] = ("lev", b)
+    ds.to_netcdf(tmp_path / "hybrid.nc")
+    src = read_source(tmp_path / "hybrid.nc")
+    assert src.levels["ta"].kind == "hybrid"
+    layout = Layout.from_grid(SMALL_GRID, 2, None)
+    cube = build_run(src, layout, "h", resolve("h", str(path), {}, {"h": PARAMS}, None))
+    ps_sorted = ps[:, ::-1]
+    ts_sorted = ts[:, ::-1]
+    k = 4
+    expected = analytic_ta(ps_sorted, ts_sorted, SMALL_GRID.plev[k])
+    np.testing.assert_allclose(cube.fields["ta"][:, k], expected, rtol=2e-6)
