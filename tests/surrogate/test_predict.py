@@ -156,3 +156,14 @@ def test_newest_loadable_model_is_used(tiny_model: TinyModel, sqlite_url: str) -
                  database_url=upgrade_only)
     with pytest.raises(ModelUnavailableError, match="does not exist"):
         Surrogate.from_catalogue(upgrade_only).model_for("datacube")
+
+
+def test_models_load_from_sqlite_and_postgresql(tiny_model: TinyModel, catalog_url: str) -> None:
+    from exocube.ml.record import record_model
+
+    mid = record_model("tiny", "datacube", tiny_model.checkpoint, "v1", {"val/loss": 0.5},
+                       {"depth": 1}, database_url=catalog_url)
+    s = Surrogate.from_catalogue()  # catalog_url is the settings' database here
+    assert s.models["datacube"].info.id == mid
+    assert s.models["datacube"].info.metrics == {"val/loss": 0.5}
+    assert s.status()["scalar"]["available"] is True
