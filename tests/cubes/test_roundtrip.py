@@ -12,8 +12,11 @@ import xarray as xr
 import zarr
 
 from exocube.catalog import Dataset, DatasetFile, session_scope
+from exocube.config import get_settings
 from exocube.cubes import ingest, list_versions, open_store
+from exocube.cubes.ingest import FileTask, process_file
 from exocube.cubes.runs import file_sha256
+from exocube.cubes.schema import Layout
 from exocube.grid import FIELDS_2D, FIELDS_3D
 from exocube.params import ALL_NAMES
 
@@ -121,3 +124,48 @@ def test_versions_and_files_are_in_the_catalogue(make_runs, store_dir, dask_clie
         added = session.scalars(sa.select(DatasetFile).where(
             DatasetFile.dataset_id == rows[v2].id)).all()
         assert [(f.run_id, f.sha256) for f in added] == [("run001", file_sha256(files[1]))]
+
+
+def test_concurrent_commits_on_one_parent_keep_history_linear(make_runs, store_dir,
+                                                              dask_client) -> None:
+    import threading
+
+    from exocube.cubes import versions
+    from exocube.cubes.store import StoreLocation
+    from exocube.errors import StoreError
+
+    files = make_runs(3)
+    ingest(files[:1], store_dir, client=dask_client)
+    loc = StoreLocation.parse(store_dir)
+    layout = Layout.from_json(json.loads((Path(store_dir) / "store.json").read_text())["layout"])
+    parent = versions.head_manifest(loc)
+    runs = [process_file(f, FileTask(loc, layout, {}, "auto", {}, None)) for f in files[1:]]
+    db = get_settings().database_url
+    barrier, outcomes = threading.Barrier(2), []
+
+    def commit(run: dict) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(versions.commit(loc, layout, parent, [run], db)["version_id"])
+        except StoreError as exc:
+            outcomes.append(exc)
+
+    threads = [threading.Thread(target=commit, args=(r,)) for r in runs]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    winners = [o for o in outcomes if isinstance(o, str)]
+    assert len(winners) == 1 and sum(isinstance(o, StoreError) for o in outcomes) == 1
+    assert list_versions(store_dir) == [parent["version_id"], winners[0]]
+    assert open_store(store_dir).sizes["run"] == 2
+
+
+def test_latest_follows_a_claim_when_the_pointer_is_stale(make_runs, store_dir,
+                                                          dask_client) -> None:
+    files = make_runs(2)
+    v1 = ingest(files[:1], store_dir, client=dask_client).version_id
+    v2 = ingest(files, store_dir, client=dask_client).version_id
+    (Path(store_dir) / "latest.json").write_text(json.dumps({"version_id": v1}))  # crash
+    assert open_store(store_dir).attrs["version_id"] == v2
+    assert list_versions(store_dir) == [v1, v2]

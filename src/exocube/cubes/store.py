@@ -9,7 +9,9 @@ fsspec/s3fs with the settings' S3 options (endpoint URL, region). Objects:
   complete);
 - ``versions/<id>/``: each version's Zarr metadata (consolidated), small arrays
   (coordinates, parameters, statistics) and ``manifest.json``;
-- ``latest.json``: the id of the newest version.
+- ``claims/<parent id>.json``: which version is the one child of a version,
+  created exclusively (so history stays linear under concurrent ingests);
+- ``latest.json``: the id of the newest version (a cache of the claim chain).
 
 :class:`VersionStore` presents one version as an ordinary Zarr hierarchy:
 chunk ``<var>/c/<i>/...`` of a run-indexed array is read from run ``i``'s group.
@@ -99,6 +101,22 @@ class StoreLocation:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, full)
+
+    def create_exclusive(self, path: str, doc: dict[str, Any]) -> bool:
+        """Create a JSON document only if it does not exist yet (S3: conditional PUT).
+
+        Returns ``False`` when another writer created it first.
+        """
+        data = json.dumps(doc, sort_keys=True).encode()
+        full = self.join(path)
+        if self.is_local:
+            Path(full).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self.fs().open(full, "xb") as fh:
+                fh.write(data)
+        except FileExistsError:
+            return False
+        return True
 
     def put_many(self, prefix: str, objects: dict[str, bytes]) -> None:
         """Write several objects under ``prefix`` (no ordering between them)."""

@@ -1,8 +1,10 @@
 """Immutable store versions: manifests, the latest pointer, commits, catalogue rows.
 
 A version is ``versions/<id>/``: consolidated Zarr metadata, the small arrays
-(run ids, parameters, statistics) and ``manifest.json`` (written last: a
-version without it does not exist). Run chunks live in ``runs/<key>/`` groups
+(run ids, parameters, statistics) and ``manifest.json``. It becomes part of
+the history when ``claims/<parent>.json`` naming it is created, exclusively:
+each version has at most one child, so concurrent ingests cannot fork or lose
+versions (the loser is told to re-run). Run chunks live in ``runs/<key>/`` groups
 that are written once and shared by every version that holds the run, so a
 new version costs a few kilobytes however large the store is, and an older
 version reads exactly as it did. ``latest.json`` names the newest version.
@@ -49,8 +51,17 @@ def new_version_id() -> str:
 
 
 def latest_id(loc: StoreLocation) -> str | None:
+    """The newest version: ``latest.json``, then along the claim chain (which is ahead of it
+    only when an ingest stopped between claiming its version and updating the pointer)."""
     doc = loc.read_json(LATEST_DOC)
-    return None if doc is None else str(doc["version_id"])
+    vid = None if doc is None else str(doc["version_id"])
+    while (claim := loc.read_json(claim_path(vid))) is not None:
+        vid = str(claim["version_id"])
+    return vid
+
+
+def claim_path(parent: str | None) -> str:
+    return f"claims/{parent or 'root'}.json"
 
 
 def read_manifest(loc: StoreLocation, version_id: str) -> dict[str, Any]:
@@ -94,6 +105,11 @@ def commit(loc: StoreLocation, layout: Layout, parent: dict[str, Any] | None,
     }
     _write_zarr(loc, layout, manifest)
     loc.write_json(f"versions/{manifest['version_id']}/{MANIFEST_DOC}", manifest)
+    if not loc.create_exclusive(claim_path(parent_id), {"version_id": manifest["version_id"]}):
+        raise StoreError(
+            f"another ingest committed a version on top of {parent_id} of {loc.url} at the "
+            "same moment; re-run this ingest to add the remaining files"
+        )
     record_version(database_url, loc.url, manifest, new_runs, layout)
     loc.write_json(LATEST_DOC, {"version_id": manifest["version_id"]})
     log.info("store %s: version %s with %d runs (%d added)", loc.url, manifest["version_id"],
