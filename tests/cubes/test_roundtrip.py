@@ -169,3 +169,19 @@ def test_latest_follows_a_claim_when_the_pointer_is_stale(make_runs, store_dir,
     (Path(store_dir) / "latest.json").write_text(json.dumps({"version_id": v1}))  # crash
     assert open_store(store_dir).attrs["version_id"] == v2
     assert list_versions(store_dir) == [v1, v2]
+
+
+def test_version_missing_from_the_catalogue_after_a_crash_is_recorded(
+        make_runs, store_dir, dask_client, catalog_url) -> None:
+    files = make_runs(2)
+    v1 = ingest(files[:1], store_dir, client=dask_client).version_id
+    with session_scope(catalog_url) as session:  # as if killed after claiming v1
+        row = session.scalars(sa.select(Dataset).where(Dataset.version_id == v1)).one()
+        session.execute(sa.delete(DatasetFile).where(DatasetFile.dataset_id == row.id))
+        session.delete(row)
+    v2 = ingest(files, store_dir, client=dask_client).version_id
+    with session_scope(catalog_url) as session:
+        rows = {d.version_id: d.parent_version for d in session.scalars(sa.select(Dataset))}
+        files_v1 = session.scalars(sa.select(DatasetFile.run_id).join(Dataset).where(
+            Dataset.version_id == v1)).all()
+    assert rows == {v1: None, v2: v1} and files_v1 == ["run000"]

@@ -96,6 +96,7 @@ def ingest(
     upgrade(db_url)
     layout = store_layout(loc, paths[0], grid, time_mean_last, source)
     parent = versions.head_manifest(loc)
+    versions.ensure_recorded(loc, layout, parent and parent["version_id"], db_url)
     task = FileTask(loc, layout, {r["sha256"]: r["run_id"] for r in (parent or {}).get("runs", [])},
                     source, runparams.read_params_csv(params_csv) if params_csv else {}, db_url)
     result = IngestResult(store=loc.url)

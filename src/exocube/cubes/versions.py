@@ -216,6 +216,23 @@ def _stats_variables(stats: dict[str, Any]) -> dict[str, xr.Variable]:
     return out
 
 
+def ensure_recorded(loc: StoreLocation, layout: Layout, version_id: str | None,
+                    database_url: str) -> None:
+    """Record ``version_id`` and its ancestors in the catalogue if a crash left them out
+    (between claiming a version and writing its catalogue rows)."""
+    while version_id is not None:
+        with session_scope(database_url) as session:
+            if dataset_row(session, loc.url, version_id) is not None:
+                return
+        manifest = read_manifest(loc, version_id)
+        added = set(manifest["added"])
+        log.warning("recording version %s of %s in the catalogue (missing after a crash)",
+                    version_id, loc.url)
+        record_version(database_url, loc.url, manifest,
+                       [r for r in manifest["runs"] if r["run_id"] in added], layout)
+        version_id = manifest["parent"]
+
+
 def record_version(database_url: str, store_uri: str, manifest: dict[str, Any],
                    new_runs: list[dict[str, Any]], layout: Layout) -> None:
     """Catalogue rows: the version, its parent, and the files it added with their sha256."""
