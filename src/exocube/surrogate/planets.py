@@ -107,16 +107,16 @@ def predict_catalogue(csv_path: Path, out_dir: Path, surrogate: Surrogate,
     surrogate.model_for(mode)  # fail before reading rows when the mode has no model
     summary = BatchSummary(n_rows=len(df))
     names = df[NAME_COLUMN].astype(str).tolist()
-    todo: list[tuple[str, dict[str, float]]] = []
+    usable: list[tuple[str, dict[str, float]]] = []
     for name, (_, row) in zip(names, df.iterrows(), strict=True):
         params, reason = row_params(row)
         if params is None:
             summary.skipped[name] = reason or "unusable row"
         else:
-            todo.append((name, params))
+            usable.append((name, params))
     predictions: list[tuple[str, Prediction]] = []
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start:start + CHUNK]
+    for start in range(0, len(usable), CHUNK):
+        chunk = usable[start:start + CHUNK]
         results = surrogate.predict_many([p for _, p in chunk], mode, allow_extrapolation)
         for (name, _), res in zip(chunk, results, strict=True):
             if isinstance(res, Prediction):

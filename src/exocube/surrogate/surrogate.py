@@ -136,8 +136,9 @@ class Surrogate:
     # -- internals ----------------------------------------------------------------------------
     def _refusal(self, model: LoadedModel, checked: Checked, dist: float) -> ParameterError:
         """A ParameterError naming the parameter farthest outside the training range."""
-        spec = model.task.hparams.data_spec["params"]
-        train = np.asarray(spec["values"], np.float64)
+        spec = model.task.hparams.data_spec
+        rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"]]
+        train = np.asarray(spec["params"]["values"], np.float64)[rows]
         lo, hi = train.min(0), train.max(0)
         worst, excess = "parameters", 0.0
         for j, name in enumerate(ALL_NAMES):
