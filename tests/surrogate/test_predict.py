@@ -167,3 +167,19 @@ def test_models_load_from_sqlite_and_postgresql(tiny_model: TinyModel, catalog_u
     assert s.models["datacube"].info.id == mid
     assert s.models["datacube"].info.metrics == {"val/loss": 0.5}
     assert s.status()["scalar"]["available"] is True
+
+
+def test_combination_outside_the_hull_names_the_distance(tiny_model: TinyModel) -> None:
+    """Every parameter inside its training range (the per-parameter median of the training
+    runs), yet off the 8-dimensional hull of 9 runs in 12 dimensions."""
+    strict = Surrogate.from_catalogue(tiny_model.database_url, max_hull_distance=0.1)
+    spec = strict.models["scalar"].task.hparams.data_spec
+    rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"]]
+    median = np.median(np.asarray(spec["params"]["values"])[rows], axis=0)
+    p = dict(zip(ALL_NAMES, median, strict=True))
+    with pytest.raises(ParameterError, match="their combination does not") as info:
+        strict.predict(p, "scalar")
+    out = strict.predict(p, "scalar", allow_extrapolation=True)
+    assert info.value.field == "hull_distance"
+    assert info.value.value == pytest.approx(out.hull_distance, abs=1e-4)
+    assert out.hull_distance > 0.1 and out.out_of_domain

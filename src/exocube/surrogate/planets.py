@@ -149,7 +149,7 @@ def scalar_table(predictions: list[tuple[str, Prediction]]) -> pd.DataFrame:
                      "hull_distance": p.hull_distance,
                      "defaulted": ";".join(p.defaulted), "model_id": p.model.id,
                      "dataset_version": p.dataset_version})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else [NAME_COLUMN])
 
 
 def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:

@@ -135,27 +135,32 @@ class Surrogate:
 
     # -- internals ----------------------------------------------------------------------------
     def _refusal(self, model: LoadedModel, checked: Checked, dist: float) -> ParameterError:
-        """A ParameterError naming the parameter farthest outside the training range."""
+        """A ParameterError naming the parameter farthest outside the training range, or the
+        hull distance when every parameter is inside its range but the combination is not."""
         spec = model.task.hparams.data_spec
         rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"]]
         train = np.asarray(spec["params"]["values"], np.float64)[rows]
         lo, hi = train.min(0), train.max(0)
-        worst, excess = "parameters", 0.0
+        worst, excess = -1, 0.0
         for j, name in enumerate(ALL_NAMES):
             x = checked.params[name]
             e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
             if e > excess:
-                worst, excess = name, e
-        value: object = checked.params.get(worst, dict(checked.params))
-        where = (f"within the training range [{lo[ALL_NAMES.index(worst)]:.4g}, "
-                 f"{hi[ALL_NAMES.index(worst)]:.4g}]" if worst in ALL_NAMES
-                 else "inside the training runs' parameter hull")
-        return ParameterError(
-            worst, value, where,
-            hint=(f"the request lies {dist:.3f} (encoded units, each parameter spans [-1, 1]) "
-                  f"from model {model.info.id}'s training hull, beyond the limit "
-                  f"{self.max_hull_distance}; ask for allow_extrapolation to get an "
-                  "extrapolated answer"))
+                worst, excess = j, e
+        hint = (f"the request lies {dist:.3f} (encoded units, each parameter spans [-1, 1]) "
+                f"from model {model.info.id}'s training hull, beyond the limit "
+                f"{self.max_hull_distance}; ask for allow_extrapolation to get an "
+                "extrapolated answer")
+        if worst < 0:
+            return ParameterError(
+                "hull_distance", round(dist, 4),
+                f"at most {self.max_hull_distance} from the training runs' parameter hull",
+                hint="every parameter lies inside its training range but their combination "
+                     "does not; " + hint)
+        name = ALL_NAMES[worst]
+        return ParameterError(name, checked.params[name],
+                              f"within the training range [{lo[worst]:.4g}, {hi[worst]:.4g}]",
+                              hint=hint)
 
     def _run(self, model: LoadedModel, mode: str, rows: list[Checked], encoded: torch.Tensor
              ) -> dict[str, np.ndarray]:
