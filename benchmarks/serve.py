@@ -102,20 +102,24 @@ def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
     return scalar, cube
 
 
-def datacube_sizes(url: str, body: dict[str, float]) -> tuple[int, int, int]:
-    """Bytes of one datacube answer: JSON, JSON without the temperature_field copy, and the
-    two NumPy binary answers (3-D fields, 2-D fields) that carry the same arrays."""
+def datacube_sizes(url: str, body: dict[str, float]) -> tuple[int, int, int, int]:
+    """Bytes of one datacube answer: JSON, JSON without the temperature_field copy, the
+    default NumPy answer (3-D fields), and the two NumPy answers (3-D fields, 2-D fields)
+    that carry the same arrays as the JSON."""
     r = httpx.post(url + "/predict/datacube", json=body, timeout=60)
     r.raise_for_status()
     json_b = len(r.content)
     dedup_b = r.content.rindex(b', "temperature_field": ') + 2
+    d = httpx.post(url + "/predict/datacube", json=body, headers={"Accept": "application/x-npy"},
+                   timeout=60)
+    d.raise_for_status()
     npy_b = 0
     for variables in ("ta,ua,va,hus,zg", "ps,ts"):
         b = httpx.post(url + "/predict/datacube", params={"variables": variables}, json=body,
                        headers={"Accept": "application/x-npy"}, timeout=60)
         b.raise_for_status()
         npy_b += len(b.content)
-    return json_b, dedup_b, npy_b
+    return json_b, dedup_b, len(d.content), npy_b
 
 
 def start_server(db: str, port: int) -> subprocess.Popen:
@@ -239,7 +243,9 @@ def main() -> None:
     print(f"datacube p50 (1 client, binary) {one['datacube']['p50'] * 1e3:.1f} ms; target "
           f"< 100 ms; in-process predict_physical {base_cube * 1e3:.1f} ms "
           f"(ratio {one['datacube']['p50'] / base_cube:.2f})")
-    json_b, dedup_b, npy_b = sizes
+    json_b, dedup_b, default_b, npy_b = sizes
+    print(f"default datacube responses: JSON {json_b:,} bytes vs NumPy binary {default_b:,} "
+          f"(the 3-D fields): {json_b / default_b:.1f}x smaller")
     print(f"datacube response bytes, all 7 fields: JSON {json_b:,} ({dedup_b:,} without the "
           f"compatibility copy of ta as temperature_field) vs NumPy binary {npy_b:,} "
           f"(3-D and 2-D arrays); binary {json_b / npy_b:.1f}x smaller "

@@ -146,6 +146,14 @@ def test_unacceptable_media_type_and_body_limit(client: TestClient, app: FastAPI
     huge = {**training_params(app), "padding": "x" * 100_000}
     r = client.post("/predict/scalar", json=huge)
     assert r.status_code == 413 and "exceeds the limit" in r.json()["detail"]
+    chunks = iter([b'{"radius_earth": 1.0, "pad": "', b"x" * 70_000, b'"}'])
+    r = client.post("/predict/scalar", content=chunks,
+                    headers={"Content-Type": "application/json"})  # streamed, no length
+    assert r.status_code == 413
+    chunks = iter([b'{"radius_earth": ', b"9.0}"])  # streamed and small: parsed as usual
+    r = client.post("/predict/scalar", content=chunks,
+                    headers={"Content-Type": "application/json"})
+    assert r.status_code == 422 and r.json()["detail"][0]["field"] == "radius_earth"
 
 
 def test_health_ready_models_docs(client: TestClient, app: FastAPI) -> None:
