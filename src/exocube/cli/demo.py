@@ -57,3 +57,6 @@ def demo(
     for name, m in evaluation.summary.items():
         print(f"{name:>12}: lat-weighted RMSE ta = {m['rmse_ta']:.3f} K (test runs)")
     print(f"report: {evaluation.report_path}")
+    from exocube.cli.serve import demo_planets
+
+    demo_planets(out / "planets")
