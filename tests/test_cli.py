@@ -147,11 +147,15 @@ def test_bad_options(
 def test_demo_generates_the_default_ensemble_and_says_where(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--runs", "3"], capsys)
+    code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--runs", "10",
+                          "--epochs", "1"], capsys)
     assert code == 0, err
     runs_dir = tmp_path / "demo" / "runs"
     assert str(runs_dir) in out
-    assert len(list(runs_dir.glob("gen-s0-*.nc"))) == 3
+    assert len(list(runs_dir.glob("gen-s0-*.nc"))) == 10
+    assert "10 runs added" in out
+    assert (tmp_path / "demo" / "evaluation").is_dir()
+    assert "pca_gp" in out and "TRAPPIST-1 e" in out
 
 
 @pytest.mark.slow

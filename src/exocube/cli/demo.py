@@ -19,13 +19,17 @@ from exocube.gcm.sampling import sample_runs
 
 DEMO_RUNS = 64
 DEMO_SEED = 0
+DEMO_EPOCHS = 4
 
 
 def demo(
     out: Annotated[Path, typer.Option("--out", help="Directory for all outputs.")] = Path(
         "demo-output"),
     runs: Annotated[int, typer.Option(
-        "--runs", min=1, help="Size of the default ensemble.")] = DEMO_RUNS,
+        "--runs", min=10, help="Size of the default ensemble (at least 10, so that the "
+        "train/validation/test split has a few training runs).")] = DEMO_RUNS,
+    epochs: Annotated[int, typer.Option(
+        "--epochs", min=1, help="Training epochs of the demo surrogate.")] = DEMO_EPOCHS,
 ) -> None:
     """Run the main job on the built-in default ensemble and print where the outputs are."""
     settings = get_settings()
@@ -47,7 +51,7 @@ def demo(
     from exocube.ml.evaluate import evaluate_checkpoint
 
     cli = train_main(["fit", "--data.zarr_root", store, "--model.depth", "2",
-                      "--model.base_features", "4", "--trainer.max_epochs", "4",
+                      "--model.base_features", "4", "--trainer.max_epochs", str(epochs),
                       "--trainer.max_time", "00:00:04:00", "--trainer.enable_progress_bar",
                       "false", "--trainer.default_root_dir", str(out / "train")])
     best = cli.trainer.checkpoint_callback.best_model_path

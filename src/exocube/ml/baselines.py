@@ -33,7 +33,7 @@ from sklearn.gaussian_process import GaussianProcessRegressor
 from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import RidgeCV
 
-from exocube.errors import ConfigError
+from exocube.errors import ConfigError, StoreError
 from exocube.ml.transforms import N_PARAM_FEATURES, encode_params
 
 log = logging.getLogger(__name__)
@@ -112,6 +112,9 @@ class PCARegression:
     def fit(self, train: Samples) -> PCARegression:
         y, _ = train.flat()
         x = train.features
+        if len(y) < 3:
+            raise StoreError(f"{self.name} needs at least 3 training samples, got {len(y)}; "
+                             "ingest more runs or lower val_fraction/test_fraction")
         k = max(1, min(self.n_components, len(y) - 1))
         self.pca_ = PCA(n_components=k, random_state=self.seed).fit(y)
         z = self.pca_.transform(y)

@@ -52,8 +52,9 @@ def split_runs(run_ids: Sequence[str], excluded: set[str], val_fraction: float,
                           "be in [0, 1) with a sum below 1")
     ids = sorted(set(run_ids) - excluded)
     order = np.random.default_rng(seed).permutation(len(ids))
-    n_test = round(test_fraction * len(ids))
-    n_val = round(val_fraction * len(ids))
+    # a positive fraction gets at least one run, so small stores still validate and test
+    n_test = max(round(test_fraction * len(ids)), int(test_fraction > 0))
+    n_val = max(round(val_fraction * len(ids)), int(val_fraction > 0))
     if len(ids) - n_test - n_val < 1:
         raise StoreError(f"{len(ids)} usable runs leave none for training with "
                          f"val_fraction={val_fraction}, test_fraction={test_fraction}; "
