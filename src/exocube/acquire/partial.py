@@ -46,11 +46,6 @@ class Hashes:
             self.md5.update(data)
         self.size += len(data)
 
-    def update_many(self, blocks: list[bytes]) -> None:
-        """Hash ``blocks`` in order (called in a worker thread; hashlib releases the GIL)."""
-        for block in blocks:
-            self.update(block)
-
     def update_from_file(self, path: Path, length: int) -> None:
         """Hash the first ``length`` bytes of ``path`` (the part kept for a resume)."""
         with path.open("rb") as fh:
@@ -117,16 +112,10 @@ class PartFile:
     def open(self, offset: int) -> PartWriter:
         """A writer positioned at ``offset`` (the part is truncated there)."""
         self.part.parent.mkdir(parents=True, exist_ok=True)
-        if offset and self.part.exists():
-            fh = self.part.open("r+b", buffering=0)
-            fh.truncate(offset)
-            fh.seek(offset)
-            return PartWriter(fh)
-        # a fresh file, not a truncated one: on ext4 a truncate to size 0 marks the
-        # file for a synchronous flush on close (auto_da_alloc), a third of a
-        # second per GiB on this machine
-        self.part.unlink(missing_ok=True)
-        return PartWriter(self.part.open("wb", buffering=0))
+        fh = self.part.open("r+b" if offset and self.part.exists() else "wb", buffering=0)
+        fh.truncate(offset)
+        fh.seek(offset)
+        return PartWriter(fh)
 
     def promote(self, target: Path | None = None) -> Path:
         """Rename the verified part to ``target`` (default: its final name)."""

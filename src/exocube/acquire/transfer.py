@@ -364,11 +364,10 @@ class HTTPDownloader:
         hashes: Hashes,
         progress: Progress | None,
     ) -> int:
-        """Write each chunk as it arrives; hash them in a worker thread, overlapped,
-        one batch of about ``chunk_size`` bytes at a time.
+        """Write the body in blocks; hashing runs in a worker thread, overlapped.
 
-        A chunk is in the part file as soon as it is received, so a killed
-        process loses no received bytes, and no chunk is copied to be joined.
+        Blocks are written from the event loop as soon as they are full, so a
+        killed process loses less than one block of received bytes.
         """
         writer = part.open(start)
         loop = asyncio.get_running_loop()
@@ -378,21 +377,26 @@ class HTTPDownloader:
         received = 0
         try:
             async for chunk in resp.aiter_raw():
-                writer.write(chunk)
                 pieces.append(chunk)
                 pending += len(chunk)
                 received += len(chunk)
                 if progress:
                     progress(len(chunk))
                 if pending >= self.chunk_size:
-                    batch, pieces, pending = pieces, [], 0
+                    block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
+                    pieces.clear()
+                    pending = 0
+                    writer.write(block)
                     if hashing:
                         await hashing
-                    hashing = loop.run_in_executor(None, hashes.update_many, batch)
+                    hashing = loop.run_in_executor(None, hashes.update, block)
         finally:
             if hashing:
                 await hashing
-            hashes.update_many(pieces)
+            if pieces:
+                block = b"".join(pieces)
+                writer.write(block)
+                hashes.update(block)
             writer.close(sync=False)
         return received
 
