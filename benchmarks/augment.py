@@ -11,10 +11,10 @@ losses, backward, AdamW), and prints the ratio. Target: under 5 %.
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import median_time, training_step
 
 from exocube.grid import DEFAULT_GRID, FIELDS_2D, FIELDS_3D
 from exocube.ml.task import SurrogateTask
@@ -51,16 +51,6 @@ def random_batch(b: int, shape: tuple[int, int, int]) -> dict[str, torch.Tensor]
             "run_index": torch.zeros(b, dtype=torch.long)}
 
 
-def timed(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch", type=int, default=4)
@@ -77,15 +67,10 @@ def main() -> None:
     aug = Augmentation(roll=True, mirror=True, noise_std=0.05, va_channel=FIELDS_3D.index("va"),
                        va_offset=torch.zeros(shape[0]))
 
-    def step() -> None:
-        terms, _, _ = model._terms(batch)
-        loss = model._total(terms)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = training_step(model, opt, batch)
 
-    t_aug = timed(lambda: aug(batch), args.repeats)
-    t_step = timed(step, args.repeats)
+    t_aug = median_time(lambda: aug(batch), args.repeats)
+    t_step = median_time(step, args.repeats)
     print(f"grid {shape} batch {args.batch}, U-Net depth {args.depth} width "
           f"{args.base_features}, torch threads {torch.get_num_threads()}")
     print(f"augmentation (roll + mirror + noise): {1e3 * t_aug:8.2f} ms per batch")

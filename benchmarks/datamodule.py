@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import zarr
+from timing import training_step
 
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.task import SurrogateTask
@@ -57,12 +58,7 @@ def step_rate(dm: CubeDataModule, depth: int, width: int, steps: int) -> float:
     batch = next(batches)
     n = batch["x3"].shape[0]
 
-    def step() -> None:
-        terms, _, _ = model._terms(batch)
-        loss = model._total(terms)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    step = training_step(model, opt, batch)
 
     step()  # warm-up
     t0 = time.perf_counter()

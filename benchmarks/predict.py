@@ -13,25 +13,15 @@ same run is reading and decoding that run's seven fields from the store
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import median_time
 
 from exocube.cubes import open_store
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.task import SurrogateTask
 from exocube.params import ALL_NAMES
-
-
-def median_time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times))
 
 
 def main() -> None:
