@@ -91,3 +91,9 @@ def test_failed_transaction_leaves_nothing(catalog_url: str) -> None:
         s.add(Source(name="dup", domain="astronomy"))
     with session_scope(catalog_url) as s:
         assert s.scalars(sa.select(Source)).all() == []
+
+
+def test_unmigrated_catalogue_error_says_how_to_fix(empty_db_url: str) -> None:
+    with pytest.raises(CatalogError, match="run `exocube db upgrade`"), \
+            session_scope(empty_db_url) as s:
+        s.scalars(sa.select(Simulation)).all()

@@ -65,12 +65,22 @@ def session_scope(url: str) -> Iterator[Session]:
         session.commit()
     except SQLAlchemyError as exc:
         session.rollback()
-        raise CatalogError(f"catalogue transaction failed on {_safe(url)}: {exc}") from exc
+        raise CatalogError(
+            f"catalogue transaction failed on {_safe(url)}: {exc}{_missing_table_hint(exc)}"
+        ) from exc
     except BaseException:
         session.rollback()
         raise
     finally:
         session.close()
+
+
+def _missing_table_hint(exc: SQLAlchemyError) -> str:
+    """A fix to suggest when the error says a table is missing (an unmigrated catalogue)."""
+    text = str(exc)
+    if "no such table" in text or "UndefinedTable" in text:
+        return ". The catalogue has not been created or migrated: run `exocube db upgrade`"
+    return ""
 
 
 def alembic_config(url: str) -> Config:
