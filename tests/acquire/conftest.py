@@ -165,7 +165,15 @@ def archives(server: FaultServer, monkeypatch: pytest.MonkeyPatch, fast_settings
     server.add("/rocke3d/ANN1850.aij.nc", netcdf_bytes())
     server.add("/paleo/geocarb3-co2.txt", b"# NOAA template\n# Study: GEOCARB III\n"
                b"age_myr co2_ppm\n0 280\n100 1200\n200 1700\n300 500\n400 3000\n570 6000\n")
+    data = Path(__file__).resolve().parent / "data"
+    server.add("/emc/PREM/PREM_1s.csv", data / "iris_emc" / "PREM_1s.csv",
+               content_type="text/csv")
+    server.add("/pypi/httpx/0.28.1/json", data / "pypi" / "httpx-0.28.1.json",
+               content_type="application/json")
     point_at(monkeypatch, {
+        "iris_emc__base_url": server.url + "/emc",
+        "pypi__base_url": server.url,
+        "pypi__packages": json.dumps(["httpx==0.28.1"]),
         "nasa_exoplanet_archive__base_url": server.url,
         "mast__base_url": server.url,
         "phoenix__base_url": server.url + "/phoenix",

@@ -51,7 +51,7 @@ def test_every_source_end_to_end_with_provenance(
     per = summary["sources"]
     assert {k: per[k]["done"] for k in per} == {
         "nasa_exoplanet_archive": 1, "mast": 1, "phoenix": 2, "kegg": 2, "genomes1000": 2,
-        "gcm_outputs": 1, "geocarb": 1}
+        "gcm_outputs": 1, "geocarb": 1, "iris_emc": 1, "pypi": 1}
     assert per["kegg"]["skipped"] == 1
     assert per["kegg"]["reasons"][0]["reason"] == "no result (HTTP 404)"
     assert summary["totals"]["failed"] == 0 and summary["status"] == "completed"
@@ -64,8 +64,8 @@ def test_every_source_end_to_end_with_provenance(
         art = s.execute(sa.select(Artifact).where(Artifact.uri == str(csv))).scalar_one()
         src = s.get(Source, art.source_id)
         run_row = s.get(AcquisitionRun, summary["run_id"])
-        assert run_row.status == "completed" and run_row.summary["totals"]["done"] == 10
-        assert s.scalar(sa.select(sa.func.count()).select_from(Artifact)) == 10
+        assert run_row.status == "completed" and run_row.summary["totals"]["done"] == 12
+        assert s.scalar(sa.select(sa.func.count()).select_from(Artifact)) == 12
         assert art.sha256 == PSCOMPPARS_SHA256 and art.size == 2_988_094
         assert art.status == "verified" and art.run_id == summary["run_id"]
         assert src.name == "nasa_exoplanet_archive" and src.domain == "astronomy"

@@ -107,6 +107,39 @@ class GeocarbOptions(_Strict):
     co2_column: str = "co2_ppm"
 
 
+PREM_COLUMNS: tuple[str, ...] = (
+    "radius", "depth", "density", "Vpv", "Vph", "Vsv", "Vsh", "eta", "Q-mu", "Q-kappa",
+)
+
+
+class IrisEmcModel(_Strict):
+    """One reference-model table of the IRIS EMC: its path and its column names."""
+
+    path: str
+    columns: list[str] = list(PREM_COLUMNS)
+    header_lines: int = Field(default=0, ge=0)
+
+
+class IrisEmcOptions(_Strict):
+    """IRIS Earth Model Collaboration reference models (planetary interiors)."""
+
+    base_url: str = "https://ds.iris.edu/files/products/emc/data"
+    models: list[IrisEmcModel] = [IrisEmcModel(path="PREM/PREM_1s.csv")]
+    surface_radius_km: float = Field(default=6371.0, gt=0)
+    radius_tolerance_km: float = Field(default=5.0, ge=0)
+    planet_mass_kg: float | None = Field(default=5.9722e24, gt=0)
+    mass_tolerance: float = Field(default=0.01, gt=0, lt=1)
+
+
+class PypiOptions(_Strict):
+    """PyPI JSON API: release metadata and file digests of the tools a run used
+    (software/ops metadata)."""
+
+    base_url: str = "https://pypi.org"
+    packages: list[str] = ["numpy", "scipy", "pandas", "xarray", "netCDF4", "zarr", "httpx",
+                           "astropy", "torch"]
+
+
 class AcquireOptions(_Strict):
     """How ``exocube acquire`` talks to archives and judges what it gets."""
 
@@ -138,3 +171,5 @@ class AcquireOptions(_Strict):
     genomes1000: Genomes1000Options = Genomes1000Options()
     gcm_outputs: GcmOutputsOptions = GcmOutputsOptions()
     geocarb: GeocarbOptions = GeocarbOptions()
+    iris_emc: IrisEmcOptions = IrisEmcOptions()
+    pypi: PypiOptions = PypiOptions()

@@ -17,13 +17,16 @@ from exocube.acquire.sources import (
     gcm_outputs,
     genomes1000,
     geocarb,
+    iris_emc,
     kegg,
     mast,
     nasa_exoplanet_archive,
     phoenix,
+    pypi,
 )
 
 SOURCES: dict[str, ModuleType] = {
     m.NAME: m
-    for m in (nasa_exoplanet_archive, mast, phoenix, kegg, genomes1000, gcm_outputs, geocarb)
+    for m in (nasa_exoplanet_archive, mast, phoenix, kegg, genomes1000, gcm_outputs, geocarb,
+              iris_emc, pypi)
 }
