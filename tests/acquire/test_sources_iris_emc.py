@@ -5,6 +5,7 @@ catch a broken model."""
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 import sqlalchemy as sa
 from fault_server import FaultServer
 
+from conftest import point_at
 from exocube.acquire.options import PREM_COLUMNS
 from exocube.acquire.plan import PlannedFile
 from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
@@ -178,3 +180,15 @@ def test_model_path_must_stay_below_the_base() -> None:
     for bad in ("../etc/passwd", "/PREM/PREM_1s.csv", ""):
         with pytest.raises(ConfigError, match="relative to the base URL"):
             iris_emc.model_path(bad)
+
+
+def test_models_from_the_environment(archives: FaultServer,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    models = [{"path": "PREM/PREM_1s.csv"},
+              {"path": "IASP91/IASP91.csv", "columns": ["depth", "radius", "Vp", "Vs"]}]
+    point_at(monkeypatch, {"iris_emc__models": json.dumps(models)})
+    plan = asyncio.run(plan_sources(get_settings(), ["iris_emc"]))
+    assert [f.relpath for f in plan.files] == ["iris_emc/PREM/PREM_1s.csv",
+                                               "iris_emc/IASP91/IASP91.csv"]
+    assert plan.files[1].meta["columns"] == ["depth", "radius", "Vp", "Vs"]
+    assert plan.files[1].size is None  # not on the server: HEAD answered 404
