@@ -8,14 +8,17 @@ generator, then measures on the same files, in this order:
 - plain loop: ``xarray.open_dataset(f).expand_dims(run=[id]).to_zarr(store,
   append_dim="run")`` per file (the first with ``mode="w"``), serially;
 - exocube: ``exocube.cubes.ingest`` into a new store on a Dask LocalCluster
-  (default 2 workers; starting the cluster and importing exocube on its
-  workers is excluded, as the others need neither; everything else -- catalogue
-  migration check, hashing, remapping, statistics, writing, version commits
-  and catalogue rows -- is timed).
+  started by ``ingest_client`` as ``ingest`` starts its own (default 2 workers,
+  heap-friendly malloc settings). Starting the cluster and importing exocube on
+  its workers is excluded, as the others need neither; everything else --
+  catalogue migration check, hashing, remapping, statistics, writing, version
+  commits (with their ``syncfs``) and catalogue rows -- is timed.
 
 Throughput is input NetCDF megabytes per wall-clock second. The files sit in
-the page cache for all three (they were just written). The machine is shared
-with other engineers; its load average is printed next to the figures.
+the page cache for all three (they were just written). Before each measurement
+the dirty pages left by the previous one are flushed (``os.sync``, not timed), so
+none pays for another's writeback. The machine is shared with other engineers; its load average is
+printed next to the figures.
 
     .venv/bin/python benchmarks/ingest.py [--runs 200] [--phase-bins 4] [--workers 2]
 """
@@ -35,9 +38,9 @@ import xarray as xr
 
 from exocube.config import DaskOptions
 from exocube.cubes import ingest, open_store
+from exocube.cubes.ingest import ingest_client
 from exocube.gcm.ensemble import run_ensemble
 from exocube.gcm.sampling import sample_runs
-from exocube.parallel import client
 
 
 def raw_limit(files: list[Path], out: Path) -> float:
@@ -65,7 +68,8 @@ def plain_loop(files: list[Path], store: Path) -> float:
 
 def exocube_ingest(files: list[Path], store: Path, workers: int, db: str) -> tuple[float, float]:
     t0 = time.perf_counter()
-    with client(options=DaskOptions(n_workers=workers, threads_per_worker=1)) as dask_client:
+    opts = DaskOptions(n_workers=workers, threads_per_worker=1)
+    with ingest_client(options=opts) as dask_client:
         dask_client.run(importlib.import_module, "exocube.cubes.ingest")
         t1 = time.perf_counter()
         ingest([str(f) for f in files], str(store), client=dask_client, database_url=db)
@@ -94,12 +98,15 @@ def report(n: int, phase_bins: int, workers: int, work: Path) -> None:
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.2f} at start "
           "(shared with other engineers)")
     print(f"input: {n} generated runs, {phase_bins} phase bins, {mb:.0f} MB of NetCDF")
+    os.sync()
     raw_s = raw_limit(files, work / "raw")
     print(f"raw limit (read + write the same bytes, uncompressed): {mb / raw_s:8.1f} MB/s "
           f"({raw_s:.2f} s)")
+    os.sync()
     plain_s = plain_loop(files, work / "plain.zarr")
     print(f"plain loop open_dataset().to_zarr(append_dim='run'):   {mb / plain_s:8.1f} MB/s "
           f"({plain_s:.2f} s)")
+    os.sync()
     ours_s, startup = exocube_ingest(files, work / "cube.zarr", workers, db)
     print(f"exocube ingest, {workers} Dask workers:                  {mb / ours_s:8.1f} MB/s "
           f"({ours_s:.2f} s; cluster start-up and module import on the workers, "

@@ -70,8 +70,13 @@ def run_shape(name: str, layout: Layout) -> tuple[int, ...]:
 def encode_chunk(data: np.ndarray, layout: Layout) -> bytes:
     """The bytes zarr stores for a one-chunk array: little-endian C order, then blosc."""
     c = layout.compressor
-    codec = Blosc(cname=c["cname"], clevel=c["clevel"], shuffle=SHUFFLE[c["shuffle"]])
+    codec = _codec(c["cname"], c["clevel"], c["shuffle"], c.get("blocksize", 0))
     return bytes(codec.encode(np.ascontiguousarray(data, dtype="<f4")))
+
+
+@lru_cache(maxsize=8)
+def _codec(cname: str, clevel: int, shuffle: str, blocksize: int) -> Blosc:
+    return Blosc(cname=cname, clevel=clevel, shuffle=SHUFFLE[shuffle], blocksize=blocksize)
 
 
 def read_summary(loc: StoreLocation, key: str) -> dict[str, Any] | None:
@@ -87,5 +92,5 @@ def write_run_group(loc: StoreLocation, key: str, cube: RunCube, layout: Layout,
         objects[chunk_key] = encode_chunk(cube.fields[name], layout)
     loc.put_many(f"runs/{key}", objects)
     summary = {**summary, "stats": run_stats(cube.fields), "attrs": cube.attrs}
-    loc.write_json(f"runs/{key}/{SUMMARY_DOC}", summary)
+    loc.write_json(f"runs/{key}/{SUMMARY_DOC}", summary, durable=False)
     return summary

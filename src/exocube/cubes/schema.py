@@ -24,6 +24,9 @@ SCHEMA_VERSION = "1.0"
 DERIVED_PARAMS: tuple[str, ...] = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
 RUN_PARAMS: tuple[str, ...] = ALL_NAMES + DERIVED_PARAMS
 STAT_NAMES: tuple[str, ...] = ("mean", "std", "min", "max")
+# blosc block of new stores: a whole chunk of the default grid (zstd's per-block set-up
+# dominates at blosc's default block size for clevel 1); stores without it use blosc's 0
+BLOSC_BLOCKSIZE = 1 << 20
 REGRID_METHOD = (
     "bilinear in latitude and longitude (periodic longitude; polewards of the outermost "
     "source latitude the outermost row is used); identity when the source grid equals the "
@@ -49,7 +52,8 @@ class Layout:
     ntime: int
     time_mean_last: int | None = None
     compressor: dict[str, Any] = field(
-        default_factory=lambda: {"cname": "zstd", "clevel": 1, "shuffle": "shuffle"}
+        default_factory=lambda: {"cname": "zstd", "clevel": 1, "shuffle": "shuffle",
+                                 "blocksize": BLOSC_BLOCKSIZE}
     )
 
     @classmethod

@@ -19,6 +19,7 @@ chunk ``<var>/c/<i>/...`` of a run-indexed array is read from run ``i``'s group.
 
 from __future__ import annotations
 
+import ctypes
 import json
 import os
 import uuid
@@ -86,8 +87,13 @@ class StoreLocation:
         except FileNotFoundError:
             return None
 
-    def write_json(self, path: str, doc: dict[str, Any]) -> None:
-        """Write a JSON document atomically (temporary name then rename, or one S3 PUT)."""
+    def write_json(self, path: str, doc: dict[str, Any], *, durable: bool = True) -> None:
+        """Write a JSON document atomically (temporary name then rename, or one S3 PUT).
+
+        ``durable``: also fsync it before the rename, so it survives a power loss
+        (a killed process loses nothing either way). Run summaries skip this and
+        are made durable by the :meth:`sync` before the version that lists them.
+        """
         data = json.dumps(doc, indent=1, sort_keys=True).encode()
         full = self.join(path)
         if not self.is_local:
@@ -98,9 +104,16 @@ class StoreLocation:
         tmp = f"{full}.tmp-{uuid.uuid4().hex[:8]}"
         with open(tmp, "wb") as fh:
             fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.replace(tmp, full)
+
+    def sync(self) -> None:
+        """Flush everything written under a local root to disk (no-op on S3, whose PUTs
+        are durable when they return): one ``syncfs`` of the root's filesystem."""
+        if self.is_local:
+            sync_filesystem(self.url)
 
     def create_exclusive(self, path: str, doc: dict[str, Any]) -> bool:
         """Create a JSON document only if it does not exist yet (S3: conditional PUT).
@@ -124,13 +137,28 @@ class StoreLocation:
             self.fs().pipe({self.join(prefix, k): v for k, v in objects.items()})
             return
         root = Path(self.join(prefix))
+        for parent in {(root / key).parent for key in objects}:
+            parent.mkdir(parents=True, exist_ok=True)
         for key, data in objects.items():
-            target = root / key
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+            (root / key).write_bytes(data)
 
     def exists(self, path: str) -> bool:
         return bool(self.fs().exists(self.join(path)))
+
+
+def sync_filesystem(path: str) -> None:
+    """``syncfs(2)`` on the filesystem holding ``path`` (``os.sync`` where libc lacks it)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if not hasattr(libc, "syncfs"):
+        os.sync()
+        return
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        if libc.syncfs(fd) != 0:
+            err = ctypes.get_errno()
+            raise StoreError(f"syncfs of the store at {path} failed: {os.strerror(err)}")
+    finally:
+        os.close(fd)
 
 
 class VersionStore(WrapperStore):

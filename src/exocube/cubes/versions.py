@@ -104,6 +104,7 @@ def commit(loc: StoreLocation, layout: Layout, parent: dict[str, Any] | None,
         "stats": stats,
     }
     _write_zarr(loc, layout, manifest)
+    loc.sync()  # the new runs' groups and the version's arrays, before the manifest names them
     loc.write_json(f"versions/{manifest['version_id']}/{MANIFEST_DOC}", manifest)
     if not loc.create_exclusive(claim_path(parent_id), {"version_id": manifest["version_id"]}):
         raise StoreError(
@@ -133,7 +134,8 @@ def _write_zarr(loc: StoreLocation, layout: Layout, manifest: dict[str, Any]) ->
 
 def compressor(layout: Layout) -> BloscCodec:
     c = layout.compressor
-    return BloscCodec(cname=c["cname"], clevel=c["clevel"], shuffle=c["shuffle"])
+    return BloscCodec(cname=c["cname"], clevel=c["clevel"], shuffle=c["shuffle"],
+                      blocksize=c.get("blocksize", 0))
 
 
 def template(layout: Layout, manifest: dict[str, Any]) -> tuple[xr.Dataset, dict[str, Any]]:

@@ -9,6 +9,7 @@ import numpy as np
 import xarray as xr
 
 from exocube.cubes.sources.aliases import AliasTable
+from exocube.cubes.sources.netcdf import NcData
 from exocube.cubes.sources.units import CONVERSIONS
 
 STANDARD_NAMES: dict[str, tuple[str, ...]] = {
@@ -27,7 +28,7 @@ SIGMA_NAME = "atmosphere_sigma_coordinate"
 HYBRID_NAMES = ("atmosphere_hybrid_sigma_pressure_coordinate",)
 
 
-def find_by_standard_name(ds: xr.Dataset, name: str) -> str | None:
+def find_by_standard_name(ds: NcData, name: str) -> str | None:
     """The data variable whose ``standard_name`` matches canonical ``name``, if any."""
     wanted = STANDARD_NAMES[name]
     for var_name, var in ds.data_vars.items():
@@ -36,7 +37,7 @@ def find_by_standard_name(ds: xr.Dataset, name: str) -> str | None:
     return None
 
 
-def find_by_alias(ds: xr.Dataset, name: str, tables: list[AliasTable]
+def find_by_alias(ds: NcData, name: str, tables: list[AliasTable]
                   ) -> tuple[str, AliasTable] | None:
     """The first variable named by an alias table for canonical ``name``, with that table."""
     for table in tables:
@@ -46,7 +47,7 @@ def find_by_alias(ds: xr.Dataset, name: str, tables: list[AliasTable]
     return None
 
 
-def find_coordinate(ds: xr.Dataset, role: str, tables: list[AliasTable]) -> str | None:
+def find_coordinate(ds: NcData, role: str, tables: list[AliasTable]) -> str | None:
     """A 1-D variable acting as the ``lat``, ``lon`` or ``time`` coordinate."""
     units_set = {"lat": LAT_UNITS, "lon": LON_UNITS}.get(role, set())
     standard = {"lat": "latitude", "lon": "longitude", "time": "time"}[role]

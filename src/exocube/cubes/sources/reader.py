@@ -12,6 +12,7 @@ from numpy.typing import NDArray
 
 from exocube.cubes.sources import cf
 from exocube.cubes.sources.aliases import AliasTable, alias_tables
+from exocube.cubes.sources.netcdf import NcData, read_netcdf
 from exocube.cubes.sources.units import to_si
 from exocube.errors import InputDataError
 from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D
@@ -54,12 +55,7 @@ def read_source(path: str | Path, source: str = "auto") -> SourceRun:
     """Open ``path`` and map its variables to the canonical names, in SI units."""
     if source not in SOURCES:
         raise InputDataError(f"unknown source format {source!r}; use one of {SOURCES}")
-    tables = _tables_for(source)
-    ds = _open(path)
-    try:
-        return _map(ds, str(path), tables)
-    finally:
-        ds.close()
+    return _map(read_netcdf(path), str(path), _tables_for(source))
 
 
 def _tables_for(source: str) -> list[AliasTable]:
@@ -69,17 +65,7 @@ def _tables_for(source: str) -> list[AliasTable]:
     return [] if source == "cf" else [tables[source]]
 
 
-def _open(path: str | Path) -> xr.Dataset:
-    if not Path(path).is_file():
-        raise InputDataError(f"{path}: no such file")
-    try:
-        ds = xr.open_dataset(path, engine="netcdf4", decode_times=False, decode_timedelta=False)
-        return ds.load()
-    except (OSError, ValueError, RuntimeError) as exc:
-        raise InputDataError(f"{path}: not a readable NetCDF file ({exc})") from exc
-
-
-def _map(ds: xr.Dataset, path: str, tables: list[AliasTable]) -> SourceRun:
+def _map(ds: NcData, path: str, tables: list[AliasTable]) -> SourceRun:
     coords = {role: cf.find_coordinate(ds, role, tables) for role in ("lat", "lon", "time")}
     for role, what in (("lat", "latitude (standard_name latitude or units degrees_north)"),
                        ("lon", "longitude (standard_name longitude or units degrees_east)")):
@@ -108,7 +94,7 @@ def _map(ds: xr.Dataset, path: str, tables: list[AliasTable]) -> SourceRun:
     )
 
 
-def _variable_names(ds: xr.Dataset, path: str, tables: list[AliasTable]
+def _variable_names(ds: NcData, path: str, tables: list[AliasTable]
                     ) -> tuple[dict[str, tuple[str, AliasTable | None]], str]:
     names: dict[str, tuple[str, AliasTable | None]] = {}
     formats = set()
@@ -137,7 +123,7 @@ def _table_naming(var_name: str, canon: str, tables: list[AliasTable]) -> AliasT
     return None
 
 
-def _field(ds: xr.Dataset, path: str, canon: str, var_name: str, table: AliasTable | None,
+def _field(ds: NcData, path: str, canon: str, var_name: str, table: AliasTable | None,
            dims: dict[str, str]) -> tuple[NDArray[np.float64], str | None]:
     var = ds[var_name]
     units = var.attrs.get("units")
@@ -175,7 +161,7 @@ def _check_surface_pressure(ps: NDArray[np.float64], path: str, var_name: str) -
         )
 
 
-def _levels(ds: xr.Dataset, path: str, level_dims: dict[str, str], dims: dict[str, str],
+def _levels(ds: NcData, path: str, level_dims: dict[str, str], dims: dict[str, str],
             tables: list[AliasTable]) -> dict[str, VerticalLevels]:
     main = {level_dims[n] for n in ("ta", "ua", "va", "hus")}
     if len(main) != 1:
@@ -190,7 +176,7 @@ def _levels(ds: xr.Dataset, path: str, level_dims: dict[str, str], dims: dict[st
     return {name: cache[vdim] for name, vdim in level_dims.items()}
 
 
-def _level_kind(ds: xr.Dataset, path: str, vdim: str, dims: dict[str, str],
+def _level_kind(ds: NcData, path: str, vdim: str, dims: dict[str, str],
                 tables: list[AliasTable]) -> VerticalLevels:
     coord = ds.variables.get(vdim)
     if coord is not None and cf.is_hybrid_coordinate(coord):
@@ -212,7 +198,7 @@ def _level_kind(ds: xr.Dataset, path: str, vdim: str, dims: dict[str, str],
     )
 
 
-def _hybrid(ds: xr.Dataset, path: str, vdim: str, coord: xr.Variable) -> VerticalLevels:
+def _hybrid(ds: NcData, path: str, vdim: str, coord: xr.Variable) -> VerticalLevels:
     terms = cf.formula_terms(coord)
     try:
         b = np.asarray(ds[terms["b"]].values, np.float64)
@@ -232,7 +218,7 @@ def _hybrid(ds: xr.Dataset, path: str, vdim: str, coord: xr.Variable) -> Vertica
     return VerticalLevels("hybrid", a, b)
 
 
-def _pressure_3d(ds: xr.Dataset, path: str, vdim: str, dims: dict[str, str],
+def _pressure_3d(ds: NcData, path: str, vdim: str, dims: dict[str, str],
                  tables: list[AliasTable]) -> NDArray[np.float64] | None:
     candidates = [n for t in tables for n in t.coordinate_names("pressure_3d")]
     candidates += [str(n) for n, v in ds.data_vars.items()
