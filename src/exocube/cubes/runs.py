@@ -46,7 +46,7 @@ def metadata_documents(layout: Layout) -> dict[str, bytes]:
     They are the same for every run of a store (only the data differ), so each run
     group is written as these documents plus one encoded chunk per array.
     """
-    return _documents(json.dumps(layout.to_json(), sort_keys=True))
+    return _documents(layout.json_text)
 
 
 @lru_cache(maxsize=4)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -75,6 +76,11 @@ class Layout:
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
 
+    @cached_property
+    def json_text(self) -> str:
+        """``to_json`` as canonical JSON text (computed once per Layout object)."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
     @classmethod
     def from_json(cls, doc: dict[str, Any]) -> Layout:
         return cls(plev=tuple(doc["plev"]), lat=tuple(doc["lat"]), lon=tuple(doc["lon"]),
@@ -83,8 +89,7 @@ class Layout:
 
     def digest(self) -> str:
         """A short hash of the layout, part of every run's storage key."""
-        text = json.dumps(self.to_json(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()[:12]
+        return hashlib.sha256(self.json_text.encode()).hexdigest()[:12]
 
     def check_same(self, other: Layout) -> None:
         """Raise StoreError naming the first difference between two layouts."""

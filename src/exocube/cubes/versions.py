@@ -23,6 +23,7 @@ import numpy as np
 import sqlalchemy as sa
 import xarray as xr
 from zarr.codecs import BloscCodec
+from zarr.storage import MemoryStore
 
 from exocube import __version__
 from exocube.catalog import Dataset, DatasetFile, session_scope
@@ -124,12 +125,16 @@ def _run_entry(run: dict[str, Any]) -> dict[str, Any]:
 
 
 def _write_zarr(loc: StoreLocation, layout: Layout, manifest: dict[str, Any]) -> None:
+    """The version's Zarr metadata and small arrays: made in memory, then written as files
+    (the version id is new, so nothing is overwritten; the manifest comes after)."""
     ds, encoding = template(layout, manifest)
-    target = loc.zarr_store(f"versions/{manifest['version_id']}")
+    memory = MemoryStore()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*[Cc]onsolidated metadata.*")
-        ds.to_zarr(target, mode="w-", compute=False, consolidated=True, zarr_format=3,
+        ds.to_zarr(memory, mode="w-", compute=False, consolidated=True, zarr_format=3,
                    encoding=encoding)
+    loc.put_many(f"versions/{manifest['version_id']}",
+                 {key: buf.to_bytes() for key, buf in memory._store_dict.items()})
 
 
 def compressor(layout: Layout) -> BloscCodec:
@@ -150,7 +155,8 @@ def template(layout: Layout, manifest: dict[str, Any]) -> tuple[xr.Dataset, dict
         dims = ("run", "time", "plev", "lat", "lon") if name in FIELDS_3D else (
             "run", "time", "lat", "lon")
         chunks = (1, *shape[1:])
-        variables[name] = xr.Variable(dims, da.zeros(shape, chunks=chunks, dtype=np.float32),
+        # one dask chunk per array: never computed, and a small graph for to_zarr
+        variables[name] = xr.Variable(dims, da.zeros(shape, chunks=shape, dtype=np.float32),
                                       attrs=field_attrs(name))
         encoding[name] = {"chunks": chunks, "compressors": (compressor(layout),),
                           "_FillValue": np.float32(np.nan)}
