@@ -144,3 +144,19 @@ def test_uncertainty_weighting_optimum_is_the_loss_scale() -> None:
     with pytest.raises(ValueError, match="do not match"):
         uw({"a": torch.tensor(1.0)})
     assert math.isfinite(float(uw(terms).detach()))
+
+
+def test_uncertainty_weighting_caps_a_term_relative_to_the_reference() -> None:
+    uw = losses.UncertaintyWeighting(["data", "phys"], reference="data",
+                                     max_ratio={"phys": 0.1})
+    with torch.no_grad():
+        uw.log_vars.copy_(torch.tensor([0.0, -10.0]))  # uncapped, phys would weigh e^10 more
+    w = uw.weights()
+    assert w["phys"] == pytest.approx(0.1 * w["data"])
+    terms = {"data": torch.tensor(1.0), "phys": torch.tensor(1.0)}
+    assert float(uw(terms)) == pytest.approx(0.5 + 0.05 + 0.5 * math.log(10.0), rel=1e-6)
+    with torch.no_grad():
+        uw.log_vars.copy_(torch.tensor([0.0, 3.0]))  # below the cap the weight is free
+    assert uw.weights()["phys"] == pytest.approx(0.5 * math.exp(-3.0))
+    with pytest.raises(ValueError, match="not among"):
+        losses.UncertaintyWeighting(["data"], reference="data", max_ratio={"phys": 0.1})

@@ -92,7 +92,11 @@ def test_forcing_maps() -> None:
     assert float(locked[:, 2].abs().max()) == 0.0  # antistellar meridian is dark
     torch.testing.assert_close(rotating, (torch.cos(torch.deg2rad(lat)) / math.pi)
                                .reshape(-1, 1).expand(3, 4))
-    assert float(f[0, 4, 0, 0, 0]) == pytest.approx(math.log(2.0))  # p > ps: below ground
+    assert float(f[0, 5, 0, 0, 0]) == pytest.approx(math.log(2.0))  # p > ps: below ground
+    # radiative-equilibrium temperature of the substellar point: ((1-A) 2 S0 / sigma)^(1/4)
+    t_sub = (0.7 * 2.0 * 1361.0 / 5.670374419e-8) ** 0.25
+    assert float(f[0, 1, 0, 1, 0]) * 300.0 == pytest.approx(t_sub, rel=1e-5)
+    assert float(f[0, 1, 0, 1, 2]) == 0.0
 
 
 def test_inference_convolution_matches_the_autograd_path() -> None:

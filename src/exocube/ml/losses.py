@@ -149,24 +149,51 @@ def weighted_mse(pred: Tensor, target: Tensor, valid: Tensor, lat_deg: Tensor) -
 
 
 class UncertaintyWeighting(nn.Module):
-    """Learnable homoscedastic weights: ``sum_i 0.5 exp(-s_i) L_i + 0.5 s_i``."""
+    """Learnable homoscedastic weights: ``sum_i 0.5 exp(-s_i) L_i + 0.5 s_i``.
 
-    def __init__(self, names: list[str]) -> None:
+    ``max_ratio`` caps chosen terms relative to a ``reference`` term: term ``i``
+    uses ``max(s_i, s_ref - ln r_i)``, so its weight never exceeds ``r_i`` times
+    the reference's. Without a cap a residual that the network can drive towards
+    zero (hydrostatic balance between two predicted fields, say) earns an ever
+    larger weight and pulls the fit away from the data.
+    """
+
+    def __init__(self, names: list[str], reference: str | None = None,
+                 max_ratio: dict[str, float] | None = None) -> None:
         super().__init__()
         self.names = list(names)
+        self.max_ratio = dict(max_ratio or {})
+        unknown = sorted(set(self.max_ratio) - set(self.names))
+        if unknown or (self.max_ratio and reference not in self.names):
+            raise ValueError(f"capped terms {unknown} or reference {reference!r} are not among "
+                             f"the weighted terms {self.names}")
+        if any(r <= 0 for r in self.max_ratio.values()):
+            raise ValueError(f"weight ratios must be positive, got {self.max_ratio}")
+        self.reference = reference
         self.log_vars = nn.Parameter(torch.zeros(len(self.names)))
+
+    def effective_log_vars(self) -> Tensor:
+        """The log variances after the caps, ``(len(names),)``."""
+        s = self.log_vars
+        if not self.max_ratio:
+            return s
+        s_ref = s[self.names.index(str(self.reference))]
+        floors = [s_ref - math.log(self.max_ratio[n]) if n in self.max_ratio else None
+                  for n in self.names]
+        return torch.stack([s[i] if f is None else torch.maximum(s[i], f)
+                            for i, f in enumerate(floors)])
 
     def forward(self, terms: dict[str, Tensor]) -> Tensor:
         if set(terms) != set(self.names):
             raise ValueError(f"loss terms {sorted(terms)} do not match the weighted terms "
                              f"{sorted(self.names)}")
+        s = self.effective_log_vars()
         total = self.log_vars.new_zeros(())
         for i, name in enumerate(self.names):
-            s = self.log_vars[i]
-            total = total + 0.5 * torch.exp(-s) * terms[name] + 0.5 * s
+            total = total + 0.5 * torch.exp(-s[i]) * terms[name] + 0.5 * s[i]
         return total
 
     def weights(self) -> dict[str, float]:
         """The current effective weight ``0.5 exp(-s_i)`` of each term."""
-        return {n: float(0.5 * torch.exp(-s)) for n, s in zip(self.names, self.log_vars.detach(),
-                                                                strict=True)}
+        s = self.effective_log_vars().detach()
+        return {n: float(0.5 * torch.exp(-v)) for n, v in zip(self.names, s, strict=True)}

@@ -49,6 +49,8 @@ class SurrogateTask(L.LightningModule):
         physics: physics terms to train with (subset of hydrostatic, humidity,
             mass_continuity); a term whose variables are not learned is skipped.
         uncertainty_weighting: learn the term weights (else all weights are 1).
+        physics_max_ratio: cap on each physics term's learned weight, as a
+            fraction of the data term's weight (see ``UncertaintyWeighting``).
         scalar_head: also train the scalar model on diagnostics of ``ts``/``ps``.
         substellar_lon_deg: longitude of the substellar point of tidally locked runs
             (the built-in generator puts it at 180 degrees east).
@@ -58,7 +60,8 @@ class SurrogateTask(L.LightningModule):
     def __init__(self, depth: int = 3, base_features: int = 16, lr: float = 2e-3,
                  weight_decay: float = 1e-5,
                  physics: tuple[str, ...] = ("hydrostatic", "humidity", "mass_continuity"),
-                 uncertainty_weighting: bool = True, scalar_head: bool = True,
+                 uncertainty_weighting: bool = True, physics_max_ratio: float = 0.1,
+                 scalar_head: bool = True,
                  substellar_lon_deg: float = 180.0,
                  data_spec: dict[str, Any] | None = None) -> None:
         super().__init__()
@@ -85,8 +88,9 @@ class SurrogateTask(L.LightningModule):
         self.scalar_model = ScalarMLP(N_PARAM_FEATURES) if self.has_scalars else None
         self.physics_terms = [t for t in physics if set(PHYSICS_TERMS[t]) <= set(self.v3)]
         self.term_names = ["data", *self.physics_terms] + (["scalar"] if self.has_scalars else [])
-        self.weighting = (losses.UncertaintyWeighting(self.term_names)
-                          if uncertainty_weighting else None)
+        self.weighting = (losses.UncertaintyWeighting(
+            self.term_names, "data", {t: physics_max_ratio for t in self.physics_terms})
+            if uncertainty_weighting else None)
         self.hus_scale = (self.normaliser.std3[self.ch["hus"]].flatten().clone()
                           if "hus" in self.ch else None)
 

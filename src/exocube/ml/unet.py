@@ -13,8 +13,20 @@ The parameter vector conditions every block through FiLM (a per-channel scale
 and shift), and the input volume holds forcing maps computed from the
 parameters (see :func:`forcing_maps`): the top-of-atmosphere insolation
 pattern (substellar-centred for tidally locked planets, the diurnal mean
-``S cos(lat) / pi`` otherwise), ``cos`` and ``sin`` of latitude, log pressure
-and log pressure relative to the planet's surface pressure.
+``S cos(lat) / pi`` otherwise), the local radiative-equilibrium temperature
+of that insolation, ``cos`` and ``sin`` of latitude, log pressure and log
+pressure relative to the planet's surface pressure.
+
+Two paths beside the convolutions carry what group normalisation would
+otherwise wash out (it removes each sample's own mean and scale):
+
+- a **profile head**, an MLP from the parameters to one value per output
+  variable and level (and per 2-D output), broadcast over the sphere and
+  added to the output: the run-to-run change of the mean profile;
+- a **pointwise head**: the last feature volume is concatenated with the raw
+  forcing maps and passed through a FiLM-conditioned 1x1x1 MLP, so the
+  output can depend sharply on the local insolation and the height above
+  the surface.
 
 Pooling halves a dimension only while it is even and at least 4, so any grid
 works (20 levels: 20 -> 10 -> 5 -> 5); the decoder interpolates to the skip
@@ -34,7 +46,11 @@ from torch import Tensor, nn
 
 from exocube.errors import ConfigError
 
-N_FORCING = 5
+N_FORCING = 6
+BOND_ALBEDO = 0.3
+S_EARTH_W_M2 = 1361.0
+SIGMA_SB = 5.670374419e-8
+T_REF_K = 300.0
 
 
 class SpherePad3d(nn.Module):
@@ -150,8 +166,14 @@ class SphereUNet3d(nn.Module):
             ConvBlock(widths[i + 1] + widths[i], widths[i], cond, *geo)
             for i in reversed(range(depth))
         )
-        self.head_3d = nn.Conv3d(widths[0], out_3d, 1)
-        self.head_2d = nn.Conv2d(widths[0] * grid_shape[0], out_2d, 1) if out_2d else None
+        w0 = widths[0]
+        self.point_in = nn.Conv3d(w0 + N_FORCING, 2 * w0, 1)
+        self.point_film = FiLM(cond, 2 * w0)
+        self.head_3d = nn.Conv3d(2 * w0, out_3d, 1)
+        self.head_2d = nn.Conv2d(2 * w0 * grid_shape[0], out_2d, 1) if out_2d else None
+        n_levels = grid_shape[0]
+        self.profile = nn.Sequential(nn.Linear(n_params, 4 * cond), nn.GELU(),
+                                     nn.Linear(4 * cond, out_3d * n_levels + out_2d))
 
     def forward(self, forcing: Tensor, params: Tensor) -> tuple[Tensor, Tensor | None]:
         """``forcing`` ``(B, N_FORCING, L, H, W)``, ``params`` ``(B, n_params)`` ->
@@ -173,18 +195,26 @@ class SphereUNet3d(nn.Module):
         for block, skip in zip(self.up, reversed(skips), strict=True):
             x = F.interpolate(x, size=skip.shape[2:], mode="nearest")
             x = block(torch.cat([x, skip], dim=1), cond)
-        out3 = self.head_3d(x)
+        x = F.gelu(self.point_film(self.point_in(torch.cat([x, forcing], dim=1)), cond))
+        b, c, lev, h, w = x.shape
+        prof = self.profile(params)
+        out3 = self.head_3d(x) + prof[:, :self.out_3d * lev].reshape(b, self.out_3d, lev, 1, 1)
         out2 = None
         if self.head_2d is not None:
-            b, c, lev, h, w = x.shape
-            out2 = self.head_2d(x.reshape(b, c * lev, h, w))
+            out2 = (self.head_2d(x.reshape(b, c * lev, h, w))
+                    + prof[:, self.out_3d * lev:].reshape(b, self.out_2d, 1, 1))
         return out3, out2
 
 
 def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: Tensor,
                  lat_deg: Tensor, lon_deg: Tensor, substellar_lon_deg: float = 180.0) -> Tensor:
     """Forcing volume ``(B, N_FORCING, L, H, W)`` from per-run insolation [S_earth],
-    tidal locking (bool), surface pressure [Pa], and the grid."""
+    tidal locking (bool), surface pressure [Pa], and the grid.
+
+    Channels: insolation pattern [S_earth]; local radiative-equilibrium
+    temperature ``((1 - A) S_local / sigma)^(1/4)`` with Bond albedo 0.3, in
+    units of 300 K; cos and sin of latitude; ``ln(p / 1e5 Pa) / ln(1e3)``;
+    ``ln(p / p_s)``."""
     b = insolation.shape[0]
     phi = (lat_deg * math.pi / 180.0).reshape(1, 1, -1, 1)
     lam = ((lon_deg - substellar_lon_deg) * math.pi / 180.0).reshape(1, 1, 1, -1)
@@ -192,11 +222,14 @@ def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: T
     rotating = (torch.cos(phi) / math.pi).expand_as(locked)
     sel = tidally_locked.reshape(-1, 1, 1, 1).bool()
     pattern = torch.where(sel, locked, rotating) * insolation.reshape(-1, 1, 1, 1)
+    flux = (1.0 - BOND_ALBEDO) * S_EARTH_W_M2 * pattern
+    t_loc = (flux / SIGMA_SB).clamp_min(0.0).pow(0.25) / T_REF_K
     shape = (b, 1, len(plev), len(lat_deg), len(lon_deg))
     logp = torch.log(plev / 1.0e5).reshape(1, 1, -1, 1, 1) / math.log(1.0e3)
     logp_rel = torch.log(plev.reshape(1, -1, 1, 1) / ps.reshape(-1, 1, 1, 1)).unsqueeze(1)
     maps = [
         pattern.unsqueeze(2).expand(shape),
+        t_loc.unsqueeze(2).expand(shape),
         torch.cos(phi).unsqueeze(1).expand(shape),
         torch.sin(phi).unsqueeze(1).expand(shape),
         logp.expand(shape),
