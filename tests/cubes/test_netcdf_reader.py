@@ -62,3 +62,13 @@ def test_reader_names_the_file_it_cannot_read(tmp_path: Path) -> None:
         read_netcdf(bad)
     with pytest.raises(InputDataError, match=r"missing\.nc: no such file"):
         read_netcdf(tmp_path / "missing.nc")
+
+
+def test_reader_from_bytes_matches_reader_from_file(tmp_path: Path) -> None:
+    path = packed_file(tmp_path / "packed.nc")
+    from_file, from_bytes = read_netcdf(path), read_netcdf(path, path.read_bytes())
+    assert list(from_bytes.variables) == list(from_file.variables)
+    for name, var in from_file.variables.items():
+        assert from_bytes[name].identical(var)
+    with pytest.raises(InputDataError, match=r"bad\.nc: not a readable NetCDF file"):
+        read_netcdf(tmp_path / "bad.nc", b"not a netcdf file")

@@ -11,6 +11,7 @@ and re-running the same command finishes the job without duplicating a run.
 from __future__ import annotations
 
 import glob
+import hashlib
 import logging
 import math
 from collections.abc import Iterable, Iterator, Mapping
@@ -28,7 +29,7 @@ from exocube.catalog import upgrade
 from exocube.config import DaskOptions, get_settings
 from exocube.cubes import runparams, versions
 from exocube.cubes.process import build_run
-from exocube.cubes.runs import file_sha256, read_summary, run_key, write_run_group
+from exocube.cubes.runs import read_summary, run_key, write_run_group
 from exocube.cubes.schema import SCHEMA_VERSION, Layout, check_run
 from exocube.cubes.sources import read_source
 from exocube.cubes.store import STORE_DOC, StoreLocation
@@ -172,14 +173,15 @@ def grid_of(src: Any) -> Grid | None:
 
 def process_file(path: str, task: FileTask) -> dict[str, Any]:
     """Worker side: hash, skip or reuse, else read, remap and write one run group."""
-    sha = file_sha256(path)
+    content = Path(path).read_bytes()  # hashed, then parsed from memory
+    sha = hashlib.sha256(content).hexdigest()
     if sha in task.known:
         return {"status": "present", "file": path, "sha256": sha, "run_id": task.known[sha]}
     key = run_key(sha, task.layout)
     summary = read_summary(task.loc, key)
     if summary is not None:
         return {**summary, "status": "reused", "file": path}
-    src = read_source(path, task.source)
+    src = read_source(path, task.source, content)
     run_id = str(src.attrs.get("run_id") or Path(path).stem)
     params = runparams.resolve(run_id, path, src.attrs, task.csv_rows, task.database_url)
     cube = build_run(src, task.layout, run_id, params)

@@ -92,5 +92,5 @@ def write_run_group(loc: StoreLocation, key: str, cube: RunCube, layout: Layout,
         objects[chunk_key] = encode_chunk(cube.fields[name], layout)
     loc.put_many(f"runs/{key}", objects)
     summary = {**summary, "stats": run_stats(cube.fields), "attrs": cube.attrs}
-    loc.write_json(f"runs/{key}/{SUMMARY_DOC}", summary, durable=False)
+    loc.write_json(f"runs/{key}/{SUMMARY_DOC}", summary, durable=False, indent=None)
     return summary

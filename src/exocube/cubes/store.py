@@ -87,14 +87,15 @@ class StoreLocation:
         except FileNotFoundError:
             return None
 
-    def write_json(self, path: str, doc: dict[str, Any], *, durable: bool = True) -> None:
+    def write_json(self, path: str, doc: dict[str, Any], *, durable: bool = True,
+                   indent: int | None = 1) -> None:
         """Write a JSON document atomically (temporary name then rename, or one S3 PUT).
 
         ``durable``: also fsync it before the rename, so it survives a power loss
         (a killed process loses nothing either way). Run summaries skip this and
         are made durable by the :meth:`sync` before the version that lists them.
         """
-        data = json.dumps(doc, indent=1, sort_keys=True).encode()
+        data = json.dumps(doc, indent=indent, sort_keys=True).encode()
         full = self.join(path)
         if not self.is_local:
             with self.fs().open(full, "wb") as fh:
@@ -137,13 +138,25 @@ class StoreLocation:
             self.fs().pipe({self.join(prefix, k): v for k, v in objects.items()})
             return
         root = Path(self.join(prefix))
-        for parent in {(root / key).parent for key in objects}:
-            parent.mkdir(parents=True, exist_ok=True)
+        make_dirs(root, objects)
         for key, data in objects.items():
             (root / key).write_bytes(data)
 
     def exists(self, path: str) -> bool:
         return bool(self.fs().exists(self.join(path)))
+
+
+def make_dirs(root: Path, keys: Iterable[str]) -> None:
+    """Create ``root`` and every directory the ``/``-separated ``keys`` need, each with
+    one ``mkdir`` call (a run group has some forty: Zarr v3 chunk keys nest)."""
+    root.mkdir(parents=True, exist_ok=True)
+    dirs = {"/".join(parts[:i]) for parts in (k.split("/") for k in keys)
+            for i in range(1, len(parts))}
+    for d in sorted(dirs, key=lambda d: d.count("/")):
+        try:
+            os.mkdir(root / d)
+        except FileExistsError:
+            continue
 
 
 def sync_filesystem(path: str) -> None:

@@ -42,12 +42,16 @@ class NcData:
         return self.variables[name]
 
 
-def read_netcdf(path: str | Path) -> NcData:
-    """Every variable of ``path``'s root group, CF-decoded, in memory."""
-    if not Path(path).is_file():
+def read_netcdf(path: str | Path, content: bytes | None = None) -> NcData:
+    """Every variable of ``path``'s root group, CF-decoded, in memory.
+
+    ``content``: the file's bytes when the caller has read them already (netCDF-C
+    then opens them in memory instead of reading the file again).
+    """
+    if content is None and not Path(path).is_file():
         raise InputDataError(f"{path}: no such file")
     try:
-        with netCDF4.Dataset(path, "r") as nc:
+        with netCDF4.Dataset(str(path), "r", memory=content) as nc:
             raw = {str(name): _raw_variable(var) for name, var in nc.variables.items()}
             attrs = dict(nc.__dict__)
         decoded, attrs, coord_names = xr.conventions.decode_cf_variables(

@@ -51,11 +51,13 @@ class SourceRun:
     format: str = "cf"
 
 
-def read_source(path: str | Path, source: str = "auto") -> SourceRun:
-    """Open ``path`` and map its variables to the canonical names, in SI units."""
+def read_source(path: str | Path, source: str = "auto",
+                content: bytes | None = None) -> SourceRun:
+    """Open ``path`` (or its bytes ``content``, already read) and map its variables to the
+    canonical names, in SI units."""
     if source not in SOURCES:
         raise InputDataError(f"unknown source format {source!r}; use one of {SOURCES}")
-    return _map(read_netcdf(path), str(path), _tables_for(source))
+    return _map(read_netcdf(path, content), str(path), _tables_for(source))
 
 
 def _tables_for(source: str) -> list[AliasTable]:
