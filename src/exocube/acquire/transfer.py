@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,7 +33,14 @@ import httpx
 from exocube import __version__
 from exocube.acquire.breaker import CircuitBreaker
 from exocube.acquire.options import AcquireOptions
-from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, check
+from exocube.acquire.partial import (
+    NOTHING_EXPECTED,
+    BlockPipe,
+    Expected,
+    Hashes,
+    PartFile,
+    check,
+)
 from exocube.acquire.ratelimit import HostLimiter
 from exocube.acquire.retry import Backoff, is_retryable_status, parse_retry_after
 from exocube.errors import ChecksumError, TransferError
@@ -41,6 +48,9 @@ from exocube.errors import ChecksumError, TransferError
 log = logging.getLogger(__name__)
 
 USER_AGENT = f"exocube/{__version__} (+https://github.com/exocube; httpx/{httpx.__version__})"
+DIRECT_MIN_BYTES = 4 << 20
+DIRECT_READ_BYTES = 1 << 20
+MAX_CHUNKS_PER_BLOCK = 256  # well under IOV_MAX (1024) for one writev
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 Progress = Callable[[int], None]
 
@@ -204,6 +214,7 @@ class HTTPDownloader:
         self.polite = politeness
         self.chunk_size = chunk_size
         self.resume_min_bytes = resume_min_bytes
+        self.read_timeout = client.timeout.read
 
     async def fetch(
         self,
@@ -272,9 +283,9 @@ class HTTPDownloader:
                 self.client.stream("GET", url, headers=headers) as resp,
             ):
                 return await self._receive(url, part, resp, offset, expected, progress)
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
-        except (httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
             raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from exc
 
     async def _receive(
@@ -364,40 +375,30 @@ class HTTPDownloader:
         hashes: Hashes,
         progress: Progress | None,
     ) -> int:
-        """Write the body in blocks; hashing runs in a worker thread, overlapped.
+        """Write and hash the body in a worker thread, in blocks of ``chunk_size``.
 
-        Blocks are written from the event loop as soon as they are full, so a
-        killed process loses less than one block of received bytes.
+        The event loop only receives; a block is handed to the
+        :class:`~exocube.acquire.partial.BlockPipe` as soon as it is full, so a
+        killed process loses at most the queued blocks and the one being gathered.
         """
-        writer = part.open(start)
-        loop = asyncio.get_running_loop()
-        hashing: asyncio.Future[None] | None = None
-        pieces: list[bytes] = []
+        pipe = BlockPipe(part.open(start), hashes)
+        block: list[bytes] = []
         pending = 0
         received = 0
         try:
-            async for chunk in resp.aiter_raw():
-                pieces.append(chunk)
+            async for chunk in _body_chunks(resp, self.read_timeout):
+                block.append(chunk)
                 pending += len(chunk)
                 received += len(chunk)
                 if progress:
                     progress(len(chunk))
-                if pending >= self.chunk_size:
-                    block = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-                    pieces.clear()
-                    pending = 0
-                    writer.write(block)
-                    if hashing:
-                        await hashing
-                    hashing = loop.run_in_executor(None, hashes.update, block)
+                if pending >= self.chunk_size or len(block) >= MAX_CHUNKS_PER_BLOCK:
+                    await pipe.put(block)
+                    block, pending = [], 0
+            if block:
+                await pipe.put(block)
         finally:
-            if hashing:
-                await hashing
-            if pieces:
-                block = b"".join(pieces)
-                writer.write(block)
-                hashes.update(block)
-            writer.close(sync=False)
+            await pipe.close()
         return received
 
     def _reverify(
@@ -416,6 +417,46 @@ class HTTPDownloader:
                                        ("Last-Modified", meta.get("last_modified"))) if v},
             retrieved_at=datetime.now(UTC).isoformat(), bytes_received=0,
         )
+
+
+async def _body_chunks(resp: httpx.Response, read_timeout: float | None) -> AsyncIterator[bytes]:
+    """The raw body, read past h11 from the connection when that is safe and worth it.
+
+    httpcore's HTTP/1.1 body path copies every byte several times (h11's receive
+    buffer, its slices, ``bytes()``). A body with a ``Content-Length`` of at least
+    :data:`DIRECT_MIN_BYTES` is read instead straight from the response's
+    ``network_stream`` (the httpx/httpcore extension, TLS included) once h11 has
+    handed over what it buffered: h11 returns everything it holds, up to the
+    content length, as the first chunk. The connection is then closed, not reused.
+    """
+    raw = resp.aiter_raw()
+    length = resp.headers.get("Content-Length", "")
+    stream = resp.extensions.get("network_stream")
+    direct = (
+        resp.http_version == "HTTP/1.1"
+        and length.isdigit()
+        and int(length) >= DIRECT_MIN_BYTES
+        and "chunked" not in resp.headers.get("Transfer-Encoding", "").lower()
+        and stream is not None
+    )
+    try:
+        if not direct:
+            async for chunk in raw:
+                yield chunk
+            return
+        left = int(length)
+        async for chunk in raw:  # what h11 buffered with the headers, then leave h11
+            left -= len(chunk)
+            yield chunk
+            break
+        while left > 0:
+            chunk = await stream.read(min(DIRECT_READ_BYTES, left), timeout=read_timeout)
+            if not chunk:
+                return  # the caller sees the short body
+            left -= len(chunk)
+            yield chunk
+    finally:
+        await raw.aclose()
 
 
 def _validator(meta: dict[str, Any]) -> str | None:
