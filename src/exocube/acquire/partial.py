@@ -218,8 +218,14 @@ class BlockPipe:
             await asyncio.to_thread(self._slots.acquire)
         self._queue.put(chunks)
 
-    async def close(self) -> None:
-        """Write what is queued, stop the worker (it closes the file, no fsync)."""
+    async def close(self, last: Sequence[bytes] = ()) -> None:
+        """Write what is queued and ``last``, stop the worker (it closes the file, no fsync).
+
+        ``last`` is queued without waiting for a slot, so received bytes are kept
+        for a resume even when the transfer is failing or being cancelled.
+        """
+        if last:
+            self._queue.put(last)
         self._queue.put(None)
         try:
             await asyncio.to_thread(self._thread.join)

@@ -201,7 +201,11 @@ class Politeness:
 
 
 class HTTPDownloader:
-    """Streams URLs into verified ``.part`` files; see the module docstring."""
+    """Streams URLs into verified ``.part`` files; see the module docstring.
+
+    ``chunk_size`` is the write block; bodies of ``direct_min_bytes`` or more are
+    read past h11 (see :func:`_body_chunks`).
+    """
 
     def __init__(
         self,
@@ -209,12 +213,14 @@ class HTTPDownloader:
         politeness: Politeness,
         chunk_size: int = 1 << 20,
         resume_min_bytes: int = 1 << 20,
+        direct_min_bytes: int = DIRECT_MIN_BYTES,
     ) -> None:
         self.client = client
         self.polite = politeness
         self.chunk_size = chunk_size
         self.resume_min_bytes = resume_min_bytes
         self.read_timeout = client.timeout.read
+        self.direct_min_bytes = direct_min_bytes
 
     async def fetch(
         self,
@@ -386,7 +392,7 @@ class HTTPDownloader:
         pending = 0
         received = 0
         try:
-            async for chunk in _body_chunks(resp, self.read_timeout):
+            async for chunk in _body_chunks(resp, self.read_timeout, self.direct_min_bytes):
                 block.append(chunk)
                 pending += len(chunk)
                 received += len(chunk)
@@ -395,10 +401,8 @@ class HTTPDownloader:
                 if pending >= self.chunk_size or len(block) >= MAX_CHUNKS_PER_BLOCK:
                     await pipe.put(block)
                     block, pending = [], 0
-            if block:
-                await pipe.put(block)
         finally:
-            await pipe.close()
+            await pipe.close(last=block)
         return received
 
     def _reverify(
@@ -419,7 +423,9 @@ class HTTPDownloader:
         )
 
 
-async def _body_chunks(resp: httpx.Response, read_timeout: float | None) -> AsyncIterator[bytes]:
+async def _body_chunks(
+    resp: httpx.Response, read_timeout: float | None, direct_min_bytes: int
+) -> AsyncIterator[bytes]:
     """The raw body, read past h11 from the connection when that is safe and worth it.
 
     httpcore's HTTP/1.1 body path copies every byte several times (h11's receive
@@ -435,7 +441,7 @@ async def _body_chunks(resp: httpx.Response, read_timeout: float | None) -> Asyn
     direct = (
         resp.http_version == "HTTP/1.1"
         and length.isdigit()
-        and int(length) >= DIRECT_MIN_BYTES
+        and int(length) >= direct_min_bytes
         and "chunked" not in resp.headers.get("Transfer-Encoding", "").lower()
         and stream is not None
     )
