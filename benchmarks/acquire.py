@@ -4,9 +4,12 @@ Serves generated files from a temporary directory with an aiohttp static file
 server (sendfile, HTTP/1.1 keep-alive) in a separate process, then measures:
 
 1. one large file (default 1 GiB): exocube's HTTPDownloader (streaming to a
-   .part file, sha256, size check, atomic rename) vs ``curl -o``, alternating,
-   median of the paired ratios; target: >= 0.90 of curl's throughput. Also
-   printed: curl followed by ``sha256sum``, the equivalent verified download;
+   .part file, sha256, size check, atomic rename) vs ``curl -o`` into the same
+   directory, alternating which goes first, files removed and dirty pages
+   synced before each measurement; median of the paired ratios; target: >= 0.90
+   of curl's throughput. Printed per round: wall time and the CPU seconds of the
+   client and of the server. Also printed: curl followed by ``sha256sum``, the
+   equivalent verified download;
 2. many small files (default 2,000 x 16 KiB): exocube with concurrent
    transfers vs sequential curl, both as one curl process per file (what a
    download script loop does) and as one curl process fetching every URL in
@@ -99,26 +102,70 @@ def timed(fn: Callable[[], object]) -> float:
     return time.perf_counter() - t0
 
 
-def bench_big(url: str, out: Path, size: int, repeats: int) -> None:
-    """Alternate curl and exocube ``repeats`` times; median of the paired ratios."""
-    ratios, verified = [], []
+def cpu_seconds(pid: int | None = None) -> float:
+    """User + system CPU seconds of this process (all threads) and its reaped
+    children, or of process ``pid`` (the server)."""
+    if pid is not None:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    me = os.times()
+    return me.user + me.system + me.children_user + me.children_system
+
+
+def settle(out: Path) -> None:
+    """Remove the previous round's files and write back dirty pages, so no round
+    pays for another's writeback."""
+    for f in out.glob("*_big.bin"):
+        f.unlink()
+    os.sync()
+
+
+def measure(fn: Callable[[], object], server_pid: int) -> tuple[float, float, float]:
+    """Wall seconds, client CPU seconds and server CPU seconds of ``fn``."""
+    cpu0, srv0 = cpu_seconds(), cpu_seconds(server_pid)
+    wall = timed(fn)
+    return wall, cpu_seconds() - cpu0, cpu_seconds(server_pid) - srv0
+
+
+def bench_big(url: str, out: Path, size: int, repeats: int, server_pid: int) -> None:
+    """Alternate which of curl and exocube goes first; median of the paired ratios.
+
+    Both write to the same directory; files are removed and dirty pages written
+    back (``sync``) before every measurement.
+    """
+    def curl() -> None:
+        subprocess.run(["curl", "-sS", "-o", str(out / "curl_big.bin"), f"{url}/big.bin"],
+                       check=True)
+
+    def ours() -> None:
+        asyncio.run(exocube_fetch([(f"{url}/big.bin", out / "exo_big.bin", size)], 1))
+
+    ratios, verified, rows = [], [], {"curl": [], "exocube": []}
     for i in range(repeats):
-        curl_s = timed(lambda: subprocess.run(
-            ["curl", "-sS", "-o", str(out / "curl_big.bin"), f"{url}/big.bin"], check=True))
-        sum_s = timed(lambda: subprocess.run(["sha256sum", str(out / "curl_big.bin")],
-                                             check=True, capture_output=True))
-        ours_s = timed(lambda: asyncio.run(exocube_fetch(
-            [(f"{url}/big.bin", out / "exo_big.bin", size)], 1)))
-        assert (out / "exo_big.bin").stat().st_size == size
+        order = [("curl", curl), ("exocube", ours)]
+        for name, fn in order if i % 2 == 0 else order[::-1]:
+            settle(out)
+            rows[name].append(measure(fn, server_pid))
+            if name == "curl":
+                sum_s = timed(lambda: subprocess.run(
+                    ["sha256sum", str(out / "curl_big.bin")], check=True, capture_output=True))
+            else:
+                assert (out / "exo_big.bin").stat().st_size == size
+        (curl_s, curl_cpu, curl_srv), (ours_s, ours_cpu, ours_srv) = (
+            rows["curl"][-1], rows["exocube"][-1])
         ratios.append(curl_s / ours_s)
         verified.append((curl_s + sum_s) / ours_s)
-        print(f"  large file, round {i + 1}: curl {size / curl_s / 1e6:.0f} MB/s, "
+        print(f"  large file, round {i + 1} ({'curl' if i % 2 == 0 else 'exocube'} first): "
+              f"curl {size / curl_s / 1e6:.0f} MB/s ({curl_s:.2f} s, CPU {curl_cpu:.2f} s, "
+              f"server CPU {curl_srv:.2f} s), "
               f"curl + sha256sum {size / (curl_s + sum_s) / 1e6:.0f} MB/s, "
-              f"exocube (sha256 + size check + rename) {size / ours_s / 1e6:.0f} MB/s")
-        (out / "curl_big.bin").unlink()
-        (out / "exo_big.bin").unlink()
+              f"exocube (sha256 + size check + rename) {size / ours_s / 1e6:.0f} MB/s "
+              f"({ours_s:.2f} s, CPU {ours_cpu:.2f} s, server CPU {ours_srv:.2f} s)")
+    settle(out)
+    med = {k: statistics.median(w for w, _, _ in v) for k, v in rows.items()}
     print(f"large file {size / 2**20:.0f} MiB: throughput ratio exocube/curl = "
-          f"{statistics.median(ratios):.2f} (median of {repeats}; target >= 0.90); "
+          f"{statistics.median(ratios):.2f} (median of {repeats} paired ratios; ratio of "
+          f"median times {med['curl'] / med['exocube']:.2f}; target >= 0.90); "
           f"exocube/(curl + sha256sum) = {statistics.median(verified):.2f}")
 
 
@@ -151,7 +198,7 @@ def main() -> None:
     p.add_argument("--small-count", type=int, default=2000)
     p.add_argument("--small-kb", type=int, default=16)
     p.add_argument("--parallel", type=int, default=4)
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=5)
     args = p.parse_args()
     if not shutil.which("curl"):
         raise SystemExit("curl is not installed; it is the baseline")
@@ -164,7 +211,7 @@ def main() -> None:
         make_files(serve, args.big_mb, args.small_count, args.small_kb * 1024)
         server, url = start_server(serve)
         print(f"cpus {os.cpu_count()}, load average before {os.getloadavg()}")
-        bench_big(url, out, (args.big_mb // 16) * (16 << 20), args.repeats)
+        bench_big(url, out, (args.big_mb // 16) * (16 << 20), args.repeats, server.pid)
         bench_small(url, out, args.small_count, args.small_kb * 1024, args.parallel)
         print(f"load average after {os.getloadavg()} (other processes share these cores)")
     finally:

@@ -173,6 +173,29 @@ class PartWriter:
         self.fh.close()
 
 
+class InlineBlocks:
+    """:class:`BlockPipe`'s interface, writing and hashing in the caller's thread.
+
+    For small bodies, where starting a thread costs more than it overlaps.
+    """
+
+    def __init__(self, writer: PartWriter, hashes: Hashes) -> None:
+        self.writer = writer
+        self.hashes = hashes
+
+    async def put(self, chunks: Sequence[bytes]) -> None:
+        self.writer.write_chunks(chunks)
+        for chunk in chunks:
+            self.hashes.update(chunk)
+
+    async def close(self, last: Sequence[bytes] = ()) -> None:
+        try:
+            if last:
+                await self.put(last)
+        finally:
+            self.writer.close(sync=False)
+
+
 class BlockPipe:
     """Writes and hashes blocks of chunks in a worker thread, in arrival order.
 

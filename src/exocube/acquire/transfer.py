@@ -38,6 +38,7 @@ from exocube.acquire.partial import (
     BlockPipe,
     Expected,
     Hashes,
+    InlineBlocks,
     PartFile,
     check,
 )
@@ -381,13 +382,20 @@ class HTTPDownloader:
         hashes: Hashes,
         progress: Progress | None,
     ) -> int:
-        """Write and hash the body in a worker thread, in blocks of ``chunk_size``.
+        """Write and hash the body in blocks of ``chunk_size``.
 
-        The event loop only receives; a block is handed to the
-        :class:`~exocube.acquire.partial.BlockPipe` as soon as it is full, so a
-        killed process loses at most the queued blocks and the one being gathered.
+        A large body (``direct_min_bytes`` or unknown length) is written and hashed
+        in a worker thread (:class:`~exocube.acquire.partial.BlockPipe`) while the
+        event loop only receives; a small one in the event loop. A block is handed
+        over as soon as it is full, so a killed process loses at most the queued
+        blocks and the one being gathered; on errors what arrived is written.
         """
-        pipe = BlockPipe(part.open(start), hashes)
+        length = _content_length(resp)
+        pipe: BlockPipe | InlineBlocks
+        if length is None or length >= self.direct_min_bytes:
+            pipe = BlockPipe(part.open(start), hashes)
+        else:
+            pipe = InlineBlocks(part.open(start), hashes)
         block: list[bytes] = []
         pending = 0
         received = 0
@@ -423,6 +431,14 @@ class HTTPDownloader:
         )
 
 
+def _content_length(resp: httpx.Response) -> int | None:
+    """The body length the headers announce; ``None`` if chunked or not given."""
+    length = resp.headers.get("Content-Length", "")
+    if not length.isdigit() or "chunked" in resp.headers.get("Transfer-Encoding", "").lower():
+        return None
+    return int(length)
+
+
 async def _body_chunks(
     resp: httpx.Response, read_timeout: float | None, direct_min_bytes: int
 ) -> AsyncIterator[bytes]:
@@ -436,13 +452,12 @@ async def _body_chunks(
     content length, as the first chunk. The connection is then closed, not reused.
     """
     raw = resp.aiter_raw()
-    length = resp.headers.get("Content-Length", "")
+    length = _content_length(resp)
     stream = resp.extensions.get("network_stream")
     direct = (
         resp.http_version == "HTTP/1.1"
-        and length.isdigit()
-        and int(length) >= direct_min_bytes
-        and "chunked" not in resp.headers.get("Transfer-Encoding", "").lower()
+        and length is not None
+        and length >= direct_min_bytes
         and stream is not None
     )
     try:
@@ -450,7 +465,7 @@ async def _body_chunks(
             async for chunk in raw:
                 yield chunk
             return
-        left = int(length)
+        left = length
         async for chunk in raw:  # what h11 buffered with the headers, then leave h11
             left -= len(chunk)
             yield chunk
