@@ -10,13 +10,14 @@ import pytest
 import sqlalchemy as sa
 import xarray as xr
 import zarr
+from builders import SMALL_GRID
 
 from exocube.catalog import Dataset, DatasetFile, session_scope
 from exocube.config import get_settings
 from exocube.cubes import ingest, list_versions, open_store
 from exocube.cubes.ingest import FileTask, process_file
 from exocube.cubes.runs import file_sha256
-from exocube.cubes.schema import Layout
+from exocube.cubes.schema import SCHEMA_VERSION, Layout
 from exocube.grid import FIELDS_2D, FIELDS_3D
 from exocube.params import ALL_NAMES
 
@@ -59,6 +60,41 @@ def test_store_layout_chunks_codec_and_consolidated_metadata(make_runs, store_di
                       "manifest.json").read_text())["runs"][0]["key"]
     group = zarr.open_group(str(Path(store_dir) / "runs" / key), mode="r")
     assert group["ta"].nchunks == 1
+
+
+def test_run_groups_use_flat_chunk_keys_and_whole_chunk_blosc_blocks(
+        make_runs, store_dir, dask_client) -> None:
+    ingest(make_runs(1), store_dir, client=dask_client)
+    (group,) = (Path(store_dir) / "runs").iterdir()
+    assert (group / "ta" / "c.0.0.0.0.0").is_file()
+    assert (group / "ps" / "c.0.0.0.0").is_file()
+    assert sorted(p.name for p in (group / "ta").iterdir()) == ["c.0.0.0.0.0", "zarr.json"]
+    layout = json.loads((Path(store_dir) / "store.json").read_text())["layout"]
+    assert layout["chunk_separator"] == "."
+    assert layout["compressor"]["blocksize"] == 1 << 20
+
+
+def test_store_made_before_flat_chunk_keys_keeps_its_layout(make_runs, store_dir,
+                                                            dask_client) -> None:
+    """A store whose layout has no chunk separator or blosc block size (made by an
+    earlier exocube) keeps nested chunk keys and blosc's default block size."""
+    old = Layout.from_grid(SMALL_GRID, 2, None).to_json()
+    del old["chunk_separator"], old["compressor"]["blocksize"]
+    Path(store_dir).mkdir(parents=True)
+    (Path(store_dir) / "store.json").write_text(
+        json.dumps({"schema_version": SCHEMA_VERSION, "layout": old}))
+    files = make_runs(2)
+    ingest(files[:1], store_dir, client=dask_client)
+    ingest(files[1:], store_dir, client=dask_client)
+    for group in (Path(store_dir) / "runs").iterdir():
+        assert (group / "ta" / "c" / "0" / "0" / "0" / "0" / "0").is_file()
+    ds = open_store(store_dir)
+    for path in files:
+        src = xr.open_dataset(path)
+        np.testing.assert_array_equal(ds["ta"].sel(run=src.attrs["run_id"]).values,
+                                      src["ta"].values)
+    stored = json.loads((Path(store_dir) / "store.json").read_text())["layout"]
+    assert stored == json.loads(json.dumps(old))
 
 
 def test_statistics_match_numpy_over_all_runs(make_runs, store_dir, dask_client) -> None:

@@ -58,6 +58,7 @@ def _documents(layout_json: str) -> dict[str, bytes]:
         shape = (1, *run_shape(name, layout))
         group.create_array(name, shape=shape, chunks=shape, dtype=np.float32,
                            compressors=(compressor(layout),), fill_value=np.float32(np.nan),
+                           chunk_key_encoding=layout.chunk_key_encoding,
                            dimension_names=DIMS_3D if name in FIELDS_3D else DIMS_2D)
     return {key: buf.to_bytes() for key, buf in store._store_dict.items()}
 
@@ -88,7 +89,8 @@ def write_run_group(loc: StoreLocation, key: str, cube: RunCube, layout: Layout,
     """Write the run's arrays, then its summary (with statistics); return the summary."""
     objects = dict(metadata_documents(layout))
     for name in FIELDS_3D + FIELDS_2D:
-        chunk_key = "/".join([name, "c", *["0"] * (len(run_shape(name, layout)) + 1)])
+        sep = layout.chunk_separator
+        chunk_key = f"{name}/c{sep}" + sep.join(["0"] * (len(run_shape(name, layout)) + 1))
         objects[chunk_key] = encode_chunk(cube.fields[name], layout)
     loc.put_many(f"runs/{key}", objects)
     summary = {**summary, "stats": run_stats(cube.fields), "attrs": cube.attrs}

@@ -56,6 +56,12 @@ class Layout:
         default_factory=lambda: {"cname": "zstd", "clevel": 1, "shuffle": "shuffle",
                                  "blocksize": BLOSC_BLOCKSIZE}
     )
+    chunk_separator: str = "."  # of run-field chunk keys; "/" in stores made before it
+
+    @property
+    def chunk_key_encoding(self) -> dict[str, str]:
+        """Zarr v3 chunk key encoding of the run fields (``ta/c.0.0.0.0.0`` for ".")."""
+        return {"name": "default", "separator": self.chunk_separator}
 
     @classmethod
     def from_grid(cls, grid: Grid, ntime: int, time_mean_last: int | None) -> Layout:
@@ -85,7 +91,8 @@ class Layout:
     def from_json(cls, doc: dict[str, Any]) -> Layout:
         return cls(plev=tuple(doc["plev"]), lat=tuple(doc["lat"]), lon=tuple(doc["lon"]),
                    ntime=int(doc["ntime"]), time_mean_last=doc["time_mean_last"],
-                   compressor=dict(doc["compressor"]))
+                   compressor=dict(doc["compressor"]),
+                   chunk_separator=doc.get("chunk_separator", "/"))
 
     def digest(self) -> str:
         """A short hash of the layout, part of every run's storage key."""

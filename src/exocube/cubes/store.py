@@ -14,7 +14,7 @@ fsspec/s3fs with the settings' S3 options (endpoint URL, region). Objects:
 - ``latest.json``: the id of the newest version (a cache of the claim chain).
 
 :class:`VersionStore` presents one version as an ordinary Zarr hierarchy:
-chunk ``<var>/c/<i>/...`` of a run-indexed array is read from run ``i``'s group.
+chunk ``<var>/c.<i>...`` of a run-indexed array is read from run ``i``'s group.
 """
 
 from __future__ import annotations
@@ -192,13 +192,18 @@ class VersionStore(WrapperStore):
         return (type(self), (self._store, self.version_id, self.run_keys, self.run_arrays))
 
     def physical_key(self, key: str) -> str:
-        """Where logical ``key`` of this version is stored under the store root."""
-        parts = key.split("/")
-        if len(parts) > 2 and parts[1] == "c" and parts[0] in self.run_arrays:
-            index = int(parts[2])
-            if index >= len(self.run_keys):
-                return f"versions/{self.version_id}/{key}"
-            return "/".join(["runs", self.run_keys[index], parts[0], "c", "0", *parts[3:]])
+        """Where logical ``key`` of this version is stored under the store root.
+
+        Run-field chunk ``<var>/c<s><i><s>0...`` (separator ``s``: "." or, in stores
+        made before it, "/") is chunk ``<var>/c<s>0<s>0...`` of run ``i``'s group.
+        """
+        name, _, rest = key.partition("/")
+        if name in self.run_arrays and rest[:2] in ("c.", "c/"):
+            sep = rest[1]
+            index, *others = rest[2:].split(sep)
+            if int(index) < len(self.run_keys):
+                chunk = sep.join(["c", "0", *others])
+                return f"runs/{self.run_keys[int(index)]}/{name}/{chunk}"
         return f"versions/{self.version_id}/{key}"
 
     @property

@@ -159,7 +159,8 @@ def template(layout: Layout, manifest: dict[str, Any]) -> tuple[xr.Dataset, dict
         variables[name] = xr.Variable(dims, da.zeros(shape, chunks=shape, dtype=np.float32),
                                       attrs=field_attrs(name))
         encoding[name] = {"chunks": chunks, "compressors": (compressor(layout),),
-                          "_FillValue": np.float32(np.nan)}
+                          "_FillValue": np.float32(np.nan),
+                          "chunk_key_encoding": layout.chunk_key_encoding}
     for pname in RUN_PARAMS:
         values = np.array([float(r["params"][pname]) for r in runs], dtype=np.float64)
         variables[pname] = xr.Variable(("run",), values, attrs=_param_attrs(pname))
