@@ -10,6 +10,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -154,3 +158,56 @@ def test_block_pipe_writes_the_last_block_on_close(tmp_path: Path) -> None:
     expected = b"".join(bytes([i]) * 150 for i in range(10)) + b"end"
     assert part.part.read_bytes() == expected
     assert hashes.sha256.hexdigest() == hashlib.sha256(expected).hexdigest()
+
+
+CHILD = """
+import asyncio, sys
+from pathlib import Path
+from exocube.acquire.partial import PartFile
+from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.config import get_settings
+
+async def go():
+    opts = get_settings().acquire
+    async with make_client(opts) as client:
+        dl = HTTPDownloader(client, Politeness(opts), opts.chunk_size, opts.resume_min_bytes,
+                            direct_min_bytes=0)
+        await dl.fetch(sys.argv[1], PartFile(Path(sys.argv[2])))
+
+asyncio.run(go())
+"""
+
+
+def test_sigkill_mid_direct_body_refetches_less_than_one_block(
+    server: FaultServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Received bytes reach the part through the writer thread's queue: the part
+    catches up to less than one block behind what was sent, and after a SIGKILL
+    the resume fetches at most one block again."""
+    server.add("/f.bin", BODY, throttle=(16 * 1024, 0.002))
+    final = tmp_path / "f.bin"
+    part = PartFile(final).part
+    env = dict(os.environ, EXOCUBE_ACQUIRE__READ_TIMEOUT="30")
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url + "/f.bin", str(final)],
+                            env=env)
+    deadline = time.monotonic() + 60
+    while server.bytes_sent["/f.bin"] < 1_000_000:
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    server.paused.set()
+    sent, block = server.bytes_sent["/f.bin"], get_settings().acquire.chunk_size
+    deadline = time.monotonic() + 30  # generous: the machine may be loaded
+    while not part.exists() or part.stat().st_size <= sent - block:
+        assert proc.poll() is None
+        assert time.monotonic() < deadline, (sent, part.stat().st_size if part.exists() else 0)
+        time.sleep(0.02)
+    time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    server.abandon_connections()
+    server.paused.clear()
+    sent_before = server.bytes_sent["/f.bin"]
+    fetched = fetch(server.url + "/f.bin", final, 0, Expected(sha256=SHA))
+    assert final.read_bytes() == BODY and fetched.resumed_from > 0
+    refetched = server.bytes_sent["/f.bin"] - len(BODY)
+    assert refetched <= get_settings().acquire.chunk_size, (sent_before, refetched)

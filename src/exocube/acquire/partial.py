@@ -14,7 +14,7 @@ import json
 import os
 import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -196,63 +196,90 @@ class InlineBlocks:
             self.writer.close(sync=False)
 
 
+class _Worker:
+    """One thread applying ``fn`` to queued blocks in order, at most ``depth`` queued.
+
+    After ``fn`` fails, the rest is drained without calling it; :meth:`check`
+    raises the failure in the caller.
+    """
+
+    def __init__(self, name: str, fn: Callable[[Sequence[bytes]], None], depth: int) -> None:
+        self.fn = fn
+        self.queue: queue.SimpleQueue[Sequence[bytes] | None] = queue.SimpleQueue()
+        self.slots = threading.Semaphore(depth)
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while (chunks := self.queue.get()) is not None:
+            if self.error is None:
+                try:
+                    self.fn(chunks)
+                except BaseException as exc:  # raised in the event loop by check()
+                    self.error = exc
+            self.slots.release()
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+
 class BlockPipe:
-    """Writes and hashes blocks of chunks in a worker thread, in arrival order.
+    """Writes and hashes blocks of chunks in two worker threads, each in arrival order.
 
     The event loop only receives; ``os.writev`` and hashlib release the GIL, so
-    on two cores writing and hashing overlap the network. At most ``depth``
-    blocks wait in memory, so a killed process loses at most those and the block
-    being gathered. A write error stops writing; the next :meth:`put` or
-    :meth:`close` raises it. The worker closes the file when it stops.
+    writing and hashing run beside the network and beside each other. At most
+    ``depth`` blocks wait per worker, so a killed process loses at most those and
+    the block being gathered. A write error stops writing; the next :meth:`put`
+    or :meth:`close` raises it.
     """
 
     def __init__(self, writer: PartWriter, hashes: Hashes, depth: int = 4) -> None:
         self.writer = writer
         self.hashes = hashes
-        self._queue: queue.SimpleQueue[Sequence[bytes] | None] = queue.SimpleQueue()
-        self._slots = threading.Semaphore(depth)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="exocube-part-writer",
-                                        daemon=True)
-        self._thread.start()
+        self._closing = threading.Lock()
+        self._workers = (
+            _Worker("exocube-part-writer", writer.write_chunks, depth),
+            _Worker("exocube-part-hasher", self._hash, depth),
+        )
 
-    def _run(self) -> None:
-        try:
-            while (chunks := self._queue.get()) is not None:
-                if self._error is None:  # after a failure, drain without writing
-                    try:
-                        self.writer.write_chunks(chunks)
-                        for chunk in chunks:
-                            self.hashes.update(chunk)
-                    except BaseException as exc:  # raised in the event loop by put/close
-                        self._error = exc
-                self._slots.release()
-        finally:
-            self.writer.close(sync=False)
-
-    def _raise(self) -> None:
-        if self._error is not None:
-            raise self._error
+    def _hash(self, chunks: Sequence[bytes]) -> None:
+        for chunk in chunks:
+            self.hashes.update(chunk)
 
     async def put(self, chunks: Sequence[bytes]) -> None:
         """Queue ``chunks``; wait (off the event loop) while ``depth`` blocks are queued."""
-        self._raise()
-        if not self._slots.acquire(blocking=False):
-            await asyncio.to_thread(self._slots.acquire)
-        self._queue.put(chunks)
+        for worker in self._workers:
+            worker.check()
+            if not worker.slots.acquire(blocking=False):
+                await asyncio.to_thread(worker.slots.acquire)
+        for worker in self._workers:
+            worker.queue.put(chunks)
 
     async def close(self, last: Sequence[bytes] = ()) -> None:
-        """Write what is queued and ``last``, stop the worker (it closes the file, no fsync).
+        """Write and hash what is queued and ``last``, stop the workers, close the file.
 
         ``last`` is queued without waiting for a slot, so received bytes are kept
-        for a resume even when the transfer is failing or being cancelled.
+        for a resume even when the transfer is failing or being cancelled. No fsync.
         """
-        if last:
-            self._queue.put(last)
-        self._queue.put(None)
+        for worker in self._workers:
+            if last:
+                worker.queue.put(last)
+            worker.queue.put(None)
         try:
-            await asyncio.to_thread(self._thread.join)
+            await asyncio.to_thread(self._join)
         except asyncio.CancelledError:
-            self._thread.join()  # bounded: at most ``depth`` block writes
+            self._join()  # bounded: at most ``depth`` blocks per worker
             raise
-        self._raise()
+        for worker in self._workers:
+            worker.check()
+
+    def _join(self) -> None:
+        try:
+            for worker in self._workers:
+                worker.thread.join()
+        finally:
+            with self._closing:  # a cancelled close() joins again in the event loop
+                if not self.writer.fh.closed:
+                    self.writer.close(sync=False)
