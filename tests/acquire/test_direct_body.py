@@ -77,8 +77,9 @@ def test_cut_body_keeps_what_arrived_and_resumes(server: FaultServer, tmp_path: 
 @PATHS
 def test_stall_mid_body_times_out_and_resumes(server: FaultServer, tmp_path: Path,
                                               direct: int | None) -> None:
-    server.add("/f.bin", BODY, throttle=(1_200_000, 1.5))  # read timeout is 1 s
-    fetched = fetch(server.url + "/f.bin", tmp_path / "f.bin", direct, Expected(sha256=SHA))
+    # its own path: the server threads of timed-out attempts write on after the test
+    server.add("/stall.bin", BODY, throttle=(1_200_000, 1.5))  # read timeout is 1 s
+    fetched = fetch(server.url + "/stall.bin", tmp_path / "f.bin", direct, Expected(sha256=SHA))
     assert (tmp_path / "f.bin").read_bytes() == BODY
     assert fetched.attempts == 3 and fetched.resumed_from == 2_400_000
 
@@ -184,18 +185,18 @@ def test_sigkill_mid_direct_body_refetches_less_than_one_block(
     """Received bytes reach the part through the writer thread's queue: the part
     catches up to less than one block behind what was sent, and after a SIGKILL
     the resume fetches at most one block again."""
-    server.add("/f.bin", BODY, throttle=(16 * 1024, 0.002))
+    server.add("/kill.bin", BODY, throttle=(16 * 1024, 0.002))
     final = tmp_path / "f.bin"
     part = PartFile(final).part
     env = dict(os.environ, EXOCUBE_ACQUIRE__READ_TIMEOUT="30")
-    proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url + "/f.bin", str(final)],
+    proc = subprocess.Popen([sys.executable, "-c", CHILD, server.url + "/kill.bin", str(final)],
                             env=env)
     deadline = time.monotonic() + 60
-    while server.bytes_sent["/f.bin"] < 1_000_000:
+    while server.bytes_sent["/kill.bin"] < 1_000_000:
         assert proc.poll() is None and time.monotonic() < deadline
         time.sleep(0.01)
     server.paused.set()
-    sent, block = server.bytes_sent["/f.bin"], get_settings().acquire.chunk_size
+    sent, block = server.bytes_sent["/kill.bin"], get_settings().acquire.chunk_size
     deadline = time.monotonic() + 30  # generous: the machine may be loaded
     while not part.exists() or part.stat().st_size <= sent - block:
         assert proc.poll() is None
@@ -206,8 +207,8 @@ def test_sigkill_mid_direct_body_refetches_less_than_one_block(
     proc.wait()
     server.abandon_connections()
     server.paused.clear()
-    sent_before = server.bytes_sent["/f.bin"]
-    fetched = fetch(server.url + "/f.bin", final, 0, Expected(sha256=SHA))
+    sent_before = server.bytes_sent["/kill.bin"]
+    fetched = fetch(server.url + "/kill.bin", final, 0, Expected(sha256=SHA))
     assert final.read_bytes() == BODY and fetched.resumed_from > 0
-    refetched = server.bytes_sent["/f.bin"] - len(BODY)
+    refetched = server.bytes_sent["/kill.bin"] - len(BODY)
     assert refetched <= get_settings().acquire.chunk_size, (sent_before, refetched)
