@@ -3,6 +3,7 @@ server (pyftpdlib), recorded archive answers, and settings pointing at them."""
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import hashlib
 import io
@@ -18,6 +19,8 @@ from astropy.io import fits
 from fault_server import FaultServer
 
 from exocube.acquire.options import PSCOMPPARS_COLUMNS
+from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
+from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
@@ -209,3 +212,26 @@ def netcdf_bytes() -> bytes:
             ts.standard_name = "surface_temperature"
             ts[:] = 280.0
         return path.read_bytes()
+
+
+def run_sources(dest: Path, sources: list[str] | None = None, quotas: Quotas | None = None
+                ) -> dict[str, Any]:
+    """Plan and run an acquisition of ``sources`` (all when ``None``) into ``dest``."""
+    from exocube.acquire.run import (
+        Quotas,
+    )
+
+    settings = get_settings()
+    plan = asyncio.run(plan_sources(settings, sources))
+    destination = destination_for(settings, str(dest))
+    quotas = quotas or Quotas()
+    run_id = start_run(settings, plan, destination, quotas, {"sources": sources})
+    return asyncio.run(run_acquisition(settings, plan, destination, quotas, run_id))
+
+
+@pytest.fixture
+def migrated(archives: FaultServer) -> str:
+    """The archives fixture's catalogue, migrated."""
+    url = get_settings().database_url
+    catalog_db.upgrade(url)
+    return url

@@ -4,50 +4,24 @@ the circuit breaker, and the CLI's dry run."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from fault_server import FaultServer
 from typer.testing import CliRunner
 
-from conftest import PSCOMPPARS_SHA256, fits_bytes, point_at, vcf_gz
-from exocube.acquire.run import (
-    Quotas,
-    destination_for,
-    plan_sources,
-    run_acquisition,
-    start_run,
-)
+from conftest import PSCOMPPARS_SHA256, fits_bytes, point_at, run_sources, vcf_gz
+from exocube.acquire.run import Quotas
 from exocube.catalog import AcquisitionRun, Artifact, Source, session_scope
-from exocube.catalog import db as catalog_db
 from exocube.cli import app
-from exocube.config import get_settings
-
-
-def run(dest: Path, sources: list[str] | None = None, quotas: Quotas | None = None
-        ) -> dict[str, Any]:
-    settings = get_settings()
-    plan = asyncio.run(plan_sources(settings, sources))
-    destination = destination_for(settings, str(dest))
-    run_id = start_run(settings, plan, destination, quotas or Quotas(), {"sources": sources})
-    return asyncio.run(run_acquisition(settings, plan, destination, quotas or Quotas(), run_id))
-
-
-@pytest.fixture
-def migrated(archives: FaultServer) -> str:
-    url = get_settings().database_url
-    catalog_db.upgrade(url)
-    return url
 
 
 def test_every_source_end_to_end_with_provenance(
     archives: FaultServer, catalog_url: str, tmp_path: Path
 ) -> None:
-    summary = run(tmp_path / "data")
+    summary = run_sources(tmp_path / "data")
     per = summary["sources"]
     assert {k: per[k]["done"] for k in per} == {
         "nasa_exoplanet_archive": 1, "mast": 1, "phoenix": 2, "kegg": 2, "genomes1000": 2,
@@ -84,9 +58,9 @@ def test_every_source_end_to_end_with_provenance(
 
 
 def test_rerun_skips_verified_files(archives: FaultServer, migrated: str, tmp_path: Path) -> None:
-    run(tmp_path / "data", ["genomes1000", "geocarb"])
+    run_sources(tmp_path / "data", ["genomes1000", "geocarb"])
     seen = len(archives.requests)
-    second = run(tmp_path / "data", ["genomes1000", "geocarb"])
+    second = run_sources(tmp_path / "data", ["genomes1000", "geocarb"])
     assert second["totals"]["skipped"] == 3 and second["totals"]["done"] == 0
     assert all(r["reason"].startswith("already verified")
                for s in second["sources"].values() for r in s["reasons"])
@@ -98,7 +72,7 @@ def test_rerun_skips_verified_files(archives: FaultServer, migrated: str, tmp_pa
 def test_corrupt_fits_is_quarantined(archives: FaultServer, migrated: str,
                                      tmp_path: Path) -> None:
     archives.add("/api/v0.1/Download/file", fits_bytes("EXTRACT1D", corrupt=True))
-    summary = run(tmp_path / "data", ["mast"])
+    summary = run_sources(tmp_path / "data", ["mast"])
     assert summary["totals"]["quarantined"] == 1
     reason = summary["sources"]["mast"]["reasons"][0]["reason"]
     assert "DATASUM" in reason or "CHECKSUM" in reason
@@ -115,7 +89,7 @@ def test_download_quota_is_checked_before_each_file(
 ) -> None:
     vcf_size = len(vcf_gz())
     quota = Quotas(max_download_bytes=vcf_size)
-    summary = run(tmp_path / "data", ["genomes1000"], quota)
+    summary = run_sources(tmp_path / "data", ["genomes1000"], quota)
     reasons = [r["reason"] for r in summary["sources"]["genomes1000"]["reasons"]]
     assert summary["totals"]["done"] == 1 and summary["totals"]["skipped"] == 1
     assert reasons[0].startswith("download quota")
@@ -123,7 +97,7 @@ def test_download_quota_is_checked_before_each_file(
 
 
 def test_storage_quota(archives: FaultServer, migrated: str, tmp_path: Path) -> None:
-    summary = run(tmp_path / "data", ["genomes1000"], Quotas(max_storage_bytes=10))
+    summary = run_sources(tmp_path / "data", ["genomes1000"], Quotas(max_storage_bytes=10))
     assert summary["totals"]["skipped"] == 2
     assert all(r["reason"].startswith("storage quota")
                for r in summary["sources"]["genomes1000"]["reasons"])
@@ -139,7 +113,7 @@ def test_breaker_opens_on_dead_host_and_run_goes_on(
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
     point_at(monkeypatch, {"phoenix__base_url": dead, "phoenix__teff": "[5800, 5900, 6000]",
                            "breaker_failures": "2", "max_parallel_files": "1"})
-    summary = run(tmp_path / "data", ["phoenix", "geocarb", "kegg"])
+    summary = run_sources(tmp_path / "data", ["phoenix", "geocarb", "kegg"])
     phx = summary["sources"]["phoenix"]
     assert phx["failed"] == 4 and phx["done"] == 0
     reasons = [r["reason"] for r in phx["reasons"]]

@@ -15,13 +15,12 @@ import pytest
 import sqlalchemy as sa
 from fault_server import FaultServer
 
-from conftest import point_at
+from conftest import point_at, run_sources
 from exocube.acquire.options import PREM_COLUMNS
 from exocube.acquire.plan import PlannedFile
-from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
+from exocube.acquire.run import plan_sources
 from exocube.acquire.sources import iris_emc
 from exocube.catalog import Artifact, Source, session_scope
-from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
 from exocube.errors import ConfigError
 
@@ -30,19 +29,8 @@ META = {"columns": list(PREM_COLUMNS), "header_lines": 0, "surface_radius_km": 6
         "radius_tolerance_km": 5.0, "planet_mass_kg": 5.9722e24, "mass_tolerance": 0.01}
 
 
-def run(dest: Path, sources: list[str]) -> dict[str, Any]:
-    settings = get_settings()
-    plan = asyncio.run(plan_sources(settings, sources))
-    destination = destination_for(settings, str(dest))
-    run_id = start_run(settings, plan, destination, Quotas(), {"sources": sources})
-    return asyncio.run(run_acquisition(settings, plan, destination, Quotas(), run_id))
 
 
-@pytest.fixture
-def migrated(archives: FaultServer) -> str:
-    url = get_settings().database_url
-    catalog_db.upgrade(url)
-    return url
 
 
 def check(path: Path, **meta: Any) -> Any:
@@ -62,7 +50,7 @@ def write(tmp_path: Path, rows: list[str]) -> Path:
 
 
 def test_prem_plan_fetch_validate(archives: FaultServer, migrated: str, tmp_path: Path) -> None:
-    summary = run(tmp_path / "data", ["iris_emc"])
+    summary = run_sources(tmp_path / "data", ["iris_emc"])
     assert summary["sources"]["iris_emc"]["done"] == 1
     got = tmp_path / "data" / "iris_emc" / "PREM" / "PREM_1s.csv"
     assert got.read_bytes() == PREM.read_bytes()
@@ -82,7 +70,7 @@ def test_non_monotonic_radius_is_quarantined(archives: FaultServer, migrated: st
     rows = prem_rows()
     rows[50], rows[51] = rows[51], rows[50]
     archives.add("/emc/PREM/PREM_1s.csv", ("\n".join(rows) + "\n").encode())
-    summary = run(tmp_path / "data", ["iris_emc"])
+    summary = run_sources(tmp_path / "data", ["iris_emc"])
     src = summary["sources"]["iris_emc"]
     assert src["quarantined"] == 1
     assert "column 'radius' is not monotonic: row 51 has 6241 after 6231" in \

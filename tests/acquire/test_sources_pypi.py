@@ -15,12 +15,11 @@ import sqlalchemy as sa
 from fault_server import FaultServer
 from packaging.version import Version
 
-from conftest import point_at
+from conftest import point_at, run_sources
 from exocube.acquire.plan import PlannedFile
-from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
+from exocube.acquire.run import plan_sources
 from exocube.acquire.sources import pypi
 from exocube.catalog import Artifact, Source, session_scope
-from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
 from exocube.errors import ConfigError
 
@@ -29,19 +28,8 @@ WHEEL_SHA256 = "d909fcccc110f8c7faf814ca82a9a4d816bc5a6dbfea25d6591d6985b8ba59ad
 SDIST_SHA256 = "75e98c5f16b0f35b567856f597f06ff2270a374470a5c2392242528e3e3e42fc"
 
 
-def run(dest: Path, sources: list[str]) -> dict[str, Any]:
-    settings = get_settings()
-    plan = asyncio.run(plan_sources(settings, sources))
-    destination = destination_for(settings, str(dest))
-    run_id = start_run(settings, plan, destination, Quotas(), {"sources": sources})
-    return asyncio.run(run_acquisition(settings, plan, destination, Quotas(), run_id))
 
 
-@pytest.fixture
-def migrated(archives: FaultServer) -> str:
-    url = get_settings().database_url
-    catalog_db.upgrade(url)
-    return url
 
 
 def check(body: dict[str, Any], tmp_path: Path, version: str = "0.28.1",
@@ -59,7 +47,7 @@ def answer() -> dict[str, Any]:
 
 def test_release_plan_fetch_validate(archives: FaultServer, migrated: str,
                                      tmp_path: Path) -> None:
-    summary = run(tmp_path / "data", ["pypi"])
+    summary = run_sources(tmp_path / "data", ["pypi"])
     assert summary["sources"]["pypi"]["done"] == 1
     got = tmp_path / "data" / "pypi" / "httpx" / "0.28.1.json"
     assert pypi.release_digests(got) == {"httpx-0.28.1-py3-none-any.whl": WHEEL_SHA256,
@@ -78,7 +66,7 @@ def test_answer_for_another_version_is_rejected(
     archives.add("/pypi/httpx/0.28.0/json", HTTPX.read_bytes(),
                  content_type="application/json")
     point_at(monkeypatch, {"pypi__packages": json.dumps(["httpx==0.28.0"])})
-    summary = run(tmp_path / "data", ["pypi"])
+    summary = run_sources(tmp_path / "data", ["pypi"])
     src = summary["sources"]["pypi"]
     assert src["quarantined"] == 1
     assert src["reasons"][0]["reason"].startswith(
@@ -91,7 +79,7 @@ def test_project_not_on_pypi_is_skipped(
 ) -> None:
     point_at(monkeypatch, {"pypi__packages": json.dumps(["httpx==0.28.1",
                                                          "exocube-private==0.1.0"])})
-    summary = run(tmp_path / "data", ["pypi"])
+    summary = run_sources(tmp_path / "data", ["pypi"])
     src = summary["sources"]["pypi"]
     assert src["done"] == 1 and src["skipped"] == 1
     assert src["reasons"][0]["reason"] == "no result (HTTP 404)"
