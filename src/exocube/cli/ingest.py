@@ -27,7 +27,7 @@ def ingest(
     nlat: int | None = typer.Option(None, help="New store: latitudes (default: from the files)."),
     nlon: int | None = typer.Option(None, help="New store: longitudes."),
     nlev: int | None = typer.Option(None, help="New store: pressure levels."),
-    commit_every: int = typer.Option(64, help="Commit a version every N new runs."),
+    commit_every: int = typer.Option(256, help="Commit a version every N new runs."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unusable files, report them."),
     scheduler: str | None = typer.Option(None, help="Dask scheduler address (default: local)."),
 ) -> None:

@@ -84,7 +84,7 @@ def expand(patterns: Iterable[str]) -> list[str]:
 def ingest(
     files: Iterable[str], store: str, *, time_mean_last: int | None = None,
     grid: Grid | None = None, source: str = "auto", params_csv: str | None = None,
-    commit_every: int = 64, errors: str = "raise", client: Client | None = None,
+    commit_every: int = 256, errors: str = "raise", client: Client | None = None,
     database_url: str | None = None, storage_options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> IngestResult:

@@ -91,9 +91,8 @@ def commit(loc: StoreLocation, layout: Layout, parent: dict[str, Any] | None,
             "ran (another ingest committed first); re-run the ingest to add the remaining files"
         )
     new_runs = sorted(new_runs, key=lambda r: r["run_id"])
-    stats = parent["stats"] if parent else None
-    for run in new_runs:
-        stats = stats_mod.combine(stats, run["stats"])
+    stats = stats_mod.combine_all(([parent["stats"]] if parent else [])
+                                  + [run["stats"] for run in new_runs])
     manifest = {
         "version_id": new_version_id(),
         "parent": parent_id,
