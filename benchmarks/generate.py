@@ -28,11 +28,12 @@ from pathlib import Path
 import xarray as xr
 
 from exocube.gcm.derived import derive
-from exocube.gcm.ensemble import ensemble_client, run_ensemble
+from exocube.gcm.ensemble import run_ensemble
 from exocube.gcm.generator import Climate, generate
 from exocube.gcm.netcdf import global_attrs, write_run
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import CF_META, DEFAULT_GRID, FIELDS_3D
+from exocube.parallel import client
 
 
 def to_xarray(climate: Climate, run_id: str) -> xr.Dataset:
@@ -70,7 +71,7 @@ def report(n: int, workers: int, work: Path) -> None:
 
     start = time.perf_counter()
     os.environ["EXOCUBE_DASK__N_WORKERS"] = str(workers)
-    with ensemble_client() as dask_client:
+    with client() as dask_client:
         ready = time.perf_counter()
         result = run_ensemble(specs, work / "ensemble", db, client=dask_client)
         done = time.perf_counter()

@@ -8,8 +8,8 @@ generator, then measures on the same files, in this order:
 - plain loop: ``xarray.open_dataset(f).expand_dims(run=[id]).to_zarr(store,
   append_dim="run")`` per file (the first with ``mode="w"``), serially;
 - exocube: ``exocube.cubes.ingest`` into a new store on a Dask LocalCluster
-  started by ``ingest_client`` as ``ingest`` starts its own (default 2 workers,
-  heap-friendly malloc settings). Starting the cluster and importing exocube on
+  started by ``exocube.parallel.client`` as ``ingest`` starts its own (default 2
+  workers, heap-friendly malloc settings). Starting the cluster and importing exocube on
   its workers is excluded, as the others need neither; everything else --
   catalogue migration check, hashing, remapping, statistics, writing, version
   commits (with their ``syncfs``) and catalogue rows -- is timed.
@@ -38,9 +38,9 @@ import xarray as xr
 
 from exocube.config import DaskOptions
 from exocube.cubes import ingest, open_store
-from exocube.cubes.ingest import ingest_client
 from exocube.gcm.ensemble import run_ensemble
 from exocube.gcm.sampling import sample_runs
+from exocube.parallel import client
 
 
 def raw_limit(files: list[Path], out: Path) -> float:
@@ -69,7 +69,7 @@ def plain_loop(files: list[Path], store: Path) -> float:
 def exocube_ingest(files: list[Path], store: Path, workers: int, db: str) -> tuple[float, float]:
     t0 = time.perf_counter()
     opts = DaskOptions(n_workers=workers, threads_per_worker=1)
-    with ingest_client(options=opts) as dask_client:
+    with client(options=opts) as dask_client:
         dask_client.run(importlib.import_module, "exocube.cubes.ingest")
         t1 = time.perf_counter()
         ingest([str(f) for f in files], str(store), client=dask_client, database_url=db)

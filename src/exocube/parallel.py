@@ -2,7 +2,13 @@
 
 ``client()`` gives a :class:`distributed.Client` for, in order of preference,
 an explicit scheduler address, ``Settings.dask.scheduler_address``, or a new
-``LocalCluster`` (processes, ``Settings.dask.n_workers`` workers). A SLURM
+``LocalCluster`` (processes, ``Settings.dask.n_workers`` workers). Local
+workers start with glibc malloc settings suited to field-sized arrays: Dask's
+default ``MALLOC_TRIM_THRESHOLD_=65536`` also fixes the mmap threshold at 128
+KiB, so every array of a run would be a fresh ``mmap`` with page faults
+(generation cost 2.5 times more CPU, ingest about 1.5 times); here allocations
+up to 32 MiB stay on the heap. Workers of an existing scheduler keep their own
+settings. A SLURM
 cluster is available through :func:`slurm_client` when dask-jobqueue is
 installed.
 """
@@ -14,12 +20,20 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import dask
 from distributed import Client, LocalCluster
 
 from exocube.config import DaskOptions, get_settings
 from exocube.errors import ParallelError
 
 log = logging.getLogger(__name__)
+
+WORKER_TRIM_THRESHOLD = 64 << 20
+WORKER_MMAP_THRESHOLD = 32 << 20
+WORKER_MALLOC = {
+    "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": WORKER_TRIM_THRESHOLD,
+    "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": WORKER_MMAP_THRESHOLD,
+}
 
 
 @contextmanager
@@ -34,13 +48,14 @@ def client(
     if address:
         yield from _remote_client(address, connect_timeout)
         return
-    cluster = LocalCluster(
-        n_workers=opts.n_workers,
-        threads_per_worker=opts.threads_per_worker,
-        memory_limit=opts.memory_limit,
-        processes=True,
-        dashboard_address=":0",
-    )
+    with dask.config.set(WORKER_MALLOC):
+        cluster = LocalCluster(
+            n_workers=opts.n_workers,
+            threads_per_worker=opts.threads_per_worker,
+            memory_limit=opts.memory_limit,
+            processes=True,
+            dashboard_address=":0",
+        )
     log.info("started Dask LocalCluster with %d workers", opts.n_workers)
     try:
         with Client(cluster) as dask_client:

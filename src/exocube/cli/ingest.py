@@ -10,8 +10,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from exocube import parallel
 from exocube.cubes.ingest import ingest as ingest_files
-from exocube.cubes.ingest import ingest_client
 from exocube.cubes.validate import StoreReport, validate_store
 from exocube.grid import Grid
 
@@ -35,7 +35,7 @@ def ingest(
     grid = None
     if nlat or nlon or nlev:
         grid = Grid.with_levels(nlat or 32, nlon or 64, nlev or 20)
-    with ingest_client(scheduler) as client:
+    with parallel.client(scheduler) as client:
         result = ingest_files(
             files, store, time_mean_last=time_mean_last, grid=grid, source=source,
             params_csv=params, commit_every=commit_every,

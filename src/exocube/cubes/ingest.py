@@ -20,13 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import dask
 from distributed import Client, as_completed
 from rich.progress import Progress
 
 from exocube import parallel
 from exocube.catalog import upgrade
-from exocube.config import DaskOptions, get_settings
+from exocube.config import get_settings
 from exocube.cubes import runparams, versions
 from exocube.cubes.process import build_run
 from exocube.cubes.runs import read_summary, run_key, write_run_group
@@ -34,7 +33,6 @@ from exocube.cubes.schema import SCHEMA_VERSION, Layout, check_run
 from exocube.cubes.sources import read_source
 from exocube.cubes.store import STORE_DOC, StoreLocation
 from exocube.errors import InputDataError, StoreError
-from exocube.gcm.ensemble import WORKER_MMAP_THRESHOLD, WORKER_TRIM_THRESHOLD
 from exocube.grid import DEFAULT_GRID, Grid
 
 log = logging.getLogger(__name__)
@@ -113,27 +111,7 @@ def _client(existing: Client | None) -> Iterator[Client]:
     if existing is not None:
         yield existing
         return
-    with ingest_client() as dask_client:
-        yield dask_client
-
-
-@contextmanager
-def ingest_client(scheduler_address: str | None = None,
-                  options: DaskOptions | None = None) -> Iterator[Client]:
-    """:func:`exocube.parallel.client` with worker malloc settings suited to ingesting.
-
-    Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which in glibc also
-    fixes the mmap threshold at 128 KiB, so every field-sized array of a run (read,
-    remapped, cast, its statistics' temporaries) would be a fresh ``mmap`` with
-    page faults. Workers of a local cluster started here keep allocations up to
-    32 MiB on the heap, as the generator's do. Workers of an existing scheduler
-    keep their own settings.
-    """
-    environ = {
-        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": WORKER_TRIM_THRESHOLD,
-        "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": WORKER_MMAP_THRESHOLD,
-    }
-    with dask.config.set(environ), parallel.client(scheduler_address, options) as dask_client:
+    with parallel.client() as dask_client:
         yield dask_client
 
 

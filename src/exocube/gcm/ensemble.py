@@ -12,12 +12,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import dask
 from distributed import Client, as_completed
 from sqlalchemy import select
 
@@ -40,8 +38,6 @@ log = logging.getLogger(__name__)
 
 IN_PROCESS_MAX = 8
 TASKS_PER_THREAD = 4
-WORKER_TRIM_THRESHOLD = 64 << 20
-WORKER_MMAP_THRESHOLD = 32 << 20
 
 
 @dataclass(frozen=True)
@@ -137,27 +133,9 @@ def run_ensemble(
     if client is not None:
         return EnsembleResult(out_dir, _on_client(client, specs, out_dir, grid, phase_bins,
                                                   database_url, progress))
-    with ensemble_client(scheduler_address) as dask_client:
+    with parallel.client(scheduler_address) as dask_client:
         return EnsembleResult(out_dir, _on_client(dask_client, specs, out_dir, grid,
                                                   phase_bins, database_url, progress))
-
-
-@contextmanager
-def ensemble_client(scheduler_address: str | None = None) -> Iterator[Client]:
-    """:func:`exocube.parallel.client`, with worker malloc settings suited to the generator.
-
-    Dask starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which in glibc
-    also fixes the mmap threshold at 128 KiB: every array of a run is then a
-    fresh ``mmap`` with page faults, and generation costs 2.5 times more CPU.
-    Workers of a local cluster started here keep allocations up to 32 MiB on
-    the heap instead. Workers of an existing scheduler keep their own settings.
-    """
-    environ = {
-        "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": WORKER_TRIM_THRESHOLD,
-        "distributed.nanny.pre-spawn-environ.MALLOC_MMAP_THRESHOLD_": WORKER_MMAP_THRESHOLD,
-    }
-    with dask.config.set(environ), parallel.client(scheduler_address) as dask_client:
-        yield dask_client
 
 
 def _on_client(
