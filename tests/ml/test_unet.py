@@ -9,6 +9,7 @@ import torch
 
 from exocube.errors import ConfigError
 from exocube.ml.unet import N_FORCING, SpherePad3d, SphereUNet3d, forcing_maps, pool_factors
+from exocube.physics import S_EARTH, SIGMA_SB
 
 GRID = (4, 8, 16)
 
@@ -94,7 +95,7 @@ def test_forcing_maps() -> None:
                                .reshape(-1, 1).expand(3, 4))
     assert float(f[0, 5, 0, 0, 0]) == pytest.approx(math.log(2.0))  # p > ps: below ground
     # radiative-equilibrium temperature of the substellar point: ((1-A) 2 S0 / sigma)^(1/4)
-    t_sub = (0.7 * 2.0 * 1361.0 / 5.670374419e-8) ** 0.25
+    t_sub = (0.7 * 2.0 * S_EARTH / SIGMA_SB) ** 0.25
     assert float(f[0, 1, 0, 1, 0]) * 300.0 == pytest.approx(t_sub, rel=1e-5)
     assert float(f[0, 1, 0, 1, 2]) == 0.0
 

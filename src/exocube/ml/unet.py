@@ -45,12 +45,11 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from exocube.errors import ConfigError
+from exocube.gcm.derived import BOND_ALBEDO
+from exocube.physics import S_EARTH, SIGMA_SB
 
 N_FORCING = 6
-BOND_ALBEDO = 0.3
-S_EARTH_W_M2 = 1361.0
-SIGMA_SB = 5.670374419e-8
-T_REF_K = 300.0
+T_REF_K = 300.0  # scale of the equilibrium-temperature map
 
 
 class SpherePad3d(nn.Module):
@@ -222,7 +221,7 @@ def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: T
     rotating = (torch.cos(phi) / math.pi).expand_as(locked)
     sel = tidally_locked.reshape(-1, 1, 1, 1).bool()
     pattern = torch.where(sel, locked, rotating) * insolation.reshape(-1, 1, 1, 1)
-    flux = (1.0 - BOND_ALBEDO) * S_EARTH_W_M2 * pattern
+    flux = (1.0 - BOND_ALBEDO) * S_EARTH * pattern
     t_loc = (flux / SIGMA_SB).clamp_min(0.0).pow(0.25) / T_REF_K
     shape = (b, 1, len(plev), len(lat_deg), len(lon_deg))
     logp = torch.log(plev / 1.0e5).reshape(1, 1, -1, 1, 1) / math.log(1.0e3)
