@@ -1,8 +1,9 @@
 """Normalisation statistics over valid (finite) points, per variable and level.
 
 Each run contributes ``count``, ``mean``, ``m2`` (sum of squared deviations),
-``min`` and ``max``; versions combine them exactly with Chan's pairwise
-formula (:func:`combine_all`), so adding runs never needs the old runs' data.
+``min`` and ``max``; versions combine them exactly (:func:`combine_all`, the
+parallel-variance formula of Chan et al.), so adding runs never needs the old
+runs' data.
 """
 
 from __future__ import annotations
@@ -57,8 +58,7 @@ def _arr(values: list[Any]) -> NDArray[np.float64]:
 def combine_all(parts: list[Stats]) -> Stats:
     """Statistics of the union of many disjoint sets of runs, in one vectorised pass.
 
-    The same numbers as folding :func:`combine` over ``parts`` (to float64
-    round-off), without a Python step per run: ``n = sum n_i``,
+    One Python step for all parts, not one per run: ``n = sum n_i``,
     ``mean = sum n_i mean_i / n``, ``m2 = sum (m2_i + n_i (mean_i - mean)^2)``.
     """
     if not parts:

@@ -148,7 +148,7 @@ class StoreLocation:
 
 def make_dirs(root: Path, keys: Iterable[str]) -> None:
     """Create ``root`` and every directory the ``/``-separated ``keys`` need, each with
-    one ``mkdir`` call (a run group has some forty: Zarr v3 chunk keys nest)."""
+    one ``mkdir`` call (``mkdir(parents=True)`` per object repeats them)."""
     root.mkdir(parents=True, exist_ok=True)
     dirs = {"/".join(parts[:i]) for parts in (k.split("/") for k in keys)
             for i in range(1, len(parts))}
