@@ -44,6 +44,11 @@ class Hashes:
         self.md5 = hashlib.md5(usedforsecurity=False) if with_md5 else None
         self.size = 0
 
+    def update_all(self, chunks: Sequence[bytes]) -> None:
+        """``update`` with each chunk in order."""
+        for chunk in chunks:
+            self.update(chunk)
+
     def update(self, data: bytes | memoryview) -> None:
         self.sha256.update(data)
         if self.md5 is not None:
@@ -185,8 +190,7 @@ class InlineBlocks:
 
     async def put(self, chunks: Sequence[bytes]) -> None:
         self.writer.write_chunks(chunks)
-        for chunk in chunks:
-            self.hashes.update(chunk)
+        self.hashes.update_all(chunks)
 
     async def close(self, last: Sequence[bytes] = ()) -> None:
         try:
@@ -241,12 +245,8 @@ class BlockPipe:
         self._closing = threading.Lock()
         self._workers = (
             _Worker("exocube-part-writer", writer.write_chunks, depth),
-            _Worker("exocube-part-hasher", self._hash, depth),
+            _Worker("exocube-part-hasher", hashes.update_all, depth),
         )
-
-    def _hash(self, chunks: Sequence[bytes]) -> None:
-        for chunk in chunks:
-            self.hashes.update(chunk)
 
     async def put(self, chunks: Sequence[bytes]) -> None:
         """Queue ``chunks``; wait (off the event loop) while ``depth`` blocks are queued."""
