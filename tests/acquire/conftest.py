@@ -22,10 +22,9 @@ from exocube.acquire.options import PSCOMPPARS_COLUMNS
 from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
 from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
+from exocube.data import PSCOMPPARS_SHA256, PSCOMPPARS_SNAPSHOT
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-PSCOMPPARS = SHARED_DATA / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv"
-PSCOMPPARS_SHA256 = "0bd320b5d3943ff8e57a5cdb9d15683fb309d63928137e32d049df51cd96ad40"
+PSCOMPPARS = PSCOMPPARS_SNAPSHOT
 
 
 @pytest.fixture(scope="session")
@@ -59,8 +58,6 @@ def fast_settings(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def pscomppars_bytes() -> bytes:
-    if not PSCOMPPARS.is_file():
-        pytest.skip(f"real pscomppars snapshot not found at {PSCOMPPARS} (shared/ beside the repo)")
     return PSCOMPPARS.read_bytes()
 
 

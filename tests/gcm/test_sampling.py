@@ -9,11 +9,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.errors import InputDataError, ParameterError
 from exocube.gcm.sampling import latin_hypercube, read_csv_runs, sample_runs
 from exocube.params import ALL_NAMES, SPECS
 
-NASA_CSV = Path("/work/shared/data/nasa_exoplanet_archive_pscomppars_2024-10-15.csv")
+NASA_CSV = PSCOMPPARS_SNAPSHOT
 ROW = {
     "radius_earth": 1.1, "mass_earth": 1.3, "orbital_period_days": 12.0,
     "insolation_earth": 0.9, "stellar_teff_k": 3300.0, "stellar_logg_cgs": 4.9,
@@ -93,8 +94,6 @@ def test_csv_without_names_uses_the_row_index(tmp_path: Path) -> None:
 
 
 def test_real_nasa_snapshot_rows_map_by_archive_column_names(tmp_path: Path) -> None:
-    if not NASA_CSV.is_file():
-        pytest.skip(f"{NASA_CSV} not present")
     table = pd.read_csv(NASA_CSV, comment="#")
     names = ["TRAPPIST-1 e", "GJ 1002 b", "K2-18 b"]
     subset = table[table.pl_name.isin(names)]
@@ -107,8 +106,6 @@ def test_real_nasa_snapshot_rows_map_by_archive_column_names(tmp_path: Path) -> 
 
 
 def test_real_nasa_snapshot_fails_on_the_first_bad_row_or_skips_on_request() -> None:
-    if not NASA_CSV.is_file():
-        pytest.skip(f"{NASA_CSV} not present")
     with pytest.raises(ParameterError, match=r"radius_earth=12\.2.*data row 1 \(11 Com b\)"):
         read_csv_runs(NASA_CSV)
     runs = read_csv_runs(NASA_CSV, on_invalid="skip")

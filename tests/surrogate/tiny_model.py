@@ -25,12 +25,12 @@ from ml_store import TINY_GRID, make_store, write_run_files
 from exocube.catalog import upgrade
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
+from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.gcm.derived import derive
 from exocube.params import ALL_NAMES
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
-CATALOGUE_CSV = (Path(__file__).resolve().parents[2] / ".." / "shared" / "data"
-                 / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv")
+CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
 
 __all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyModel", "build_tiny_model"]
 

@@ -10,11 +10,11 @@ import typer
 from rich.console import Console
 
 from exocube.config import get_settings
+from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.errors import ParameterError
 
 console = Console()
-PSCOMPPARS = (Path(__file__).resolve().parents[3] / ".." / "shared" / "data"
-              / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv")
+PSCOMPPARS = PSCOMPPARS_SNAPSHOT
 DEMO_PLANETS = ("TRAPPIST-1 e", "LHS 1140 b", "TOI-700 d", "Proxima Cen b")
 
 
@@ -132,10 +132,6 @@ def demo_planets(out: Path, catalog: Path = PSCOMPPARS) -> None:
     from exocube.surrogate import Surrogate
     from exocube.surrogate.planets import predict_catalogue
 
-    if not catalog.is_file():
-        print(f"planet predictions: skipped, the archive table {catalog.resolve()} is absent "
-              "(run from the exocube checkout next to shared/data)")
-        return
     summary = predict_catalogue(catalog, out, Surrogate.from_catalogue(), mode="scalar",
                                 allow_extrapolation=True)
     print_catalogue_summary(summary, list(DEMO_PLANETS))

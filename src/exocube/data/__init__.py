@@ -1,0 +1,19 @@
+"""Data shipped with exocube.
+
+``PSCOMPPARS_SNAPSHOT``: a real, unmodified download of the NASA Exoplanet
+Archive's Planetary Systems Composite Parameters table (``pscomppars``),
+produced by the archive on 2024-10-15 (5,766 planets, 84 columns, sha256
+``0bd320b5d3943ff8e57a5cdb9d15683fb309d63928137e32d049df51cd96ad40``). The demo
+predicts every usable planet of it, and the tests use it as the archive's TAP
+answer. Provenance and citation: ``README.md`` beside it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+DATA_DIR = Path(__file__).resolve().parent
+PSCOMPPARS_SNAPSHOT = DATA_DIR / "nasa_exoplanet_archive_pscomppars_2024-10-15.csv"
+PSCOMPPARS_SHA256 = "0bd320b5d3943ff8e57a5cdb9d15683fb309d63928137e32d049df51cd96ad40"
+
+__all__ = ["DATA_DIR", "PSCOMPPARS_SHA256", "PSCOMPPARS_SNAPSHOT"]
