@@ -10,6 +10,7 @@ from tiny_model import CATALOGUE_CSV, TinyModel
 
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
+from exocube.errors import InputDataError
 from exocube.params import ALL_NAMES
 from exocube.surrogate import Surrogate
 
@@ -80,6 +81,6 @@ def test_demo_planets_step(use_tiny_catalogue: TinyModel, tmp_path: Path,
                                                                        "TOI", "Proxima"))}
     assert "global mean Ts" in named["TRAPPIST-1 e"] and "out of domain True" in named["TOI-700 d"]
     assert "skipped (missing value: st_met" in named["Proxima Cen b"]
-    missing = tmp_path / "absent.csv"
-    demo_planets(tmp_path / "p2", catalog=missing)
-    assert "skipped, the archive table" in capsys.readouterr().out
+    missing = tmp_path / "absent.csv"  # the shipped table is always there; another must exist
+    with pytest.raises(InputDataError, match=r"cannot read the planet table .*absent\.csv"):
+        demo_planets(tmp_path / "p2", catalog=missing)
