@@ -163,9 +163,11 @@ def bench_big(url: str, out: Path, size: int, repeats: int, server_pid: int) -> 
               f"({ours_s:.2f} s, CPU {ours_cpu:.2f} s, server CPU {ours_srv:.2f} s)")
     settle(out)
     med = {k: statistics.median(w for w, _, _ in v) for k, v in rows.items()}
+    best = {k: min(w for w, _, _ in v) for k, v in rows.items()}
     print(f"large file {size / 2**20:.0f} MiB: throughput ratio exocube/curl = "
           f"{statistics.median(ratios):.2f} (median of {repeats} paired ratios; ratio of "
-          f"median times {med['curl'] / med['exocube']:.2f}; target >= 0.90); "
+          f"median times {med['curl'] / med['exocube']:.2f}; ratio of best times "
+          f"{best['curl'] / best['exocube']:.2f}; target >= 0.90); "
           f"exocube/(curl + sha256sum) = {statistics.median(verified):.2f}")
 
 

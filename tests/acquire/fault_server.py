@@ -38,6 +38,7 @@ class Resource:
     etag: str | None = None
     last_modified: str = field(default_factory=lambda: formatdate(1700000000, usegmt=True))
     throttle: tuple[int, float] | None = None
+    chunked: bool = False  # Transfer-Encoding: chunked, no Content-Length
 
     def data(self) -> bytes:
         return self.body if self.body is not None else self.path.read_bytes()
@@ -179,7 +180,10 @@ class Handler(BaseHTTPRequestHandler):
             first = 0 if fault.get("kind") == "bad_range" else start
             self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Type", res.content_type)
-        self.send_header("Content-Length", str(len(body)))
+        if res.chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(body)))
         self.send_header("ETag", res.tag())
         self.send_header("Last-Modified", res.last_modified)
         self.send_header("Accept-Ranges", "bytes")
@@ -190,7 +194,9 @@ class Handler(BaseHTTPRequestHandler):
         if kind == "slow":
             time.sleep(fault["seconds"])
         limit = fault.get("after", len(body)) if kind in ("reset", "truncate") else len(body)
-        self._write(path, body[:limit], res.throttle)
+        complete = self._write(path, body[:limit], res.throttle, res.chunked)
+        if res.chunked and complete and limit == len(body):
+            self.wfile.write(b"0\r\n\r\n")
         if kind == "reset":
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
                                        struct.pack("ii", 1, 0))
@@ -198,7 +204,10 @@ class Handler(BaseHTTPRequestHandler):
         elif kind == "truncate":
             self.close_connection = True
 
-    def _write(self, path: str, body: bytes, throttle: tuple[int, float] | None) -> None:
+    def _write(
+        self, path: str, body: bytes, throttle: tuple[int, float] | None, chunked: bool = False
+    ) -> bool:
+        """Send ``body`` (in chunked framing if asked); False if cut short."""
         step, pause = throttle or (1 << 20, 0.0)
         view = memoryview(body)
         generation = self.server.generation
@@ -208,13 +217,17 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(0.005)
             if generation != self.server.generation:
                 self.close_connection = True
-                return
+                return False
             try:
-                self.wfile.write(piece)
+                if chunked:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                else:
+                    self.wfile.write(piece)
             except (BrokenPipeError, ConnectionResetError):
                 self.close_connection = True
-                return
+                return False
             with self.server.lock:
                 self.server.bytes_sent[path] += len(piece)
             if pause:
                 time.sleep(pause)
+        return True

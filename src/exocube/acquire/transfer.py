@@ -31,11 +31,14 @@ import httpcore
 import httpx
 
 from exocube import __version__
+from exocube.acquire import blocking
+from exocube.acquire.blocking import Cancel, content_length, run_in_thread
 from exocube.acquire.breaker import CircuitBreaker
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import (
     NOTHING_EXPECTED,
     BlockPipe,
+    BufferPipe,
     Expected,
     Hashes,
     InlineBlocks,
@@ -51,7 +54,7 @@ log = logging.getLogger(__name__)
 USER_AGENT = f"exocube/{__version__} (+https://github.com/exocube; httpx/{httpx.__version__})"
 DIRECT_MIN_BYTES = 4 << 20
 DIRECT_READ_BYTES = 1 << 20
-MAX_CHUNKS_PER_BLOCK = 256  # well under IOV_MAX (1024) for one writev
+THREAD_MIN_BYTES = 64 << 20  # a connection of its own costs little next to 64 MiB
 CONTENT_RANGE = re.compile(r"bytes (\d+)-(\d+)/(\d+|\*)")
 Progress = Callable[[int], None]
 
@@ -75,6 +78,17 @@ class _Retry(Exception):
         super().__init__(reason)
         self.retry_after = retry_after
         self.host_fault = host_fault
+
+
+@dataclass
+class _Body:
+    """Where a response body goes: its offset in the file, the file's size
+    (``None``: unknown), whether the part may be resumed, the running hashes."""
+
+    start: int
+    total: int | None
+    resumable: bool
+    hashes: Hashes
 
 
 @dataclass
@@ -204,8 +218,11 @@ class Politeness:
 class HTTPDownloader:
     """Streams URLs into verified ``.part`` files; see the module docstring.
 
-    ``chunk_size`` is the write block; bodies of ``direct_min_bytes`` or more are
-    read past h11 (see :func:`_body_chunks`).
+    ``chunk_size`` is the write block. A file known beforehand (expected size,
+    or the sidecar of an earlier attempt) to hold ``thread_min_bytes`` or more is
+    fetched in a worker thread straight from the socket
+    (:mod:`exocube.acquire.blocking`); other bodies announcing ``direct_min_bytes``
+    or more are read past h11 in the event loop (see :func:`_body_chunks`).
     """
 
     def __init__(
@@ -215,6 +232,7 @@ class HTTPDownloader:
         chunk_size: int = 1 << 20,
         resume_min_bytes: int = 1 << 20,
         direct_min_bytes: int = DIRECT_MIN_BYTES,
+        thread_min_bytes: int = THREAD_MIN_BYTES,
     ) -> None:
         self.client = client
         self.polite = politeness
@@ -222,6 +240,7 @@ class HTTPDownloader:
         self.resume_min_bytes = resume_min_bytes
         self.read_timeout = client.timeout.read
         self.direct_min_bytes = direct_min_bytes
+        self.thread_min_bytes = thread_min_bytes
 
     async def fetch(
         self,
@@ -284,16 +303,41 @@ class HTTPDownloader:
             headers = {"Range": f"bytes={offset}-", "If-Range": validator}
         elif offset:
             offset = 0
+        size = expected.size if expected.size is not None else (meta or {}).get("expected_size")
         try:
-            async with (
-                self.polite.limiter.slot(host_of(url)),
-                self.client.stream("GET", url, headers=headers) as resp,
-            ):
-                return await self._receive(url, part, resp, offset, expected, progress)
+            async with self.polite.limiter.slot(host_of(url)):
+                if size is not None and size >= self.thread_min_bytes:
+                    return await run_in_thread(
+                        lambda cancel: self._attempt_blocking(
+                            url, part, headers, offset, expected, progress, cancel),
+                        name="exocube-http-body",
+                    )
+                async with self.client.stream("GET", url, headers=headers) as resp:
+                    return await self._receive(url, part, resp, offset, expected, progress)
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
             raise _Retry(f"connection failed: {type(exc).__name__}: {exc}") from exc
+
+    def _attempt_blocking(
+        self, url: str, part: PartFile, headers: dict[str, str], offset: int,
+        expected: Expected, progress: Progress | None, cancel: Cancel,
+    ) -> Fetched:
+        """One attempt in a worker thread (see :mod:`exocube.acquire.blocking`), on a
+        connection of its own with the async client's timeouts and headers."""
+        with (
+            httpx.Client(timeout=self.client.timeout, headers=self.client.headers,
+                         follow_redirects=self.client.follow_redirects) as client,
+            client.stream("GET", url, headers=headers) as resp,
+        ):
+            body = self._begin(url, part, resp, offset, expected)
+            if body.start:
+                body.hashes.update_from_file(part.part, body.start)
+            pipe = BufferPipe(part.open(body.start), body.hashes, self.chunk_size)
+            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress)
+            fetched = self._finish(url, part, resp, expected, body, received)
+        fetched.client += " (body read in a thread)"
+        return fetched
 
     async def _receive(
         self,
@@ -304,6 +348,16 @@ class HTTPDownloader:
         expected: Expected,
         progress: Progress | None,
     ) -> Fetched:
+        body = self._begin(url, part, resp, offset, expected)
+        if body.start:
+            await asyncio.to_thread(body.hashes.update_from_file, part.part, body.start)
+        received = await self._stream_body(resp, part, body.start, body.hashes, progress)
+        return self._finish(url, part, resp, expected, body, received)
+
+    def _begin(
+        self, url: str, part: PartFile, resp: httpx.Response, offset: int, expected: Expected
+    ) -> _Body:
+        """Check the status and announced size, record the validators in the sidecar."""
         status = resp.status_code
         if status == 416 and offset:
             part.discard()
@@ -324,7 +378,6 @@ class HTTPDownloader:
             raise ChecksumError(
                 f"{url}: server announces {total} bytes, expected {expected.size}"
             )
-        resumed = start > 0
         resumable = total is None or total >= self.resume_min_bytes
         if resumable:
             part.save_meta({
@@ -333,16 +386,20 @@ class HTTPDownloader:
                 "last_modified": resp.headers.get("Last-Modified"),
                 "expected_size": expected.size if expected.size is not None else total,
                 "hash": "sha256" + ("+md5" if expected.md5 else ""),
-                "resumed": resumed,
+                "resumed": start > 0,
             })
-        hashes = Hashes(with_md5=bool(expected.md5))
-        if resumed:
-            await asyncio.to_thread(hashes.update_from_file, part.part, start)
-        received = await self._stream_body(resp, part, start, hashes, progress)
-        if total is not None and hashes.size < total:
-            raise _Retry(f"short body: got {hashes.size} of {total} bytes")
+        return _Body(start, total, resumable, Hashes(with_md5=bool(expected.md5)))
+
+    def _finish(
+        self, url: str, part: PartFile, resp: httpx.Response, expected: Expected,
+        body: _Body, received: int,
+    ) -> Fetched:
+        """Check the body's size and hashes, mark the sidecar verified."""
+        hashes = body.hashes
+        if body.total is not None and hashes.size < body.total:
+            raise _Retry(f"short body: got {hashes.size} of {body.total} bytes")
         check(hashes, expected, url)
-        if resumable:
+        if body.resumable:
             meta = part.meta(url) or {}
             meta.update(verified=True, sha256=hashes.sha256.hexdigest(), size=hashes.size,
                         md5=hashes.md5.hexdigest() if hashes.md5 else None)
@@ -354,10 +411,10 @@ class HTTPDownloader:
             sha256=hashes.sha256.hexdigest(),
             md5=hashes.md5.hexdigest() if hashes.md5 else None,
             final_url=str(resp.url),
-            status=status,
+            status=resp.status_code,
             headers=dict(resp.headers),
             redirects=[str(r.url) for r in resp.history],
-            resumed_from=start,
+            resumed_from=body.start,
             bytes_received=received,
             retrieved_at=datetime.now(UTC).isoformat(),
         )
@@ -390,7 +447,7 @@ class HTTPDownloader:
         over as soon as it is full, so a killed process loses at most the queued
         blocks and the one being gathered; on errors what arrived is written.
         """
-        length = _content_length(resp)
+        length = content_length(resp)
         pipe: BlockPipe | InlineBlocks
         if length is None or length >= self.direct_min_bytes:
             pipe = BlockPipe(part.open(start), hashes)
@@ -406,7 +463,7 @@ class HTTPDownloader:
                 received += len(chunk)
                 if progress:
                     progress(len(chunk))
-                if pending >= self.chunk_size or len(block) >= MAX_CHUNKS_PER_BLOCK:
+                if pending >= self.chunk_size:
                     await pipe.put(block)
                     block, pending = [], 0
         finally:
@@ -431,14 +488,6 @@ class HTTPDownloader:
         )
 
 
-def _content_length(resp: httpx.Response) -> int | None:
-    """The body length the headers announce; ``None`` if chunked or not given."""
-    length = resp.headers.get("Content-Length", "")
-    if not length.isdigit() or "chunked" in resp.headers.get("Transfer-Encoding", "").lower():
-        return None
-    return int(length)
-
-
 async def _body_chunks(
     resp: httpx.Response, read_timeout: float | None, direct_min_bytes: int
 ) -> AsyncIterator[bytes]:
@@ -452,7 +501,7 @@ async def _body_chunks(
     content length, as the first chunk. The connection is then closed, not reused.
     """
     raw = resp.aiter_raw()
-    length = _content_length(resp)
+    length = content_length(resp)
     stream = resp.extensions.get("network_stream")
     direct = (
         resp.http_version == "HTTP/1.1"
