@@ -8,6 +8,7 @@ import gzip
 import hashlib
 import io
 import json
+import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+import trustme
 from astropy.io import fits
 from fault_server import FaultServer
 
@@ -35,6 +37,36 @@ def http_server() -> Iterator[FaultServer]:
     yield server
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[trustme.CA, Path]:
+    """A throwaway certificate authority and its PEM file."""
+    ca = trustme.CA()
+    pem = tmp_path_factory.mktemp("tls") / "ca.pem"
+    ca.cert_pem.write_to_path(str(pem))
+    return ca, pem
+
+
+@pytest.fixture(scope="session")
+def https_server_session(tls_ca: tuple[trustme.CA, Path]) -> Iterator[FaultServer]:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls_ca[0].issue_cert("127.0.0.1").configure_cert(context)
+    server = FaultServer(tls=context)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.fixture
+def https_server(https_server_session: FaultServer, tls_ca: tuple[trustme.CA, Path],
+                 monkeypatch: pytest.MonkeyPatch) -> FaultServer:
+    """The HTTPS server, trusted by clients made in the test (``SSL_CERT_FILE``)."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_ca[1]))
+    https_server_session.reset_state()
+    return https_server_session
 
 
 @pytest.fixture

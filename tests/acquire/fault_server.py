@@ -12,12 +12,16 @@ consumed one per request (an empty list means "behave"). Fault kinds:
 * ``slow``         send headers, then stall ``seconds`` before the body
 * ``redirect``     answer 302 to ``location``
 * ``new_version``  replace the body (and ETag) before answering
+
+Given an :class:`ssl.SSLContext`, the server speaks HTTPS (the handshake runs
+in the connection's thread).
 """
 
 from __future__ import annotations
 
 import hashlib
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -54,8 +58,9 @@ class FaultServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         super().__init__(("127.0.0.1", 0), Handler)
+        self.tls = tls
         self.resources: dict[str, Resource] = {}
         self.faults: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.bytes_sent: dict[str, int] = defaultdict(int)
@@ -67,7 +72,14 @@ class FaultServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
+        scheme = "https" if self.tls else "http"
+        return f"{scheme}://127.0.0.1:{self.server_address[1]}"
+
+    def get_request(self) -> tuple[socket.socket, Any]:
+        sock, addr = super().get_request()
+        if self.tls:
+            sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
 
     def add(self, path: str, body: bytes | Path, **kw: Any) -> Resource:
         res = Resource(body=body, **kw) if isinstance(body, bytes) else Resource(path=body, **kw)

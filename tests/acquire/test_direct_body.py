@@ -14,15 +14,18 @@ import asyncio
 import hashlib
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from fault_server import FaultServer
 
+from exocube.acquire.blocking import _socket_of
 from exocube.acquire.partial import (
     NOTHING_EXPECTED,
     BlockPipe,
@@ -82,6 +85,28 @@ def test_chunked_body_of_known_size(server: FaultServer, tmp_path: Path, path: s
     fetched = fetch(server.url + "/f.bin", tmp_path / "f.bin", path,
                     Expected(size=len(BODY), sha256=SHA))
     assert (tmp_path / "f.bin").read_bytes() == BODY and fetched.bytes_received == len(BODY)
+
+
+@PATHS
+def test_https_body_resumes_after_a_reset(https_server: FaultServer, tmp_path: Path,
+                                          path: str) -> None:
+    """Over TLS the thread path reads the ``SSLSocket`` (decrypted bytes) directly."""
+    https_server.add("/f.bin", BODY)
+    https_server.faults["/f.bin"] = [{"kind": "reset", "after": 1_500_000}]
+    fetched = fetch(https_server.url + "/f.bin", tmp_path / "f.bin", path,
+                    Expected(size=len(BODY), sha256=SHA))
+    assert (tmp_path / "f.bin").read_bytes() == BODY
+    assert fetched.attempts == 2 and fetched.final_url.startswith("https://")
+
+
+def test_the_thread_path_reads_a_tls_socket_directly(https_server: FaultServer) -> None:
+    https_server.add("/f.bin", BODY)
+    with (
+        httpx.Client() as client,
+        client.stream("GET", https_server.url + "/f.bin") as resp,
+    ):
+        assert isinstance(_socket_of(resp), ssl.SSLSocket)
+        assert hashlib.sha256(resp.read()).hexdigest() == SHA
 
 
 @PATHS

@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
@@ -167,3 +168,54 @@ def test_s3_destination(archives: FaultServer, s3_bucket: str, tmp_path: Path) -
     again = asyncio.run(run_acquisition(settings, plan, dest, Quotas(),
                                         start_run(settings, plan, dest, Quotas(), {})))
     assert again["totals"]["skipped"] == 3
+
+
+def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
+    """A throttled server (100 kB/s): cancelling the task shuts the data connection
+    down, so the thread ends long before the 30 s timeout, with the bytes kept."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+    from pyftpdlib.servers import ThreadedFTPServer
+
+    root = tmp_path / "root"
+    root.mkdir()
+    data = os.urandom(2_000_000)
+    (root / "slow.bin").write_bytes(data)
+    auth = DummyAuthorizer()
+    auth.add_anonymous(str(root), perm="elr")
+
+    class Slow(ThrottledDTPHandler):
+        write_limit = 100_000
+
+    class Handler(FTPHandler):
+        authorizer = auth
+        dtp_handler = Slow
+
+    server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True).start()
+    final = tmp_path / "out" / "slow.bin"
+    final.parent.mkdir()
+    part = PartFile(final)
+
+    async def go() -> float:
+        dl = FTPDownloader(Politeness(get_settings().acquire), timeout=30)
+        url = f"ftp://127.0.0.1:{server.address[1]}/slow.bin"
+        task = asyncio.create_task(dl.fetch(url, part, Expected(size=len(data))))
+        while not part.part.exists() or part.part.stat().st_size < 100_000:
+            await asyncio.sleep(0.02)
+        t0 = asyncio.get_running_loop().time()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return asyncio.get_running_loop().time() - t0
+
+    try:
+        waited = asyncio.run(go())
+    finally:
+        server.close_all()
+    assert waited < 5
+    assert not [t for t in threading.enumerate() if t.name == "exocube-ftp"]
+    kept = part.part.read_bytes()
+    assert 100_000 <= len(kept) < len(data) and kept == data[: len(kept)]
+    time.sleep(0.3)  # a thread left running would still be writing at 100 kB/s
+    assert part.part.stat().st_size == len(kept)

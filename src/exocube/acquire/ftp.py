@@ -1,7 +1,9 @@
 """FTP downloads with resume (``REST``), for archives such as 1000 Genomes.
 
-:mod:`ftplib` is blocking, so each attempt runs in a worker thread; retries,
-the rate limit and the circuit breaker are the same as for HTTP. The sidecar's
+:mod:`ftplib` is blocking, so each attempt runs in a thread of its own
+(:func:`~exocube.acquire.blocking.run_in_thread`: cancelling the task shuts the
+data connection down); retries, the rate limit and the circuit breaker are the
+same as for HTTP. The sidecar's
 validator is the file's ``MDTM`` time and ``SIZE``: a part is resumed only if
 both are unchanged.
 """
@@ -11,9 +13,12 @@ from __future__ import annotations
 import asyncio
 import ftplib
 import logging
+import socket
+from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+from exocube.acquire.blocking import Cancel, run_in_thread
 from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, check
 from exocube.acquire.transfer import Fetched, Politeness, Progress, host_of
 from exocube.errors import ChecksumError, TransferError
@@ -49,7 +54,9 @@ class FTPDownloader:
             self.polite.breaker.check(host)
             try:
                 async with self.polite.limiter.slot(host):
-                    fetched = await asyncio.to_thread(self._attempt, url, part, expected, progress)
+                    fetched = await run_in_thread(
+                        lambda cancel: self._attempt(url, part, expected, progress, cancel),
+                        name="exocube-ftp")
             except ftplib.error_perm as exc:
                 self.polite.breaker.success(host)
                 raise FTPPermanentError(f"{url}: FTP server replied {exc}; not retried") from exc
@@ -69,7 +76,8 @@ class FTPDownloader:
         )
 
     def _attempt(
-        self, url: str, part: PartFile, expected: Expected, progress: Progress | None
+        self, url: str, part: PartFile, expected: Expected, progress: Progress | None,
+        cancel: Cancel,
     ) -> Fetched:
         parts = urlsplit(url)
         path = unquote(parts.path)
@@ -96,7 +104,7 @@ class FTPDownloader:
 
             try:
                 if size is None or offset < size:
-                    ftp.retrbinary(f"RETR {path}", sink, blocksize=1 << 16, rest=offset or None)
+                    self._retrieve(ftp, path, offset, sink, cancel)
             finally:
                 writer.close(sync=False)
             ftp.quit()
@@ -110,6 +118,21 @@ class FTPDownloader:
             part.discard()
             raise
         return self._verified(url, part, hashes, offset, received, mdtm)
+
+    @staticmethod
+    def _retrieve(
+        ftp: ftplib.FTP, path: str, offset: int, sink: Callable[[bytes], None], cancel: Cancel
+    ) -> None:
+        """``RETR`` from ``offset`` (``REST``) into ``sink``: ``retrbinary`` with the
+        data connection handed to ``cancel``."""
+        conn: socket.socket
+        with ftp.transfercmd(f"RETR {path}", offset or None) as conn:
+            cancel.attach(conn)
+            while data := conn.recv(1 << 16):
+                sink(data)
+        if cancel.cancelled.is_set():
+            raise _ShortFile("cancelled")
+        ftp.voidresp()
 
     @staticmethod
     def _offset(url: str, part: PartFile, size: int | None, mdtm: str) -> int:
