@@ -153,7 +153,7 @@ class PartWriter:
         self.fh = fh
 
     def write(self, block: bytes, hashes: Hashes | None = None) -> None:
-        self.fh.write(block)
+        self.write_chunks((block,))
         if hashes is not None:
             hashes.update(block)
 
@@ -230,6 +230,37 @@ class _Worker:
             raise self.error
 
 
+class _WriteAndHash:
+    """A part's writer and hasher threads, fed the same blocks in the same order."""
+
+    def __init__(self, writer: PartWriter, hashes: Hashes, depth: int) -> None:
+        self.writer = writer
+        self.workers = (
+            _Worker("exocube-part-writer", writer.write_chunks, depth),
+            _Worker("exocube-part-hasher", hashes.update_all, depth),
+        )
+        self._closing = threading.Lock()
+
+    def check(self) -> None:
+        for worker in self.workers:
+            worker.check()
+
+    def put(self, chunks: Sequence[bytes | memoryview] | None) -> None:
+        """Queue ``chunks`` for both workers (``None``: stop); takes no slot."""
+        for worker in self.workers:
+            worker.queue.put(chunks)
+
+    def join(self) -> None:
+        """Wait for both workers (after a ``None``), then close the file once."""
+        try:
+            for worker in self.workers:
+                worker.thread.join()
+        finally:
+            with self._closing:  # a cancelled close() joins again in the event loop
+                if not self.writer.fh.closed:
+                    self.writer.close(sync=False)
+
+
 class BlockPipe:
     """Writes and hashes blocks of chunks in two worker threads, each in arrival order.
 
@@ -241,22 +272,15 @@ class BlockPipe:
     """
 
     def __init__(self, writer: PartWriter, hashes: Hashes, depth: int = 4) -> None:
-        self.writer = writer
-        self.hashes = hashes
-        self._closing = threading.Lock()
-        self._workers = (
-            _Worker("exocube-part-writer", writer.write_chunks, depth),
-            _Worker("exocube-part-hasher", hashes.update_all, depth),
-        )
+        self._pair = _WriteAndHash(writer, hashes, depth)
 
     async def put(self, chunks: Sequence[bytes]) -> None:
         """Queue ``chunks``; wait (off the event loop) while ``depth`` blocks are queued."""
-        for worker in self._workers:
-            worker.check()
+        self._pair.check()
+        for worker in self._pair.workers:
             if not worker.slots.acquire(blocking=False):
                 await asyncio.to_thread(worker.slots.acquire)
-        for worker in self._workers:
-            worker.queue.put(chunks)
+        self._pair.put(chunks)
 
     async def close(self, last: Sequence[bytes] = ()) -> None:
         """Write and hash what is queued and ``last``, stop the workers, close the file.
@@ -264,26 +288,15 @@ class BlockPipe:
         ``last`` is queued without waiting for a slot, so received bytes are kept
         for a resume even when the transfer is failing or being cancelled. No fsync.
         """
-        for worker in self._workers:
-            if last:
-                worker.queue.put(last)
-            worker.queue.put(None)
+        if last:
+            self._pair.put(last)
+        self._pair.put(None)
         try:
-            await asyncio.to_thread(self._join)
+            await asyncio.to_thread(self._pair.join)
         except asyncio.CancelledError:
-            self._join()  # bounded: at most ``depth`` blocks per worker
+            self._pair.join()  # bounded: at most ``depth`` blocks per worker
             raise
-        for worker in self._workers:
-            worker.check()
-
-    def _join(self) -> None:
-        try:
-            for worker in self._workers:
-                worker.thread.join()
-        finally:
-            with self._closing:  # a cancelled close() joins again in the event loop
-                if not self.writer.fh.closed:
-                    self.writer.close(sync=False)
+        self._pair.check()
 
 
 class BufferPipe:
@@ -297,19 +310,15 @@ class BufferPipe:
     """
 
     def __init__(self, writer: PartWriter, hashes: Hashes, block_size: int, depth: int = 4) -> None:
-        self.writer = writer
+        self._pair = _WriteAndHash(writer, hashes, depth)
         self._buffers = [bytearray(block_size) for _ in range(depth)]
         self._next = 0
         self._taken = False
-        self._workers = (
-            _Worker("exocube-part-writer", writer.write_chunks, depth),
-            _Worker("exocube-part-hasher", hashes.update_all, depth),
-        )
 
     def buffer(self) -> memoryview:
         """The next buffer to fill; blocks while the workers still need it."""
-        for worker in self._workers:
-            worker.check()
+        self._pair.check()
+        for worker in self._pair.workers:
             worker.slots.acquire()
         self._taken = True
         view = memoryview(self._buffers[self._next])
@@ -319,22 +328,16 @@ class BufferPipe:
     def submit(self, filled: memoryview) -> None:
         """Write and hash ``filled`` (a prefix of the last buffer, maybe empty)."""
         self._taken = False
-        for worker in self._workers:
-            if filled:
-                worker.queue.put((filled,))
-            else:
+        if filled:
+            self._pair.put((filled,))
+        else:
+            for worker in self._pair.workers:
                 worker.slots.release()
 
     def close(self) -> None:
         """Write and hash what is queued, stop the workers, close the file (no fsync)."""
         if self._taken:
             self.submit(memoryview(b""))
-        try:
-            for worker in self._workers:
-                worker.queue.put(None)
-            for worker in self._workers:
-                worker.thread.join()
-        finally:
-            self.writer.close(sync=False)
-        for worker in self._workers:
-            worker.check()
+        self._pair.put(None)
+        self._pair.join()
+        self._pair.check()
