@@ -3,9 +3,8 @@
 :mod:`ftplib` is blocking, so each attempt runs in a thread of its own
 (:func:`~exocube.acquire.blocking.run_in_thread`: cancelling the task shuts the
 data connection down); retries, the rate limit and the circuit breaker are the
-same as for HTTP. The sidecar's
-validator is the file's ``MDTM`` time and ``SIZE``: a part is resumed only if
-both are unchanged.
+same as for HTTP. The sidecar's validator is the file's ``MDTM`` time and
+``SIZE``: a part is resumed only if both are unchanged.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ftplib
 import logging
-import socket
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
@@ -125,7 +123,6 @@ class FTPDownloader:
     ) -> None:
         """``RETR`` from ``offset`` (``REST``) into ``sink``: ``retrbinary`` with the
         data connection handed to ``cancel``."""
-        conn: socket.socket
         with ftp.transfercmd(f"RETR {path}", offset or None) as conn:
             cancel.attach(conn)
             while data := conn.recv(1 << 16):
