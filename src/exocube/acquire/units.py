@@ -52,5 +52,6 @@ def quota_bytes(value: float | None, unit: int, option: str) -> int | None:
         raise ConfigError(f"{option} {value!r} is too large to be a quota; leave {option} out "
                           "for no limit")
     if nbytes < 1:
-        raise ConfigError(f"{option} {value!r} is less than one byte")
+        raise ConfigError(f"{option} {value!r} is less than one byte (the unit is "
+                          f"{format_bytes(unit)})")
     return int(nbytes)

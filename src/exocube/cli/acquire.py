@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -49,26 +47,21 @@ def _names(values: list[str] | None, option: str, known: list[str]) -> list[str]
     try:
         return parse_names(values, option, known)
     except ConfigError as exc:
-        raise click.UsageError(str(exc)) from exc
+        raise typer.BadParameter(str(exc)) from exc
 
 
-def _quota(unit: Callable[[float | None], int | None]) -> Callable[[float | None], float | None]:
-    """A typer callback refusing quotas that are not finite and above zero (exit 2)."""
-
-    def check(value: float | None) -> float | None:
-        try:
-            unit(value)
-        except ConfigError as exc:
-            raise click.UsageError(str(exc)) from exc
-        return value
-
-    return check
+def _quotas(max_download_gb: float | None, max_storage_tb: float | None) -> Quotas:
+    """The quotas in bytes; a usage error (exit 2) for nan, inf or values <= 0."""
+    try:
+        return Quotas(gb(max_download_gb), tb(max_storage_tb))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
 
 
 def _refuse_with_resume(given: dict[str, object]) -> None:
     used = [name for name, value in given.items() if value not in (None, False)]
     if used:
-        raise click.UsageError(
+        raise typer.BadParameter(
             f"--resume continues the stored plan with its destination and quotas; it cannot "
             f"be combined with {', '.join(used)}. Start a new run for other choices")
 
@@ -182,19 +175,30 @@ def _print_summary(summary: dict) -> None:
                       highlight=False)
 
 
+DOMAINS = sorted({m.DOMAIN for m in SOURCES.values()})
+
+
 def acquire(
     domains: Annotated[list[str] | None, typer.Option(
-        help="Domains (comma-separated or repeated); default: every domain.")] = None,
+        metavar="NAMES", help=f"Domains, comma-separated or repeated: {', '.join(DOMAINS)}. "
+        "Default: every domain.")] = None,
     sources: Annotated[list[str] | None, typer.Option(
-        help="Sources (comma-separated or repeated); default: every source.")] = None,
-    dest: Annotated[str | None, typer.Option(help="Local directory or s3://bucket/prefix.")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan, download nothing.")] = False,
+        metavar="NAMES", help=f"Sources, comma-separated or repeated: {', '.join(SOURCES)}. "
+        "Default: every source.")] = None,
+    dest: Annotated[str | None, typer.Option(
+        metavar="DEST", help="A local directory or s3://bucket/prefix (default: "
+        "acquire.destination, else <home>/data).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        help="Print the plan (table on stderr, JSON on stdout), download nothing.")] = False,
     max_download_gb: Annotated[float | None, typer.Option(
-        help="Download quota in GB (1e9 bytes), above 0.", callback=_quota(gb))] = None,
+        metavar="GB", help="Download quota in GB (1e9 bytes), above 0.")] = None,
     max_storage_tb: Annotated[float | None, typer.Option(
-        help="Storage quota in TB (1e12 bytes), above 0.", callback=_quota(tb))] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue the run with this id.")] = None,
-    summary_json: Annotated[Path | None, typer.Option(help="Write the summary here.")] = None,
+        metavar="TB", help="Storage quota in TB (1e12 bytes), above 0.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        metavar="RUN_ID", help="Continue this run with its stored plan, destination and "
+        "quotas.")] = None,
+    summary_json: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="Also write the summary JSON here.")] = None,
     list_runs: Annotated[bool, typer.Option(help="List recent runs and exit.")] = False,
 ) -> None:
     """Download public data with resume, verification, quality checks and provenance.
@@ -220,14 +224,14 @@ def acquire(
         console.print(f"resuming run {run_id}: {len(plan.files)} files to {destination.root}")
     else:
         chosen = _names(sources, "--sources", list(SOURCES))
-        chosen_domains = _names(domains, "--domains", sorted({m.DOMAIN for m in SOURCES.values()}))
+        chosen_domains = _names(domains, "--domains", DOMAINS)
+        quotas = _quotas(max_download_gb, max_storage_tb)
         try:
             select_sources(SOURCES, chosen, chosen_domains)
         except ConfigError as exc:
-            raise click.UsageError(str(exc)) from exc
+            raise typer.BadParameter(str(exc)) from exc
         plan = asyncio.run(plan_sources(settings, chosen, chosen_domains))
         destination = destination_for(settings, dest)
-        quotas = Quotas(gb(max_download_gb), tb(max_storage_tb))
         checkpoint = None
         _print_plan(plan)
         if dry_run:
