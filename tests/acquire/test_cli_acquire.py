@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
-from conftest import run_sources, vcf_gz
+from conftest import point_at, run_sources, vcf_gz
 from exocube.acquire.run import Quotas, gb, tb
 from exocube.acquire.sources import SOURCES
 from exocube.acquire.units import format_bytes, quota_bytes
@@ -119,3 +119,19 @@ def test_dry_run_table_gives_sizes_and_the_json_exact_bytes(
     assert plan["plan"]["total"] == {"files": 3, "bytes": genomes["bytes"], "unknown_size": 1,
                                      "sources_planned": 2, "sources_not_planned": 0}
     assert plan["not_planned"] == []
+
+
+def test_resume_is_suggested_only_after_a_run_with_failed_files(
+    archives: FaultServer, migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    point_at(monkeypatch, {"geocarb__url": archives.url + "/paleo/moved.txt"})  # a 404
+    code, out, err = cli(["acquire", "--sources", "geocarb,kegg", "--dest",
+                          str(tmp_path / "data")], capsys)
+    summary = json.loads(out)
+    assert code == 2 and summary["totals"]["failed"] == 1
+    assert f"1 file failed; once the cause is fixed, continue with: exocube acquire --resume " \
+           f"{summary['run_id']}" in err
+    code, out, err = cli(["acquire", "--sources", "kegg", "--dest", str(tmp_path / "data")],
+                         capsys)
+    assert code == 0 and "--resume" not in err

@@ -101,6 +101,10 @@ def _progress() -> Progress:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
 def _size(row: dict[str, int]) -> str:
     """Known bytes of a totals row; ``unknown`` when no file's size is known."""
     if row["files"] and row["unknown_size"] == row["files"]:
@@ -110,9 +114,9 @@ def _size(row: dict[str, int]) -> str:
 
 def _plan_table(plan: Plan) -> Table:
     total = plan.totals()
-    title = f"plan: {len(plan.files)} files from {len(plan.sources)} sources"
+    title = f"plan: {_count(len(plan.files), 'file')} from {_count(len(plan.sources), 'source')}"
     if plan.failures:
-        title += f"; {len(plan.failures)} sources not planned"
+        title += f"; {_count(len(plan.failures), 'source')} not planned"
     table = Table(title=title)
     table.add_column("source", no_wrap=True)
     table.add_column("domain")
@@ -128,7 +132,7 @@ def _plan_table(plan: Plan) -> Table:
 
 
 def _failures_table(plan: Plan) -> Table:
-    table = Table(title=f"not planned: {len(plan.failures)} sources")
+    table = Table(title=f"not planned: {_count(len(plan.failures), 'source')}")
     table.add_column("source", no_wrap=True)
     table.add_column("domain")
     table.add_column("reason", overflow="fold")
@@ -166,8 +170,8 @@ def _print_summary(summary: dict) -> None:
         if name in unplanned:
             console.print(f"  not planned: {name}: {row['plan_error']}", highlight=False)
     if summary["totals"]["failed"]:
-        console.print(f"{summary['totals']['failed']} files failed; once the cause is fixed, "
-                      f"continue with: exocube acquire --resume {summary['run_id']}",
+        console.print(f"{_count(summary['totals']['failed'], 'file')} failed; once the cause "
+                      f"is fixed, continue with: exocube acquire --resume {summary['run_id']}",
                       highlight=False)
     if unplanned:
         console.print("sources not planned are not part of this run; once they are "
