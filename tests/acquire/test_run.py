@@ -111,13 +111,17 @@ def test_breaker_opens_on_dead_host_and_run_goes_on(
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         dead = f"http://127.0.0.1:{s.getsockname()[1]}"
-    point_at(monkeypatch, {"phoenix__base_url": dead, "phoenix__teff": "[5800, 5900, 6000]",
+    # PyPI release URLs are planned without a request, so the dead host is met while
+    # fetching (a source whose planning meets it is not planned: test_planning.py)
+    releases = ["httpx==0.28.1", "numpy==2.0.0", "scipy==1.13.0", "pandas==2.2.0"]
+    point_at(monkeypatch, {"pypi__base_url": dead, "pypi__packages": json.dumps(releases),
                            "breaker_failures": "2", "max_parallel_files": "1"})
-    summary = run_sources(tmp_path / "data", ["phoenix", "geocarb", "kegg"])
-    phx = summary["sources"]["phoenix"]
+    summary = run_sources(tmp_path / "data", ["pypi", "geocarb", "kegg"])
+    phx = summary["sources"]["pypi"]
     assert phx["failed"] == 4 and phx["done"] == 0
     reasons = [r["reason"] for r in phx["reasons"]]
     assert sum("circuit open" in r for r in reasons) >= 3
+    assert all("last error: ConnectError" in r for r in reasons if "circuit open" in r)
     assert summary["sources"]["geocarb"]["done"] == 1
     assert summary["sources"]["kegg"]["done"] == 2
     assert summary["status"] == "completed_with_failures"

@@ -59,7 +59,7 @@ class FTPDownloader:
                 self.polite.breaker.success(host)
                 raise FTPPermanentError(f"{url}: FTP server replied {exc}; not retried") from exc
             except (ftplib.error_temp, ftplib.error_reply, OSError, EOFError, _ShortFile) as exc:
-                self.polite.breaker.failure(host)
+                self.polite.breaker.failure(host, exc)
                 last = f"{type(exc).__name__}: {exc}"
                 if attempt < self.polite.max_attempts:
                     delay = self.polite.backoff.delay(attempt)

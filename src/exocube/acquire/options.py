@@ -149,6 +149,9 @@ class AcquireOptions(_Strict):
     write_timeout: float = Field(default=60.0, gt=0)
     pool_timeout: float = Field(default=60.0, gt=0)
     max_attempts: int = Field(default=6, ge=1)
+    # planning gives up on a host it cannot connect to (refused, unknown name) after
+    # this many attempts; timeouts and 5xx keep max_attempts
+    plan_connect_attempts: int = Field(default=1, ge=1)
     backoff_base: float = Field(default=1.0, ge=0)
     backoff_max: float = Field(default=60.0, ge=0)
     retry_after_max: float = Field(default=300.0, ge=0)

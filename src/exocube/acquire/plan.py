@@ -1,8 +1,11 @@
 """Run plans: the files a run will fetch, with expected sizes, per source and domain.
 
 A plan is built by asking each selected source module for its files
-(:func:`build_plan`), then stored in the run's catalogue row so that
-``--resume`` uses exactly the same list even if the archive changed meanwhile.
+(:func:`exocube.acquire.run.plan_sources`), each source on its own: a source
+that cannot be planned (host unreachable, error answer, unreadable listing) is
+kept as a :class:`PlanFailure` with its reason and the others go on. The plan
+is stored in the run's catalogue row so that ``--resume`` uses exactly the same
+list even if the archive changed meanwhile.
 """
 
 from __future__ import annotations
@@ -15,10 +18,11 @@ from typing import Any
 
 import httpx
 
+from exocube.acquire.breaker import CircuitOpenError, HostUnreachableError
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import Expected
 from exocube.acquire.transfer import HTTPStatusError, Politeness
-from exocube.errors import ConfigError, TransferError
+from exocube.errors import ConfigError, ExocubeError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +49,45 @@ class PlannedFile:
 
 
 @dataclass
+class PlanFailure:
+    """A selected source that could not be planned, and why."""
+
+    source: str
+    domain: str
+    reason: str
+    error: str = ""
+
+    def to_json(self) -> dict[str, str]:
+        return asdict(self)
+
+
+class PlanningError(ExocubeError):
+    """No selected source could be planned (the message gives each source's reason)."""
+
+    def __init__(self, failures: list[PlanFailure]) -> None:
+        self.failures = failures
+        reasons = "; ".join(f"{f.source}: {f.reason}" for f in failures)
+        super().__init__(f"no source could be planned, nothing was started: {reasons}")
+
+
+@dataclass
 class Plan:
-    """The files of a run and their totals."""
+    """The files of a run and their totals, the sources planned (also those with no
+    files) and the sources that could not be planned."""
 
     files: list[PlannedFile]
+    failures: list[PlanFailure] = field(default_factory=list)
+    sources: list[str] = field(default_factory=list)
 
-    def totals(self) -> dict[str, dict[str, dict[str, int]]]:
-        """Files, known bytes and files of unknown size, per source and per domain."""
-        out: dict[str, dict[str, dict[str, int]]] = {"source": {}, "domain": {}}
+    def __post_init__(self) -> None:
+        for f in self.files:
+            if f.source not in self.sources:
+                self.sources.append(f.source)
+
+    def totals(self) -> dict[str, Any]:
+        """Files, known bytes and files of unknown size, per source, per domain and in all;
+        a planned source without files counts with zeros."""
+        out: dict[str, Any] = {"source": {}, "domain": {}}
         for group in ("source", "domain"):
             acc: dict[str, dict[str, int]] = defaultdict(
                 lambda: {"files": 0, "bytes": 0, "unknown_size": 0})
@@ -62,6 +97,12 @@ class Plan:
                 row["bytes"] += f.size or 0
                 row["unknown_size"] += f.size is None
             out[group] = dict(acc)
+        for name in self.sources:
+            out["source"].setdefault(name, {"files": 0, "bytes": 0, "unknown_size": 0})
+        out["total"] = {"files": len(self.files), "bytes": self.known_bytes,
+                        "unknown_size": sum(f.size is None for f in self.files),
+                        "sources_planned": len(self.sources),
+                        "sources_not_planned": len(self.failures)}
         return out
 
     @property
@@ -71,9 +112,14 @@ class Plan:
     def to_json(self) -> list[dict[str, Any]]:
         return [asdict(f) for f in self.files]
 
+    def failures_json(self) -> list[dict[str, str]]:
+        return [f.to_json() for f in self.failures]
+
     @classmethod
-    def from_json(cls, rows: list[dict[str, Any]]) -> Plan:
-        return cls([PlannedFile(**r) for r in rows])
+    def from_json(cls, rows: list[dict[str, Any]], failures: list[dict[str, str]] | None = None,
+                  sources: list[str] | None = None) -> Plan:
+        return cls([PlannedFile(**r) for r in rows],
+                   [PlanFailure(**f) for f in failures or []], list(sources or []))
 
 
 class PlanContext:
@@ -86,23 +132,38 @@ class PlanContext:
         self.client = client
         self.polite = polite
 
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """A polite request that gives up on an unreachable host after
+        ``acquire.plan_connect_attempts`` attempts (:class:`HostUnreachableError`)."""
+        return await self.polite.request(self.client, method, url,
+                                         connect_attempts=self.opts.plan_connect_attempts,
+                                         **kwargs)
+
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.polite.request(self.client, "GET", url, **kwargs)
+        return await self.request("GET", url, **kwargs)
 
     async def post(self, url: str, **kwargs: Any) -> httpx.Response:
-        return await self.polite.request(self.client, "POST", url, **kwargs)
+        return await self.request("POST", url, **kwargs)
 
     async def head_size(self, url: str) -> int | None:
         """Content-Length from a HEAD request, or ``None`` when the server does not say."""
-        resp = await self.polite.request(self.client, "HEAD", url)
+        resp = await self.request("HEAD", url)
         length = resp.headers.get("Content-Length", "")
         return int(length) if length.isdigit() else None
 
     async def fill_sizes(self, files: list[PlannedFile]) -> None:
-        """HEAD every file whose size is unknown (rate limits apply)."""
+        """HEAD every file whose size is unknown (rate limits apply).
+
+        A HEAD the server refuses or fails leaves the size unknown (a warning).
+        A host that cannot be reached, or whose circuit opened, fails the source's
+        planning: its files could not be fetched either.
+        """
         todo = [f for f in files if f.size is None and f.url.startswith("http")]
         sizes = await asyncio.gather(*(self.head_size(f.url) for f in todo),
                                      return_exceptions=True)
+        for size in sizes:
+            if isinstance(size, HostUnreachableError | CircuitOpenError):
+                raise size
         for f, size in zip(todo, sizes, strict=True):
             if isinstance(size, HTTPStatusError | TransferError):
                 log.warning("no size for %s: %s", f.url, size)
@@ -112,20 +173,38 @@ class PlanContext:
                 f.size = size
 
 
+def parse_names(values: list[str] | None, option: str, known: list[str]) -> list[str] | None:
+    """Names given to ``option`` (repeated and/or comma-separated), in order, once each;
+    ``None`` when the option was not given.
+
+    An empty or blank name (``--sources ,``, ``kegg,``) and unknown names are a
+    :class:`ConfigError` naming them and listing the known ones.
+    """
+    if values is None:
+        return None
+    names = [v.strip() for item in values for v in item.split(",")]
+    if not names or not all(names):
+        raise ConfigError(f"{option} {','.join(values)!r} has an empty name; give names "
+                          f"separated by commas, from: {', '.join(known)}")
+    unknown = [n for n in dict.fromkeys(names) if n not in known]
+    if unknown:
+        raise ConfigError(f"{option}: unknown {', '.join(map(repr, unknown))}; known: "
+                          f"{', '.join(known)}")
+    return list(dict.fromkeys(names))
+
+
 def select_sources(
     available: dict[str, Any], sources: list[str] | None, domains: list[str] | None
 ) -> list[str]:
     """Names of the source modules matching ``--sources`` and ``--domains``."""
     names = list(available)
-    for name in sources or []:
-        if name not in available:
-            raise ConfigError(f"unknown source {name!r}; known sources: {', '.join(names)}")
     known_domains = sorted({m.DOMAIN for m in available.values()})
-    for dom in domains or []:
-        if dom not in known_domains:
-            raise ConfigError(f"unknown domain {dom!r}; known domains: {', '.join(known_domains)}")
-    chosen = [n for n in names if (not sources or n in sources)
-              and (not domains or available[n].DOMAIN in domains)]
+    parse_names(sources, "--sources", names)
+    parse_names(domains, "--domains", known_domains)
+    chosen = [n for n in names if (sources is None or n in sources)
+              and (domains is None or available[n].DOMAIN in domains)]
     if not chosen:
-        raise ConfigError(f"no source matches sources={sources} and domains={domains}")
+        raise ConfigError(f"no source matches --sources {','.join(sources or [])!r} and "
+                          f"--domains {','.join(domains or [])!r}; "
+                          + ", ".join(f"{n} is {available[n].DOMAIN}" for n in sources or []))
     return chosen

@@ -21,10 +21,17 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
 from exocube.acquire import checkpoint as ckpt
-from exocube.acquire.breaker import CircuitOpenError
+from exocube.acquire.breaker import CircuitOpenError, describe
 from exocube.acquire.destination import Destination
 from exocube.acquire.ftp import FTPDownloader
-from exocube.acquire.plan import Plan, PlanContext, PlannedFile, select_sources
+from exocube.acquire.plan import (
+    Plan,
+    PlanContext,
+    PlanFailure,
+    PlannedFile,
+    PlanningError,
+    select_sources,
+)
 from exocube.acquire.provenance import (
     KnownArtifact,
     ensure_sources,
@@ -40,6 +47,7 @@ from exocube.acquire.transfer import (
     host_of,
     make_client,
 )
+from exocube.acquire.units import GB, TB, format_bytes, quota_bytes
 from exocube.config import Settings
 from exocube.errors import ExocubeError, TransferError
 
@@ -106,17 +114,48 @@ def politeness_for(settings: Settings, source_names: list[str]) -> Politeness:
 async def plan_sources(
     settings: Settings, sources: list[str] | None = None, domains: list[str] | None = None
 ) -> Plan:
-    """Ask each selected source for its files; the plan of a new run."""
+    """Ask each selected source for its files, all at once; the plan of a new run.
+
+    Each source plans on its own: one that fails (unreachable host, error answer,
+    unreadable listing, bad setting) becomes a :class:`PlanFailure` with its reason
+    and the others are planned. :class:`PlanningError` when none could be planned.
+    """
     names = select_sources(SOURCES, sources, domains)
     polite = politeness_for(settings, names)
-    files: list[PlannedFile] = []
     async with make_client(settings.acquire) as client:
         ctx = PlanContext(settings.acquire, client, polite)
-        for name in names:
-            part = await SOURCES[name].plan(ctx)
-            log.info("source %s: %d files planned", name, len(part))
-            files.extend(part)
-    return Plan(files)
+        parts = await asyncio.gather(*(_plan_one(ctx, name) for name in names))
+    plan = Plan([], [], [])
+    for name, part in zip(names, parts, strict=True):
+        if isinstance(part, PlanFailure):
+            plan.failures.append(part)
+        else:
+            plan.sources.append(name)
+            plan.files.extend(part)
+    if not plan.sources:
+        raise PlanningError(plan.failures)
+    return plan
+
+
+async def _plan_one(ctx: PlanContext, name: str) -> list[PlannedFile] | PlanFailure:
+    """The files of one source, or why it could not be planned.
+
+    Exocube's errors carry their reason; anything else raised while reading an
+    archive's answers (a parser meeting a body it does not expect) is reported
+    with its type (its traceback is logged at INFO, ``-v``) instead of ending the run.
+    """
+    module = SOURCES[name]
+    try:
+        files = await module.plan(ctx)
+    except ExocubeError as exc:
+        log.info("source %s not planned: %s", name, exc)
+        return PlanFailure(name, module.DOMAIN, str(exc), type(exc).__name__)
+    except Exception as exc:
+        log.info("source %s not planned: unexpected %s", name, describe(exc), exc_info=True)
+        return PlanFailure(name, module.DOMAIN, f"unexpected {describe(exc)} while planning "
+                           f"(base URL {module.base_url(ctx.opts)})", type(exc).__name__)
+    log.info("source %s: %d files planned", name, len(files))
+    return files
 
 
 def destination_for(settings: Settings, root: str | None) -> Destination:
@@ -133,8 +172,9 @@ def start_run(
     """Record a new run with its plan; its id."""
     run_id = ckpt.new_run_id()
     ckpt.create_run(settings.database_url, run_id, {
-        "plan": plan.to_json(), "destination": dest.root, "quotas": asdict(quotas),
-        "request": request,
+        "plan": plan.to_json(), "planned_sources": plan.sources,
+        "plan_failures": plan.failures_json(), "destination": dest.root,
+        "quotas": asdict(quotas), "request": request,
     })
     return run_id
 
@@ -143,7 +183,9 @@ def load_for_resume(settings: Settings, run_id: str) -> tuple[Plan, Destination,
     """The stored plan, destination, quotas and checkpoint of ``run_id``."""
     config, checkpoint, _status = ckpt.load_run(settings.database_url, run_id)
     dest = destination_for(settings, config["destination"])
-    return Plan.from_json(config["plan"]), dest, Quotas(**config["quotas"]), checkpoint
+    plan = Plan.from_json(config["plan"], config.get("plan_failures"),
+                          config.get("planned_sources"))
+    return plan, dest, Quotas(**config["quotas"]), checkpoint
 
 
 class RunExecutor:
@@ -173,7 +215,8 @@ class RunExecutor:
         self.state.downloaded = int((checkpoint or {}).get("bytes_downloaded", 0))
         known = await asyncio.to_thread(known_artifacts, self.db, self.dest.root)
         self.state.stored = sum(k.size or 0 for k in known.values())
-        names = sorted({f.source for f in self.plan.files})
+        names = sorted({f.source for f in self.plan.files}
+                       | {f.source for f in self.plan.failures})
         self._source_ids = await asyncio.to_thread(ensure_sources, self.db, [
             {"name": n, "domain": SOURCES[n].DOMAIN, "base_url": SOURCES[n].base_url(self.opts),
              "description": SOURCES[n].DESCRIPTION} for n in names])
@@ -294,14 +337,14 @@ class RunExecutor:
             used = s.downloaded + s.reserved_download
             if used + need > q.max_download_bytes or (item.size is None
                                                        and used >= q.max_download_bytes):
-                return (f"download quota: {used / 1e9:.3f} GB used or reserved, this file needs "
-                        f"{need / 1e9:.3f} GB, limit {q.max_download_bytes / 1e9:.3f} GB")
+                return (f"download quota: {format_bytes(used)} used or reserved, this file "
+                        f"needs {format_bytes(need)}, limit {format_bytes(q.max_download_bytes)}")
         if q.max_storage_bytes is not None:
             used = s.stored + s.reserved_storage
             if used + (item.size or 0) > q.max_storage_bytes:
-                return (f"storage quota: {used / 1e12:.6f} TB stored or reserved, this file "
-                        f"needs {(item.size or 0) / 1e12:.6f} TB, limit "
-                        f"{q.max_storage_bytes / 1e12:.6f} TB")
+                return (f"storage quota: {format_bytes(used)} stored or reserved, this file "
+                        f"needs {format_bytes(item.size or 0)}, limit "
+                        f"{format_bytes(q.max_storage_bytes)}")
         s.reserved_download += need
         s.reserved_storage += item.size or 0
         return ""
@@ -330,20 +373,24 @@ class RunExecutor:
         ckpt.save_checkpoint(self.db, self.run_id, self._checkpoint(), status)
 
     def _finish(self, seconds: float) -> dict[str, Any]:
-        summary = summarise(self.run_id, self.dest.root, self.state.outcomes, seconds)
-        status = "completed" if not summary["totals"]["failed"] else "completed_with_failures"
+        summary = summarise(self.run_id, self.dest.root, self.state.outcomes, seconds,
+                            self.plan.failures)
+        failed = summary["totals"]["failed"] or summary["totals"]["sources_not_planned"]
+        status = "completed_with_failures" if failed else "completed"
         summary["status"] = status
         ckpt.finish_run(self.db, self.run_id, self._checkpoint(), status, summary)
         return summary
 
 
 def summarise(
-    run_id: str, root: str, outcomes: list[Outcome], seconds: float
+    run_id: str, root: str, outcomes: list[Outcome], seconds: float,
+    plan_failures: list[PlanFailure] | None = None,
 ) -> dict[str, Any]:
-    """Per source: files done/quarantined/failed/skipped with reasons, bytes, time."""
+    """Per source: files done/quarantined/failed/skipped with reasons, bytes, time;
+    a source that could not be planned has ``planned: false`` and ``plan_error``."""
     per: dict[str, dict[str, Any]] = defaultdict(lambda: {
-        "done": 0, "quarantined": 0, "failed": 0, "skipped": 0, "bytes": 0, "seconds": 0.0,
-        "reasons": []})
+        "planned": True, "done": 0, "quarantined": 0, "failed": 0, "skipped": 0, "bytes": 0,
+        "seconds": 0.0, "reasons": []})
     for o in outcomes:
         row = per[o.source]
         row[o.state] += 1
@@ -351,8 +398,11 @@ def summarise(
         row["seconds"] = round(row["seconds"] + o.seconds, 3)
         if o.reason:
             row["reasons"].append({"file": o.relpath, "state": o.state, "reason": o.reason})
+    for failure in plan_failures or []:
+        per[failure.source].update(planned=False, plan_error=failure.reason)
     totals = {k: sum(r[k] for r in per.values())
               for k in ("done", "quarantined", "failed", "skipped", "bytes")}
+    totals["sources_not_planned"] = len(plan_failures or [])
     return {"run_id": run_id, "destination": root, "seconds": round(seconds, 3),
             "sources": dict(per), "totals": totals}
 
@@ -367,11 +417,13 @@ async def run_acquisition(
 
 
 def gb(value: float | None) -> int | None:
-    return None if value is None else int(value * 1e9)
+    """Bytes of ``--max-download-gb`` (:class:`ConfigError` unless finite and above 0)."""
+    return quota_bytes(value, GB, "--max-download-gb")
 
 
 def tb(value: float | None) -> int | None:
-    return None if value is None else int(value * 1e12)
+    """Bytes of ``--max-storage-tb`` (:class:`ConfigError` unless finite and above 0)."""
+    return quota_bytes(value, TB, "--max-storage-tb")
 
 
 __all__ = ["Outcome", "Plan", "Quotas", "RunExecutor", "destination_for",

@@ -33,7 +33,7 @@ import httpx
 from exocube import __version__
 from exocube.acquire import blocking
 from exocube.acquire.blocking import Cancel, content_length, run_in_thread
-from exocube.acquire.breaker import CircuitBreaker
+from exocube.acquire.breaker import CircuitBreaker, HostUnreachableError, describe
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import (
     NOTHING_EXPECTED,
@@ -183,9 +183,16 @@ class Politeness:
         self.max_attempts = opts.max_attempts
 
     async def request(
-        self, client: httpx.AsyncClient, method: str, url: str, **kwargs: Any
+        self, client: httpx.AsyncClient, method: str, url: str,
+        connect_attempts: int | None = None, **kwargs: Any,
     ) -> httpx.Response:
-        """A small, fully read request (queries, listings, indexes) with retries."""
+        """A small, fully read request (queries, listings, indexes) with retries.
+
+        ``connect_attempts`` bounds the attempts whose connection cannot be made at
+        all (refused, unknown host name, no route: ``httpx.ConnectError``); after
+        them :class:`HostUnreachableError` is raised. Planning passes
+        ``acquire.plan_connect_attempts``; timeouts and 5xx keep ``max_attempts``.
+        """
         host = host_of(url)
         last = ""
         for attempt in range(1, self.max_attempts + 1):
@@ -194,8 +201,12 @@ class Politeness:
                 async with self.limiter.slot(host):
                     resp = await client.request(method, url, **kwargs)
             except (httpx.TransportError, httpx.DecodingError) as exc:
-                self.breaker.failure(host)
-                last = f"{type(exc).__name__}: {exc}"
+                self.breaker.failure(host, exc)
+                if (isinstance(exc, httpx.ConnectError) and connect_attempts is not None
+                        and attempt >= connect_attempts):
+                    raise HostUnreachableError(
+                        host, f"{method} {url}, {attempt} attempt(s)", exc) from exc
+                last = describe(exc)
                 retry_after = None
             else:
                 if resp.status_code < 400:
@@ -205,7 +216,7 @@ class Politeness:
                     self.breaker.success(host)
                     raise HTTPStatusError(url, resp.status_code)
                 if resp.status_code >= 500:
-                    self.breaker.failure(host)
+                    self.breaker.failure(host, f"HTTP {resp.status_code} from {method} {url}")
                 last = f"HTTP {resp.status_code}"
                 retry_after = parse_retry_after(resp.headers.get("Retry-After"))
             if attempt < self.max_attempts:
@@ -262,7 +273,7 @@ class HTTPDownloader:
             except _Retry as exc:
                 last = str(exc)
                 if exc.host_fault:
-                    self.polite.breaker.failure(host)
+                    self.polite.breaker.failure(host, exc.__cause__ or f"{exc} from GET {url}")
                 if attempt < self.polite.max_attempts:
                     delay = self.polite.backoff.delay(attempt, exc.retry_after)
                     log.info("GET %s: %s; retry %d in %.2f s", url, last, attempt, delay)

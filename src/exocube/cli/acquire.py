@@ -21,7 +21,7 @@ from rich.progress import (
 from rich.table import Table
 
 from exocube.acquire import checkpoint as ckpt
-from exocube.acquire.plan import Plan, PlannedFile
+from exocube.acquire.plan import Plan, PlannedFile, parse_names, select_sources
 from exocube.acquire.run import (
     Outcome,
     Quotas,
@@ -33,16 +33,37 @@ from exocube.acquire.run import (
     start_run,
     tb,
 )
+from exocube.acquire.sources import SOURCES
+from exocube.acquire.units import format_bytes
 from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
+from exocube.errors import ConfigError
 
 console = Console(stderr=True)
 
 
-def _split(values: list[str] | None) -> list[str] | None:
-    if not values:
-        return None
-    return [v.strip() for item in values for v in item.split(",") if v.strip()]
+def _names(values: list[str] | None, option: str, known: list[str]) -> list[str] | None:
+    """The names given to ``option``; a usage error (exit 2) for empty or unknown ones."""
+    try:
+        return parse_names(values, option, known)
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _quotas(max_download_gb: float | None, max_storage_tb: float | None) -> Quotas:
+    """The quotas in bytes; a usage error (exit 2) for nan, inf or values <= 0."""
+    try:
+        return Quotas(gb(max_download_gb), tb(max_storage_tb))
+    except ConfigError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+
+
+def _refuse_with_resume(given: dict[str, object]) -> None:
+    used = [name for name, value in given.items() if value not in (None, False)]
+    if used:
+        raise typer.BadParameter(
+            f"--resume continues the stored plan with its destination and quotas; it cannot "
+            f"be combined with {', '.join(used)}. Start a new run for other choices")
 
 
 class RichProgress:
@@ -80,42 +101,117 @@ def _progress() -> Progress:
     )
 
 
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _size(row: dict[str, int]) -> str:
+    """Known bytes of a totals row; ``unknown`` when no file's size is known."""
+    if row["files"] and row["unknown_size"] == row["files"]:
+        return "unknown"
+    return format_bytes(row["bytes"])
+
+
 def _plan_table(plan: Plan) -> Table:
-    table = Table(title=f"plan: {len(plan.files)} files")
-    for col in ("source", "domain", "files", "known bytes", "unknown size"):
-        table.add_column(col, justify="right" if col not in ("source", "domain") else "left")
-    domains = {f.source: f.domain for f in plan.files}
-    for name, row in plan.totals()["source"].items():
-        table.add_row(name, domains[name], str(row["files"]), f"{row['bytes']:,}",
+    total = plan.totals()
+    title = f"plan: {_count(len(plan.files), 'file')} from {_count(len(plan.sources), 'source')}"
+    if plan.failures:
+        title += f"; {_count(len(plan.failures), 'source')} not planned"
+    table = Table(title=title)
+    table.add_column("source", no_wrap=True)
+    table.add_column("domain")
+    for col in ("files", "known size", "unknown size"):
+        table.add_column(col, justify="right")
+    for name in plan.sources:
+        row = total["source"][name]
+        table.add_row(name, SOURCES[name].DOMAIN, str(row["files"]), _size(row),
                       str(row["unknown_size"]))
-    table.add_row("total", "", str(len(plan.files)), f"{plan.known_bytes:,}",
-                  str(sum(f.size is None for f in plan.files)))
+    table.add_row("total", "", str(len(plan.files)), _size(total["total"]),
+                  str(total["total"]["unknown_size"]))
     return table
+
+
+def _failures_table(plan: Plan) -> Table:
+    table = Table(title=f"not planned: {_count(len(plan.failures), 'source')}")
+    table.add_column("source", no_wrap=True)
+    table.add_column("domain")
+    table.add_column("reason", overflow="fold")
+    for failure in plan.failures:
+        table.add_row(failure.source, failure.domain, failure.reason)
+    return table
+
+
+def _print_plan(plan: Plan) -> None:
+    console.print(_plan_table(plan))
+    if plan.failures:
+        console.print(_failures_table(plan))
 
 
 def _summary_table(summary: dict) -> Table:
     table = Table(title=f"run {summary['run_id']}: {summary['status']}")
-    for col in ("source", "done", "quarantined", "failed", "skipped", "bytes", "seconds"):
+    for col in ("source", "done", "quarantined", "failed", "skipped", "size", "seconds"):
         table.add_column(col, justify="left" if col == "source" else "right")
     for name, row in summary["sources"].items():
+        if not row["planned"]:
+            table.add_row(name, "not planned", "", "", "", "", "")
+            continue
         table.add_row(name, *(str(row[k]) for k in ("done", "quarantined", "failed",
                                                      "skipped")),
-                      f"{row['bytes']:,}", f"{row['seconds']:.1f}")
+                      format_bytes(row["bytes"]), f"{row['seconds']:.1f}")
     return table
 
 
+def _print_summary(summary: dict) -> None:
+    console.print(_summary_table(summary))
+    unplanned = [n for n, row in summary["sources"].items() if not row["planned"]]
+    for name, row in summary["sources"].items():
+        for r in row["reasons"]:
+            console.print(f"  {r['state']}: {r['file']}: {r['reason']}", highlight=False)
+        if name in unplanned:
+            console.print(f"  not planned: {name}: {row['plan_error']}", highlight=False)
+    if summary["totals"]["failed"]:
+        console.print(f"{_count(summary['totals']['failed'], 'file')} failed; once the cause "
+                      f"is fixed, continue with: exocube acquire --resume {summary['run_id']}",
+                      highlight=False)
+    if unplanned:
+        console.print("sources not planned are not part of this run; once they are "
+                      f"reachable: exocube acquire --sources {','.join(unplanned)}",
+                      highlight=False)
+
+
+DOMAINS = sorted({m.DOMAIN for m in SOURCES.values()})
+
+
 def acquire(
-    domains: Annotated[list[str] | None, typer.Option(help="Domains (comma-separated).")] = None,
-    sources: Annotated[list[str] | None, typer.Option(help="Sources (comma-separated).")] = None,
-    dest: Annotated[str | None, typer.Option(help="Local directory or s3://bucket/prefix.")] = None,
-    dry_run: Annotated[bool, typer.Option(help="Print the plan, download nothing.")] = False,
-    max_download_gb: Annotated[float | None, typer.Option(help="Download quota (GB).")] = None,
-    max_storage_tb: Annotated[float | None, typer.Option(help="Storage quota (TB).")] = None,
-    resume: Annotated[str | None, typer.Option(help="Continue the run with this id.")] = None,
-    summary_json: Annotated[Path | None, typer.Option(help="Write the summary here.")] = None,
+    domains: Annotated[list[str] | None, typer.Option(
+        metavar="NAMES", help=f"Domains, comma-separated or repeated: {', '.join(DOMAINS)}. "
+        "Default: every domain.")] = None,
+    sources: Annotated[list[str] | None, typer.Option(
+        metavar="NAMES", help=f"Sources, comma-separated or repeated: {', '.join(SOURCES)}. "
+        "Default: every source.")] = None,
+    dest: Annotated[str | None, typer.Option(
+        metavar="DEST", help="A local directory or s3://bucket/prefix (default: "
+        "acquire.destination, else <home>/data).")] = None,
+    dry_run: Annotated[bool, typer.Option(
+        help="Print the plan (table on stderr, JSON on stdout), download nothing.")] = False,
+    max_download_gb: Annotated[float | None, typer.Option(
+        metavar="GB", help="Download quota in GB (1e9 bytes), above 0.")] = None,
+    max_storage_tb: Annotated[float | None, typer.Option(
+        metavar="TB", help="Storage quota in TB (1e12 bytes), above 0.")] = None,
+    resume: Annotated[str | None, typer.Option(
+        metavar="RUN_ID", help="Continue this run with its stored plan, destination and "
+        "quotas.")] = None,
+    summary_json: Annotated[Path | None, typer.Option(
+        metavar="PATH", help="Also write the summary JSON here.")] = None,
     list_runs: Annotated[bool, typer.Option(help="List recent runs and exit.")] = False,
 ) -> None:
-    """Download public data with resume, verification, quality checks and provenance."""
+    """Download public data with resume, verification, quality checks and provenance.
+
+    Each source is planned on its own; sources that cannot be planned are listed
+    with their reason and the others go ahead. Exit status: 0 when everything
+    planned was fetched, 2 when a file failed or a source could not be planned,
+    1 when no source could be planned (nothing is started).
+    """
     settings = get_settings()
     if list_runs:
         catalog_db.upgrade(settings.database_url)
@@ -123,34 +219,41 @@ def acquire(
             print(json.dumps(row))
         return
     if resume:
+        _refuse_with_resume({"--sources": sources, "--domains": domains, "--dest": dest,
+                             "--dry-run": dry_run, "--max-download-gb": max_download_gb,
+                             "--max-storage-tb": max_storage_tb})
         catalog_db.upgrade(settings.database_url)
         plan, destination, quotas, checkpoint = load_for_resume(settings, resume)
         run_id = resume
         console.print(f"resuming run {run_id}: {len(plan.files)} files to {destination.root}")
     else:
-        plan = asyncio.run(plan_sources(settings, _split(sources), _split(domains)))
+        chosen = _names(sources, "--sources", list(SOURCES))
+        chosen_domains = _names(domains, "--domains", DOMAINS)
+        quotas = _quotas(max_download_gb, max_storage_tb)
+        try:
+            select_sources(SOURCES, chosen, chosen_domains)
+        except ConfigError as exc:
+            raise typer.BadParameter(str(exc)) from exc
+        plan = asyncio.run(plan_sources(settings, chosen, chosen_domains))
         destination = destination_for(settings, dest)
-        quotas = Quotas(gb(max_download_gb), tb(max_storage_tb))
         checkpoint = None
-        console.print(_plan_table(plan))
+        _print_plan(plan)
         if dry_run:
-            print(json.dumps({"plan": plan.totals(), "files": plan.to_json()}, indent=1))
+            print(json.dumps({"plan": plan.totals(), "files": plan.to_json(),
+                              "not_planned": plan.failures_json()}, indent=1))
             return
         catalog_db.upgrade(settings.database_url)
         run_id = start_run(settings, plan, destination, quotas,
-                           {"sources": _split(sources), "domains": _split(domains)})
+                           {"sources": chosen, "domains": chosen_domains})
         console.print(f"run {run_id} -> {destination.root}")
     with _progress() as progress:
         sink = RichProgress(progress, plan)
         summary = asyncio.run(run_acquisition(settings, plan, destination, quotas, run_id,
                                               checkpoint, sink))
-    console.print(_summary_table(summary))
-    for row in summary["sources"].values():
-        for r in row["reasons"]:
-            console.print(f"  {r['state']}: {r['file']}: {r['reason']}", highlight=False)
+    _print_summary(summary)
     text = json.dumps(summary, indent=1)
     if summary_json:
         summary_json.write_text(text)
     print(text)
-    if summary["totals"]["failed"]:
+    if summary["totals"]["failed"] or summary["totals"]["sources_not_planned"]:
         raise typer.Exit(code=2)
