@@ -1,5 +1,6 @@
 """The OpenAPI schema as the service runs: request examples the served models answer,
-API keys on prediction only when keys are configured.
+API keys on prediction only when keys are configured, and every error status with the
+body the service answers it with.
 
 A fixed example cannot be inside every model's domain (the hull of its
 training runs), so each prediction route's example is the training run of the
@@ -19,7 +20,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from exocube.params import ALL_NAMES
-from exocube.serve.schemas import EARTH
+from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
 from exocube.surrogate.loading import MODEL_MODES, LoadedModel
 from exocube.surrogate.surrogate import check_request, encode_rows
 
@@ -49,11 +50,43 @@ def example_for(model: LoadedModel | None) -> dict[str, Any]:
         "itself may lie outside it).", "value": nearest_to_earth(model)}}
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{name}"}}}
+
+
+def document_errors(schema: dict[str, Any]) -> None:
+    """Give every operation the 413 of the body-size limit (it applies to any request), and
+    every error response the body this service answers with: a 422 is
+    ``ValidationErrorResponse`` (the app's handler, not FastAPI's shape), any other error
+    ``MessageResponse``."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for name, model in (("MessageResponse", MessageResponse),
+                        ("ValidationErrorResponse", ValidationErrorResponse)):
+        if name not in components:
+            defs = model.model_json_schema(ref_template="#/components/schemas/{model}")
+            components.update(defs.pop("$defs", {}))
+            components[name] = defs
+    for methods in schema["paths"].values():
+        for op in methods.values():
+            responses = op.setdefault("responses", {})
+            responses.setdefault("413", {"description": "The request body is larger than "
+                                         "serve.max_body_bytes."})
+            for code, response in responses.items():
+                if code == "422":
+                    response["content"] = _ref("ValidationErrorResponse")
+                elif code[0] in "45" and "content" not in response:
+                    response["content"] = _ref("MessageResponse")
+    for unused in ("HTTPValidationError", "ValidationError"):
+        components.pop(unused, None)
+
+
 def for_service(schema: dict[str, Any], models: dict[str, LoadedModel], keyed: bool
                 ) -> dict[str, Any]:
-    """A copy of ``schema`` whose prediction routes carry :func:`example_for` examples and,
-    when the service has no API keys (``keyed`` false), need no key."""
+    """A copy of ``schema`` with :func:`document_errors`, whose prediction routes carry
+    :func:`example_for` examples and, when the service has no API keys (``keyed``
+    false), need no key."""
     out = copy.deepcopy(schema)
+    document_errors(out)
     for mode, path in ROUTES.items():
         op = out["paths"].get(path, {}).get("post")
         if op is None:

@@ -31,11 +31,19 @@ LEGACY_ALIASES: dict[str, str] = {
 }
 
 
+#: Rules between fields, which JSON Schema cannot state: told in the field's description.
+CROSS_FIELD_RULES: dict[str, str] = {
+    "pco2_bar": "at most surface_pressure_bar (1 bar when absent): a partial pressure above "
+                "the surface pressure is refused with a 422"}
+
+
 def _param(name: str) -> Any:
     """A body field with the parameter's units, bounds and legacy alias."""
     spec = SPECS[name]
     alias = LEGACY_ALIASES.get(name)
     desc = f"{spec.long_name} [{spec.units}], in [{spec.low:g}, {spec.high:g}]"
+    if name in CROSS_FIELD_RULES:
+        desc += f"; {CROSS_FIELD_RULES[name]}"
     if alias:
         desc += f"; also accepted as `{alias}`"
     kwargs: dict[str, Any] = {}
