@@ -82,7 +82,7 @@ def _describe(err: dict[str, Any], body: Any) -> list[dict[str, Any]]:
         return [_json_invalid(err, body)]
     if kind == "alias_conflict":
         return [_alias_conflict(names, err.get("input")) for names in err["ctx"]["conflicts"]]
-    field = loc[-1] if loc and loc[0] == "body" and len(loc) > 1 else ".".join(loc)
+    field = loc[-1] if len(loc) > 1 and loc[0] in ("body", "query") else ".".join(loc)
     field = _CANONICAL.get(field, field)
     value = None if kind == "missing" else err.get("input")
     ctx = err.get("ctx") or {}
@@ -91,14 +91,20 @@ def _describe(err: dict[str, Any], body: Any) -> list[dict[str, Any]]:
     if spec is not None:
         bound = f"in [{spec.low:g}, {spec.high:g}] {spec.units}" if bound or value is not None \
             else f"required, in [{spec.low:g}, {spec.high:g}] {spec.units}"
-    text = str(err.get("msg", "invalid"))
     if isinstance(value, NumberText) and kind == "float_type":
-        kind, text = "finite_number", _NOT_FINITE
-    elif loc == ["body"] and kind == "missing":
-        text = "the body is missing: send the parameters as a JSON object"
-    elif loc == ["body"] and isinstance(value, bytes):
-        text = "the body must be a JSON object sent with Content-Type: application/json"
-    return [_entry(field, value, bound, text, loc, kind)]
+        kind = "finite_number"
+    return [_entry(field, value, bound, _problem(err, kind, loc, value), loc, kind)]
+
+
+def _problem(err: dict[str, Any], kind: str | None, loc: list[str], value: Any) -> str:
+    """What is wrong, in words: pydantic's, or ours where it would mislead."""
+    if kind == "finite_number":
+        return _NOT_FINITE
+    if loc == ["body"] and kind == "missing":
+        return "the body is missing: send the parameters as a JSON object"
+    if loc == ["body"] and isinstance(value, bytes):
+        return "the body must be a JSON object sent with Content-Type: application/json"
+    return str(err.get("msg", "invalid"))
 
 
 def _entry(field: str, value: Any, bound: str | None, text: str, loc: list[str],
