@@ -6,7 +6,8 @@ an integer of more than 4300 digits makes it raise. Here every such token is
 kept as its text, a :class:`NumberText`, so that validation refuses it with a
 422 naming the field and the token as written ("NaN", "1e309"). A body that is
 not text in a JSON encoding (UTF-8, -16 or -32) is a 400; JSON nested too
-deeply to parse is a 422 like any other malformed JSON.
+deeply to parse is a 422 like any other malformed JSON; an object naming a key
+twice is a 422 (:class:`DuplicateKeyError`) instead of keeping the last value.
 
 :func:`json_safe` turns any value (bytes, huge integers, non-finite floats,
 deep or long containers, arbitrary objects) into one that :func:`json.dumps`
@@ -37,6 +38,27 @@ class NumberText(str):
     the conversion limit) holds, kept as written: ``NaN``, ``-Infinity``, ``1e309``."""
 
 
+class DuplicateKeyError(HTTPException):
+    """A JSON object names the same key twice (Python's parser would keep the last value
+    silently); a 422 naming the key and its values."""
+
+    def __init__(self, key: str, values: list[Any]) -> None:
+        super().__init__(status.HTTP_422_UNPROCESSABLE_CONTENT,
+                         detail=f"key {key!r} given {len(values)} times")
+        self.key, self.values = key, values
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise DuplicateKeyError(key, [v for k, v in pairs if k == key])
+            seen.add(key)
+    return out
+
+
 def _parse_float(text: str) -> float | NumberText:
     x = float(text)
     return x if math.isfinite(x) else NumberText(text)
@@ -49,7 +71,8 @@ def _parse_int(text: str) -> int | NumberText:
 def loads(body: bytes) -> Any:
     """Parse a request body; non-finite or oversized numbers become :class:`NumberText`.
 
-    Raises HTTPException 400 when the bytes are not text in a JSON encoding, and
+    Raises HTTPException 400 when the bytes are not text in a JSON encoding,
+    :class:`DuplicateKeyError` for a key given twice in one object, and
     :class:`json.JSONDecodeError` for malformed or too deeply nested JSON.
     """
     try:
@@ -63,7 +86,7 @@ def loads(body: bytes) -> Any:
             "UTF-8") from None
     try:
         value = json.loads(doc, parse_float=_parse_float, parse_int=_parse_int,
-                           parse_constant=NumberText)
+                           parse_constant=NumberText, object_pairs_hook=_object)
     except RecursionError:
         raise json.JSONDecodeError("JSON nested too deeply to parse", doc, 0) from None
     # A body that is one such token is plain text: validation with from_attributes would

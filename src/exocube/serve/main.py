@@ -25,7 +25,7 @@ from exocube.config import Settings, get_settings
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.params import SPECS
 from exocube.serve.api.main import api_router
-from exocube.serve.jsonbody import NumberText, dumps, json_safe
+from exocube.serve.jsonbody import DuplicateKeyError, NumberText, dumps, json_safe
 from exocube.serve.limits import BodySizeLimit
 from exocube.serve.openapi import install_openapi
 from exocube.serve.schemas import LEGACY_ALIASES
@@ -70,6 +70,7 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
     install_openapi(app)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(ParameterError, _parameter_error)
+    app.add_exception_handler(DuplicateKeyError, _duplicate_key)
     app.add_exception_handler(ModelUnavailableError, _unavailable)
     return app
 
@@ -151,6 +152,15 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, RequestValidationError)
     detail = [d for e in exc.errors() for d in _describe(e, exc.body)]
     return _json_response({"detail": detail}, status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+async def _duplicate_key(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, DuplicateKeyError)
+    field = _CANONICAL.get(exc.key, exc.key)
+    entry = _entry(field, exc.values, "each key once in a JSON object",
+                   f"key {exc.key!r} is given {len(exc.values)} times; send it once",
+                   ["body", json_safe(exc.key)], "duplicate_key")
+    return _json_response({"detail": [entry]}, status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
 async def _parameter_error(request: Request, exc: Exception) -> Response:
