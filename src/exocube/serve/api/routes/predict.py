@@ -47,7 +47,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
           "serve.max_body_bytes."},
     422: {"model": ValidationErrorResponse, "description": "The body is not valid JSON, a "
           "parameter is missing, unknown, of the wrong JSON type, not finite or out of bounds, "
-          "a parameter is given under both its name and its alias, `variables` is invalid, or "
+          "a parameter is given under both its name and its alias, a key is given twice, "
+          "the body is not sent as application/json, `variables` is invalid, or "
           "the request lies too far outside the training data (set allow_extrapolation); "
           "each `detail` entry names the field, the value and the bound."},
     503: {"model": MessageResponse, "description": "No model answers this mode (the detail "
