@@ -1,17 +1,24 @@
 """Request and response bodies of the HTTP service.
 
 The request is the parameter set of ``exocube.params`` with units and the
-physical bounds in the schema. The earlier in-house system's field names are
-accepted as aliases (``orbital_period``, ``insolation``, ``stellar_teff``,
-``stellar_logg``, ``stellar_metallicity``, ``host_mass``).
+physical bounds in the schema. Validation is strict: numbers must be JSON
+numbers (not strings, not booleans), ``allow_extrapolation`` a JSON boolean.
+The earlier in-house system's field names are accepted as aliases
+(``orbital_period``, ``insolation``, ``stellar_teff``, ``stellar_logg``,
+``stellar_metallicity``, ``host_mass``); a parameter given under both names is
+refused.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
 from typing import Any
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from exocube.errors import ParameterError
 from exocube.params import SPECS
 
 LEGACY_ALIASES: dict[str, str] = {
@@ -24,11 +31,19 @@ LEGACY_ALIASES: dict[str, str] = {
 }
 
 
+#: Rules between fields, which JSON Schema cannot state: told in the field's description.
+CROSS_FIELD_RULES: dict[str, str] = {
+    "pco2_bar": "at most surface_pressure_bar (1 bar when absent): a partial pressure above "
+                "the surface pressure is refused with a 422"}
+
+
 def _param(name: str) -> Any:
     """A body field with the parameter's units, bounds and legacy alias."""
     spec = SPECS[name]
     alias = LEGACY_ALIASES.get(name)
     desc = f"{spec.long_name} [{spec.units}], in [{spec.low:g}, {spec.high:g}]"
+    if name in CROSS_FIELD_RULES:
+        desc += f"; {CROSS_FIELD_RULES[name]}"
     if alias:
         desc += f"; also accepted as `{alias}`"
     kwargs: dict[str, Any] = {}
@@ -41,13 +56,17 @@ def _param(name: str) -> Any:
                  json_schema_extra={"units": spec.units}, **kwargs)
 
 
+#: The Earth and the Sun as a request (the optional fields take their Earth-like defaults).
+EARTH: dict[str, float] = {
+    "radius_earth": 1.0, "mass_earth": 1.0, "orbital_period_days": 365.25,
+    "insolation_earth": 1.0, "stellar_teff_k": 5772.0, "stellar_logg_cgs": 4.44,
+    "stellar_metallicity_dex": 0.0, "host_mass_msun": 1.0}
+
+
 class PlanetParams(BaseModel):
     """One planet and its star. Optional atmosphere fields default to Earth-like values."""
 
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "radius_earth": 1.0, "mass_earth": 1.0, "orbital_period_days": 365.25,
-        "insolation_earth": 1.0, "stellar_teff_k": 5772.0, "stellar_logg_cgs": 4.44,
-        "stellar_metallicity_dex": 0.0, "host_mass_msun": 1.0}]})
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     radius_earth: float = _param("radius_earth")
     mass_earth: float = _param("mass_earth")
@@ -64,9 +83,74 @@ class PlanetParams(BaseModel):
         default=False, description="Answer even when the request lies far outside the "
         "training runs' parameter hull (the answer is flagged out_of_domain).")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _one_name_per_parameter(cls, data: Any) -> Any:
+        """Refuse a parameter given under its name and its earlier-system alias."""
+        if isinstance(data, Mapping):
+            both = [[n, a] for n, a in LEGACY_ALIASES.items() if n in data and a in data]
+            if both:
+                raise PydanticCustomError(
+                    "alias_conflict", "given under both {names}; send each parameter once",
+                    {"names": ", ".join(f"{n} and {a}" for n, a in both), "conflicts": both})
+        return data
+
     def parameters(self) -> dict[str, float]:
         """The physical parameters given (absent optional fields left out)."""
         return self.model_dump(exclude={"allow_extrapolation"}, exclude_none=True)
+
+
+_NAME = r"[A-Za-z_][A-Za-z0-9_]*"
+#: The ``variables`` query value: names separated by commas (spaces around them allowed),
+#: none empty and none twice. The OpenAPI schema carries it; :func:`parse_variables`
+#: applies it.
+VARIABLES_PATTERN = (rf"^(?!.*(?:^|,) *({_NAME}) *,(?:.*,)? *\1 *(?:,|$)) *{_NAME} *"
+                     rf"(?:, *{_NAME} *)*$")
+_VARIABLES = re.compile(VARIABLES_PATTERN)
+
+
+def parse_variables(text: str | None) -> tuple[str, ...] | None:
+    """The ``variables`` query value as names; None when absent. An empty name, a name
+    that is not an identifier or a name given twice (which would repeat its array in the
+    answer) raises ParameterError."""
+    if text is None:
+        return None
+    names = tuple(v.strip(" ") for v in text.split(","))
+    if _VARIABLES.match(text):
+        return names
+    repeated = sorted({n for n in names if names.count(n) > 1 and n})
+    hint = (f"repeated: {', '.join(repeated)}" if repeated else "a name is letters, digits "
+            "and _; leave the parameter out for the default variables")
+    raise ParameterError("variables", text, "variable names separated by commas, each once",
+                         hint=hint)
+
+
+class ErrorDetail(BaseModel):
+    """One problem with a request: the field, the value received and what is valid."""
+
+    field: str = Field(description="The parameter (its canonical name for an alias), "
+                       "`body` for the body as a whole, `variables` for the query.")
+    value: Any = Field(description="The value received: JSON-compliant, so NaN, Infinity and "
+                       "numbers beyond a double are given as their text (\"NaN\", "
+                       "\"1e309\"); long texts and containers are shortened.")
+    bound: str | None = Field(description="What is valid, e.g. `in [0.5, 2.5] R_earth`.")
+    msg: str = Field(description="A sentence naming the field, the value and the bound.")
+    loc: list[str] = Field(description="Where the value is: `body`, `query` and the name.")
+    type: str | None = Field(description="The kind of problem, e.g. `less_than_equal`, "
+                             "`float_type`, `finite_number`, `alias_conflict`, "
+                             "`parameter_error`.")
+
+
+class ValidationErrorResponse(BaseModel):
+    """A 422: every problem found with the request."""
+
+    detail: list[ErrorDetail]
+
+
+class MessageResponse(BaseModel):
+    """An error answer with one sentence saying what is wrong and what to do."""
+
+    detail: str
 
 
 class ModelRef(BaseModel):
