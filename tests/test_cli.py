@@ -50,10 +50,22 @@ def test_generate_writes_runs_and_a_rerun_skips_them(
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "3 run(s) generated, 0 already complete" in out
-    assert sorted(p.name for p in out_dir.iterdir()) == [f"gen-s5-{i:05d}.nc" for i in range(3)]
+    assert sorted(p.name for p in out_dir.iterdir()) == [f"gen-s5-n3-{i:05d}.nc" for i in range(3)]
     assert (exocube_home / "catalog.sqlite").is_file()
     code, out, _ = run(argv, capsys)
     assert code == 0 and "0 run(s) generated, 3 already complete" in out
+
+
+def test_generate_a_smaller_ensemble_after_a_larger_one_of_the_same_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = ["--nlat", "8", "--nlon", "16", "--nlev", "6", "--seed", "7"]
+    code, _, err = run(["generate", "--runs", "6", "--out", str(tmp_path / "a"), *grid], capsys)
+    assert code == 0, err
+    code, out, err = run(["generate", "--runs", "3", "--out", str(tmp_path / "b"), *grid],
+                         capsys)
+    assert code == 0, err
+    assert "3 run(s) generated, 0 already complete" in out
 
 
 def test_generate_from_csv_names_runs_after_planets(
