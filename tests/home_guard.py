@@ -11,11 +11,12 @@ any session fixture runs. It
 - sets ``EXOCUBE_HOME`` to ``<that folder>/.exocube`` for code that runs
   outside a test's own home (session fixtures; the autouse ``exocube_home``
   fixture still gives each test its own);
-- takes a snapshot of the real home (``$HOME`` at start and the passwd entry's
-  home, which ``~`` falls back to in a child started without ``HOME``): names,
-  sizes and mtimes, every level of ``~/.exocube``, ``SNAPSHOT_DEPTH`` levels
-  elsewhere (a directory's mtime changes when an entry is added to it, so a
-  new file one level deeper still shows).
+- takes a snapshot of the real home (``$HOME`` at start): names, sizes and
+  mtimes, every level of ``~/.exocube``, ``SNAPSHOT_DEPTH`` levels elsewhere (a
+  directory's mtime changes when an entry is added to it, so a new file one
+  level deeper still shows). When the passwd entry's home differs (``~`` falls
+  back to it in a child started without ``HOME``), its ``.exocube`` is watched
+  too.
 
 At the end of the session it takes the snapshot again; any new, changed or
 removed path fails the run (exit status 1) with the list of paths. The real
@@ -66,10 +67,16 @@ def _home_env(home: Path) -> dict[str, str]:
     }
 
 
-def snapshot(home: Path) -> dict[str, Entry]:
-    """Relative path -> (is_dir, size, mtime_ns) of ``home``'s tree, depth-limited."""
+def snapshot(home: Path, only_exocube: bool = False) -> dict[str, Entry]:
+    """Relative path -> (is_dir, size, mtime_ns) of ``home``'s tree, depth-limited
+    (or of its ``.exocube`` folder alone)."""
     out: dict[str, Entry] = {}
-    if home.is_dir():
+    if only_exocube:
+        folder = home / FULL_DEPTH[0]
+        if folder.is_dir():
+            out[FULL_DEPTH[0]] = (True, 0, folder.lstat().st_mtime_ns)
+            _walk(home, folder, 1, 10_000, out)
+    elif home.is_dir():
         _walk(home, home, 0, SNAPSHOT_DEPTH, out)
     return out
 
@@ -101,14 +108,20 @@ def differences(before: dict[str, Entry], after: dict[str, Entry]) -> list[str]:
     return lines
 
 
-def real_homes() -> list[Path]:
-    """``$HOME`` and the passwd entry's home (``~`` in a child started without HOME)."""
-    homes = []
-    if os.environ.get("HOME"):
-        homes.append(Path(os.environ["HOME"]).resolve())
+def real_homes() -> dict[Path, bool]:
+    """Home -> whether only its ``.exocube`` is watched: ``$HOME`` in full, and the
+    passwd entry's home (``~`` in a child started without HOME) for ``.exocube``.
+
+    Other programs of the user write to the passwd home at any time (on a shared
+    machine, other people's runs too); a run with HOME pointed elsewhere watches only
+    exocube's own folder there, so that their writes are not blamed on the suite.
+    """
+    homes: dict[Path, bool] = {}
     with contextlib.suppress(KeyError):  # a uid without a passwd entry has no such home
-        homes.append(Path(pwd.getpwuid(os.getuid()).pw_dir).resolve())
-    return list(dict.fromkeys(homes))
+        homes[Path(pwd.getpwuid(os.getuid()).pw_dir).resolve()] = True
+    if os.environ.get("HOME"):
+        homes[Path(os.environ["HOME"]).resolve()] = False
+    return homes
 
 
 @dataclass
@@ -116,14 +129,14 @@ class HomeGuard:
     """The session's own home, the real homes' snapshots, and the saved environment."""
 
     session_home: Path
-    watched: dict[Path, dict[str, Entry]]
+    watched: dict[Path, tuple[bool, dict[str, Entry]]]
     saved_env: dict[str, str | None]
     problems: list[str] = field(default_factory=list)
 
     @classmethod
     def isolate(cls) -> HomeGuard:
         """Snapshot the real homes, then point the environment at a fresh home."""
-        watched = {home: snapshot(home) for home in real_homes()}
+        watched = {home: (only, snapshot(home, only)) for home, only in real_homes().items()}
         session_home = Path(tempfile.mkdtemp(prefix="exocube-test-home-")).resolve()
         env = _home_env(session_home)
         saved = {k: os.environ.get(k) for k in env}
@@ -133,9 +146,9 @@ class HomeGuard:
     def check(self) -> list[str]:
         """Lines naming what changed in the real homes since :meth:`isolate`."""
         lines = []
-        for home, before in self.watched.items():
+        for home, (only, before) in self.watched.items():
             lines += [f"{line[:9]}{home / line[9:]}"
-                      for line in differences(before, snapshot(home))]
+                      for line in differences(before, snapshot(home, only))]
         return lines
 
     @pytest.hookimpl(trylast=True)

@@ -64,7 +64,7 @@ class FileTask:
     layout: Layout
     known: Mapping[str, str]  # sha256 -> run id already in the store
     source: str
-    csv_rows: Mapping[str, Mapping[str, float]]
+    csv_rows: Mapping[str, Mapping[str, float]]  # by resolved file path or by run id
     database_url: str | None
 
 
@@ -92,6 +92,7 @@ def ingest(
     if commit_every < 1:
         raise InputDataError(f"commit_every={commit_every}; use a positive number of runs")
     paths = expand(files)
+    csv_rows = runparams.read_params_csv(params_csv, paths) if params_csv else {}
     loc = StoreLocation.parse(store, storage_options)
     db_url = database_url or get_settings().database_url
     upgrade(db_url)
@@ -99,7 +100,7 @@ def ingest(
     parent = versions.head_manifest(loc)
     versions.ensure_recorded(loc, layout, parent and parent["version_id"], db_url)
     task = FileTask(loc, layout, {r["sha256"]: r["run_id"] for r in (parent or {}).get("runs", [])},
-                    source, runparams.read_params_csv(params_csv) if params_csv else {}, db_url)
+                    source, csv_rows, db_url)
     result = IngestResult(store=loc.url)
     with _client(client) as dask_client:
         _run(dask_client, paths, task, parent, commit_every, errors, result, progress)
