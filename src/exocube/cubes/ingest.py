@@ -104,6 +104,7 @@ def ingest(
     result = IngestResult(store=loc.url)
     with _client(client) as dask_client:
         _run(dask_client, paths, task, parent, commit_every, errors, result, progress)
+    versions.refresh_root_view(loc, layout)  # also for stores made before the root view
     return result
 
 
