@@ -168,6 +168,10 @@ def test_demo_generates_the_default_ensemble_and_says_where(
     assert "10 runs added" in out
     assert (tmp_path / "demo" / "evaluation").is_dir()
     assert "pca_gp" in out and "TRAPPIST-1 e" in out
+    banners = ("Tip:", "litmodels", "litlogger", "GPU available", "TPU available", "Seed set to",
+               "`Trainer.fit` stopped", "Trainable params", "| Name")
+    assert [b for b in banners if b in out + err] == [], (out + err)[-3000:]
+    assert [c for c in out + err if ord(c) >= 0x1F000 or 0x2600 <= ord(c) <= 0x27BF] == []
 
 
 @pytest.mark.slow
