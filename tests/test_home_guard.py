@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from exocube.config import load_settings
+from home_guard import differences, snapshot
 
 INNER_CONFTEST = """
 from home_guard import HomeGuard
@@ -86,3 +87,22 @@ def test_a_session_that_stays_in_its_home_passes(pytester: pytest.Pytester) -> N
     result.assert_outcomes(passed=1)
     assert result.ret == pytest.ExitCode.OK
     assert "writes to the real home" not in result.stdout.str()
+
+
+
+def test_the_snapshot_sees_every_level_of_exocube_and_four_levels_elsewhere(
+        tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    (home / "a" / "b" / "c" / "d").mkdir(parents=True)
+    (home / ".exocube" / "x" / "y" / "z").mkdir(parents=True)
+    before, only = snapshot(home), snapshot(home, only_exocube=True)
+    (home / ".exocube" / "x" / "y" / "z" / "catalog.sqlite").write_text("rows")
+    (home / "a" / "b" / "c" / "new").write_text("level 4")
+    (home / "a" / "b" / "c" / "d" / "deeper").write_text("level 5: seen as d's mtime")
+    (home / "elsewhere.txt").write_text("not exocube's")
+    assert set(differences(before, snapshot(home))) == {
+        "new      .exocube/x/y/z/catalog.sqlite", "changed  .exocube/x/y/z",
+        "new      a/b/c/new", "changed  a/b/c", "changed  a/b/c/d",
+        "new      elsewhere.txt"}
+    assert differences(only, snapshot(home, only_exocube=True)) == [
+        "new      .exocube/x/y/z/catalog.sqlite", "changed  .exocube/x/y/z"]
