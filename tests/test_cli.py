@@ -157,7 +157,7 @@ def test_bad_options(
 
 
 def test_demo_generates_the_default_ensemble_and_says_where(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder
 ) -> None:
     code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--runs", "10",
                           "--epochs", "1"], capsys)
@@ -172,6 +172,7 @@ def test_demo_generates_the_default_ensemble_and_says_where(
                "`Trainer.fit` stopped", "Trainable params", "| Name")
     assert [b for b in banners if b in out + err] == [], (out + err)[-3000:]
     assert [c for c in out + err if ord(c) >= 0x1F000 or 0x2600 <= ord(c) <= 0x27BF] == []
+    assert not [w for w in recwarn if "provide both args and command line" in str(w.message)]
 
 
 @pytest.mark.slow

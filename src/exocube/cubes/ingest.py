@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client, as_completed
+from rich.console import Console
 from rich.progress import Progress
 
 from exocube import parallel
@@ -198,7 +199,8 @@ def _run(client: Client, paths: list[str], task: FileTask, parent: dict[str, Any
     threads = max(sum(client.nthreads().values()), 1)
     futures = client.map(process_batch, batches(paths, threads), task=task, pure=False)
     pending: list[dict[str, Any]] = []
-    bar = Progress(transient=True) if progress else nullcontext()
+    bar = (Progress(transient=True, console=Console(stderr=True)) if progress
+           else nullcontext())
     try:
         with bar:
             bar_task = bar.add_task("ingest", total=len(paths)) if progress else None
