@@ -10,7 +10,9 @@ any session fixture runs. It
   ``Path.home()`` and subprocess that inherits the environment lands there;
 - sets ``EXOCUBE_HOME`` to ``<that folder>/.exocube`` for code that runs
   outside a test's own home (session fixtures; the autouse ``exocube_home``
-  fixture still gives each test its own);
+  fixture still gives each test its own), and removes the user's other
+  ``EXOCUBE_*`` settings (``EXOCUBE_DATABASE_URL``, ``EXOCUBE_CONFIG``, ...), so
+  that no session fixture records test rows in the user's own catalogue;
 - takes a snapshot of the real home (``$HOME`` at start): names, sizes and
   mtimes, every level of ``~/.exocube``, ``SNAPSHOT_DEPTH`` levels elsewhere (a
   directory's mtime changes when an entry is added to it, so a new file one
@@ -40,6 +42,7 @@ import pytest
 SNAPSHOT_DEPTH = 4
 FULL_DEPTH = (".exocube",)  # watched at every level
 MAX_REPORTED = 50
+KEEP_ENV = ("EXOCUBE_REQUIRE_SERVICES", "EXOCUBE_TEST_PG_URL", "EXOCUBE_TEST_TINY_MODEL_DIR")
 
 Entry = tuple[bool, int, int]  # is_dir, size, mtime_ns
 
@@ -139,7 +142,10 @@ class HomeGuard:
         watched = {home: (only, snapshot(home, only)) for home, only in real_homes().items()}
         session_home = Path(tempfile.mkdtemp(prefix="exocube-test-home-")).resolve()
         env = _home_env(session_home)
-        saved = {k: os.environ.get(k) for k in env}
+        users = [k for k in os.environ if k.startswith("EXOCUBE_") and k not in KEEP_ENV]
+        saved = {k: os.environ.get(k) for k in [*env, *users]}
+        for key in users:
+            del os.environ[key]
         os.environ.update(env)
         return cls(session_home, watched, saved)
 

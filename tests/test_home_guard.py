@@ -32,6 +32,24 @@ def test_the_session_runs_under_its_own_home() -> None:
     assert Path("~/x").expanduser().parent == home
 
 
+def test_the_users_exocube_settings_do_not_reach_the_session(pytester: pytest.Pytester,
+                                                              tmp_path: Path) -> None:
+    mine = f"sqlite:///{tmp_path / 'users-own.sqlite'}"
+    pytester.makeconftest(INNER_CONFTEST)
+    pytester.makepyfile(test_env="""
+        import os
+
+        def test_no_user_setting():
+            assert "EXOCUBE_DATABASE_URL" not in os.environ
+            assert os.environ["EXOCUBE_HOME"].startswith(os.environ["HOME"])
+    """)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EXOCUBE_DATABASE_URL", mine)
+        result = pytester.runpytest("-p", "no:cacheprovider")
+        assert os.environ["EXOCUBE_DATABASE_URL"] == mine  # restored after the session
+    result.assert_outcomes(passed=1)
+
+
 def test_each_test_has_its_own_exocube_home(exocube_home: Path, tmp_path: Path) -> None:
     settings = load_settings()
     assert settings.home == exocube_home and exocube_home.is_relative_to(tmp_path)
