@@ -1,28 +1,43 @@
 """Shared fixtures: isolated settings, catalogue databases (SQLite and
 PostgreSQL), a moto S3 server on loopback, and a Dask LocalCluster.
 
+The session runs with its own ``HOME`` (and XDG, matplotlib, torch, dask cache
+variables) from the moment this file is imported, and fails if anything was
+written to the real home (``home_guard``). Each test then gets its own exocube
+home (``exocube_home``).
+
 Tests that need a service skip with the reason when it is unreachable, except
 under ``EXOCUBE_REQUIRE_SERVICES=1`` (set by ``.ci/run``), where they fail.
 """
 
 from __future__ import annotations
 
-import os
-import socket
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
+from home_guard import HomeGuard
 
-import pytest
-import sqlalchemy as sa
+HOME_GUARD = HomeGuard.isolate()  # before any import below can read HOME
 
-from exocube.catalog import db as catalog_db
-from exocube.config import get_settings
+import os  # noqa: E402
+import socket  # noqa: E402
+import uuid  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+
+from exocube.catalog import db as catalog_db  # noqa: E402
+from exocube.config import get_settings  # noqa: E402
+
+pytest_plugins = ("pytester",)
 
 PG_ADMIN_URL = os.environ.get(
     "EXOCUBE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 REQUIRE_SERVICES = os.environ.get("EXOCUBE_REQUIRE_SERVICES") == "1"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(HOME_GUARD, "exocube-home-guard")
 
 
 def service_unavailable(name: str, reason: str) -> None:

@@ -50,10 +50,22 @@ def test_generate_writes_runs_and_a_rerun_skips_them(
     code, out, err = run(argv, capsys)
     assert code == 0, err
     assert "3 run(s) generated, 0 already complete" in out
-    assert sorted(p.name for p in out_dir.iterdir()) == [f"gen-s5-{i:05d}.nc" for i in range(3)]
+    assert sorted(p.name for p in out_dir.iterdir()) == [f"gen-s5-n3-{i:05d}.nc" for i in range(3)]
     assert (exocube_home / "catalog.sqlite").is_file()
     code, out, _ = run(argv, capsys)
     assert code == 0 and "0 run(s) generated, 3 already complete" in out
+
+
+def test_generate_a_smaller_ensemble_after_a_larger_one_of_the_same_seed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    grid = ["--nlat", "8", "--nlon", "16", "--nlev", "6", "--seed", "7"]
+    code, _, err = run(["generate", "--runs", "6", "--out", str(tmp_path / "a"), *grid], capsys)
+    assert code == 0, err
+    code, out, err = run(["generate", "--runs", "3", "--out", str(tmp_path / "b"), *grid],
+                         capsys)
+    assert code == 0, err
+    assert "3 run(s) generated, 0 already complete" in out
 
 
 def test_generate_from_csv_names_runs_after_planets(
@@ -145,7 +157,7 @@ def test_bad_options(
 
 
 def test_demo_generates_the_default_ensemble_and_says_where(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], recwarn: pytest.WarningsRecorder
 ) -> None:
     code, out, err = run(["demo", "--out", str(tmp_path / "demo"), "--runs", "10",
                           "--epochs", "1"], capsys)
@@ -156,6 +168,11 @@ def test_demo_generates_the_default_ensemble_and_says_where(
     assert "10 runs added" in out
     assert (tmp_path / "demo" / "evaluation").is_dir()
     assert "pca_gp" in out and "TRAPPIST-1 e" in out
+    banners = ("Tip:", "litmodels", "litlogger", "GPU available", "TPU available", "Seed set to",
+               "`Trainer.fit` stopped", "Trainable params", "| Name")
+    assert [b for b in banners if b in out + err] == [], (out + err)[-3000:]
+    assert [c for c in out + err if ord(c) >= 0x1F000 or 0x2600 <= ord(c) <= 0x27BF] == []
+    assert not [w for w in recwarn if "provide both args and command line" in str(w.message)]
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
@@ -22,7 +24,8 @@ from exocube.catalog import (
     session_scope,
     upgrade,
 )
-from exocube.catalog.db import downgrade
+from exocube.catalog.db import downgrade, in_exocube_home
+from exocube.config import load_settings
 from exocube.errors import CatalogError
 
 pytestmark = pytest.mark.services
@@ -97,3 +100,19 @@ def test_unmigrated_catalogue_error_says_how_to_fix(empty_db_url: str) -> None:
     with pytest.raises(CatalogError, match="run `exocube db upgrade`"), \
             session_scope(empty_db_url) as s:
         s.scalars(sa.select(Simulation)).all()
+
+
+def test_the_home_catalogue_is_created_and_migrated_on_first_use(exocube_home: Path) -> None:
+    url = load_settings().database_url
+    with session_scope(url) as s:
+        assert s.scalars(sa.select(Model)).all() == []
+    assert (exocube_home / "catalog.sqlite").is_file() and current_revision(url) == "0001"
+
+
+def test_a_catalogue_outside_the_home_is_not_migrated_behind_the_users_back(
+        tmp_path: Path, exocube_home: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'mine' / 'catalog.sqlite'}"
+    assert not in_exocube_home(url) and in_exocube_home(load_settings().database_url)
+    with pytest.raises(CatalogError, match="run `exocube db upgrade`"), session_scope(url) as s:
+        s.scalars(sa.select(Model)).all()
+    assert current_revision(url) is None

@@ -90,3 +90,16 @@ def test_cli_prints_a_table_and_writes_json(make_runs, store_dir, dask_client, t
     doc = json.loads(out.read_text())
     assert [r["run_id"] for r in doc["runs"]] == ["run000", "run001"]
     assert doc["runs"][0]["score"] == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_store_reads_on_a_fresh_home_without_db_upgrade(make_runs, store_dir, dask_client,
+                                                          tmp_path: Path,
+                                                          exocube_home: Path) -> None:
+    """The store was made elsewhere (its catalogue is not this home's): reading it on a
+    fresh home creates and migrates the home's default catalogue on first use."""
+    elsewhere = f"sqlite:///{tmp_path / 'elsewhere.sqlite'}"
+    ingest(make_runs(2), store_dir, client=dask_client, database_url=elsewhere)
+    validate_store(store_dir, database_url=elsewhere)
+    assert not (exocube_home / "catalog.sqlite").exists()
+    assert quarantined_runs(store_dir) == set()  # this home's catalogue has no scores
+    assert (exocube_home / "catalog.sqlite").is_file()

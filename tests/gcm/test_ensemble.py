@@ -14,6 +14,7 @@ from exocube.catalog import Simulation, session_scope
 from exocube.errors import CatalogError, InputDataError
 from exocube.gcm.ensemble import run_ensemble
 from exocube.gcm.netcdf import GENERATOR_NAME, sha256_of
+from exocube.gcm.runs import RunSpec
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import Grid
 from exocube.params import ALL_NAMES
@@ -36,7 +37,7 @@ def test_ensemble_on_a_dask_cluster_records_every_run(
     result = run_ensemble(specs, out, catalog_url, grid=SMALL, client=dask_client,
                           on_progress=done.append)
     assert result.n_generated == 10 and sum(done) == 10
-    assert sorted(p.name for p in out.iterdir()) == [f"gen-s3-{i:05d}.nc" for i in range(10)]
+    assert sorted(p.name for p in out.iterdir()) == [f"gen-s3-n10-{i:05d}.nc" for i in range(10)]
     rows = simulations(catalog_url)
     assert set(rows) == {s.run_id for s in specs}
     for spec in specs:
@@ -74,7 +75,8 @@ def test_dask_and_in_process_runs_give_identical_files(
     for ra, rb in zip(a.records, b.records, strict=False):
         assert ra.run_id == rb.run_id
         assert ra.path.read_bytes() == rb.path.read_bytes()
-    assert simulations(sqlite_url)["gen-s12-00000"].output_uri.endswith("/b/gen-s12-00000.nc")
+    assert simulations(sqlite_url)["gen-s12-n8-00000"].output_uri.endswith(
+        "/b/gen-s12-n8-00000.nc")
 
 
 def test_existing_file_from_other_parameters_is_refused_on_a_worker(
@@ -83,8 +85,10 @@ def test_existing_file_from_other_parameters_is_refused_on_a_worker(
     out = tmp_path / "runs"
     run_ensemble(sample_runs(3, seed=1), out, sqlite_url, grid=SMALL)
     other_db = f"sqlite:///{tmp_path / 'other.sqlite'}"
-    with pytest.raises(InputDataError, match=r"gen-s1-0000\d\.nc already exists but has"):
-        run_ensemble(sample_runs(9, seed=1), out, other_db, grid=SMALL, client=dask_client)
+    moved = [RunSpec(s.run_id, {**s.params, "radius_earth": 1.0}) for s in sample_runs(3, 1)]
+    specs = moved + sample_runs(9, seed=2)
+    with pytest.raises(InputDataError, match=r"gen-s1-n3-0000\d\.nc already exists but has"):
+        run_ensemble(specs, out, other_db, grid=SMALL, client=dask_client)
 
 
 def test_other_grid_in_an_existing_directory_is_refused(sqlite_url: str, tmp_path: Path) -> None:
@@ -100,9 +104,23 @@ def test_catalogue_conflict_is_refused_before_anything_is_written(
     catalog_url: str, tmp_path: Path
 ) -> None:
     run_ensemble(sample_runs(3, seed=1), tmp_path / "a", catalog_url, grid=SMALL)
-    with pytest.raises(CatalogError, match="gen-s1-0000"):
-        run_ensemble(sample_runs(4, seed=1), tmp_path / "b", catalog_url, grid=SMALL)
+    moved = [RunSpec(s.run_id, {**s.params, "radius_earth": 1.0}) for s in sample_runs(3, 1)]
+    with pytest.raises(CatalogError, match="gen-s1-n3-0000"):
+        run_ensemble(moved, tmp_path / "b", catalog_url, grid=SMALL)
     assert not (tmp_path / "b").exists()
+
+
+def test_a_smaller_ensemble_of_the_same_seed_joins_the_catalogue(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """``--seed 7 --runs 3`` after ``--seed 7 --runs 6``, in one directory and catalogue."""
+    out = tmp_path / "runs"
+    run_ensemble(sample_runs(6, seed=7), out, sqlite_url, grid=SMALL)
+    three = run_ensemble(sample_runs(3, seed=7), out, sqlite_url, grid=SMALL)
+    assert three.n_generated == 3
+    assert len(simulations(sqlite_url)) == 9 and len(list(out.glob("*.nc"))) == 9
+    again = run_ensemble(sample_runs(3, seed=7), out, sqlite_url, grid=SMALL)
+    assert again.n_generated == 0 and again.n_skipped == 3
 
 
 def test_scheduler_address_reaches_an_existing_cluster(

@@ -36,7 +36,7 @@ def test_file_has_the_contract_dims_coordinates_and_attributes(tmp_path: Path) -
     with xr.open_dataset(path) as ds:
         assert ds.attrs["Conventions"] == "CF-1.8"
         assert ds.attrs["source"] == source()
-        assert ds.attrs["run_id"] == "gen-s1-00000"
+        assert ds.attrs["run_id"] == "gen-s1-n1-00000"
         for name in (*ALL_NAMES, *DERIVED):
             assert name in ds.attrs, name
         for name in ALL_NAMES:

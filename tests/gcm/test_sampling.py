@@ -66,7 +66,14 @@ def test_same_seed_same_runs_and_other_seed_other_runs() -> None:
     a, b, c = sample_runs(10, 4), sample_runs(10, 4), sample_runs(10, 5)
     assert a == b
     assert a != c
-    assert [r.run_id for r in a] == [f"gen-s4-{i:05d}" for i in range(10)]
+    assert [r.run_id for r in a] == [f"gen-s4-n10-{i:05d}" for i in range(10)]
+
+
+def test_ensembles_of_other_sizes_never_share_a_run_id() -> None:
+    """The hypercube's points depend on its size: the same seed and index is another run."""
+    six, three = sample_runs(6, 7), sample_runs(3, 7)
+    assert six[0].params != three[0].params
+    assert not {r.run_id for r in six} & {r.run_id for r in three}
 
 
 def test_runs_count_must_be_positive() -> None:
@@ -88,9 +95,13 @@ def test_csv_with_exocube_names_and_optional_columns(tmp_path: Path) -> None:
     assert runs[1].params["surface_pressure_bar"] == SPECS["surface_pressure_bar"].default
 
 
-def test_csv_without_names_uses_the_row_index(tmp_path: Path) -> None:
+def test_csv_without_names_uses_a_parameter_digest_and_the_row_index(tmp_path: Path) -> None:
     runs = read_csv_runs(write_csv(tmp_path / "p.csv", [ROW, ROW]))
-    assert [r.run_id for r in runs] == ["csv-00000", "csv-00001"]
+    digest = runs[0].run_id.split("-")[1]
+    assert [r.run_id for r in runs] == [f"csv-{digest}-00000", f"csv-{digest}-00001"]
+    assert read_csv_runs(tmp_path / "p.csv") == runs  # a re-run gives the same ids
+    other = read_csv_runs(write_csv(tmp_path / "q.csv", [{**ROW, "radius_earth": 1.2}]))
+    assert other[0].run_id.startswith("csv-") and other[0].run_id != runs[0].run_id
 
 
 def test_real_nasa_snapshot_rows_map_by_archive_column_names(tmp_path: Path) -> None:

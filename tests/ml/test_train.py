@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -113,3 +114,26 @@ def test_forward_rejects_wrong_parameter_count(trained: Path) -> None:
     model = SurrogateTask.load_from_checkpoint(sorted(trained.rglob("best-*.ckpt"))[0])
     with pytest.raises(ValueError, match="params must be"):
         model(torch.zeros(1, 8), torch.zeros(1, dtype=torch.bool))
+
+
+LIGHTNING_BANNERS = ("Tip:", "litmodels", "litlogger", "GPU available", "TPU available",
+                     "HPU available", "Seed set to", "`Trainer.fit` stopped", "| Name",
+                     "Trainable params")
+
+
+def is_emoji(char: str) -> bool:
+    code = ord(char)
+    return code >= 0x1F000 or 0x2600 <= code <= 0x27BF or code == 0xFE0F
+
+
+def test_training_output_has_no_lightning_banners_or_emoji(
+        tiny_store: str, store_db: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Through ``exocube train fit``; the demo's own output is checked in tests/test_cli.py."""
+    fit_cli(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
+    out, err = capfd.readouterr()
+    text = out + err
+    assert [b for b in LIGHTNING_BANNERS if b in text] == [], text[-3000:]
+    assert [c for c in text if is_emoji(c)] == []
+    logging.getLogger("lightning.pytorch.trainer").warning("a real warning")
+    assert "a real warning" in "".join(capfd.readouterr())

@@ -1,4 +1,11 @@
-"""Engines, transactional sessions and migrations for the catalogue."""
+"""Engines, transactional sessions and migrations for the catalogue.
+
+A SQLite catalogue inside the exocube home (the default,
+``sqlite:///<home>/catalog.sqlite``) is created and migrated on its first use in a
+process, so a fresh home works without ``exocube db upgrade``. Any other database
+(PostgreSQL, a SQLite file elsewhere) is migrated only on request: a reader of an
+unmigrated one gets a :class:`CatalogError` saying to run ``exocube db upgrade``.
+"""
 
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from exocube.config import get_settings
 from exocube.errors import CatalogError
 
 MIGRATIONS = files("exocube.catalog") / "migrations"
@@ -55,9 +63,36 @@ def engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
+def in_exocube_home(url: str) -> bool:
+    """Whether ``url`` is a SQLite file inside the exocube home (migrated on first use)."""
+    try:
+        sa_url = sa.engine.make_url(url)
+    except sa.exc.ArgumentError:
+        return False
+    if sa_url.get_backend_name() != "sqlite" or sa_url.database in (None, "", ":memory:"):
+        return False
+    home = get_settings().home.resolve()
+    return Path(sa_url.database).resolve().is_relative_to(home)
+
+
+_MIGRATED: set[str] = set()
+
+
+def migrate_on_first_use(url: str) -> None:
+    """Create and migrate the exocube home's SQLite catalogue once per process."""
+    if url in _MIGRATED or not in_exocube_home(url):
+        return
+    upgrade(url)
+    _MIGRATED.add(url)
+
+
 @contextmanager
 def session_scope(url: str) -> Iterator[Session]:
-    """A session in one transaction: committed on success, rolled back on error."""
+    """A session in one transaction: committed on success, rolled back on error.
+
+    The exocube home's SQLite catalogue is created and migrated first if needed.
+    """
+    migrate_on_first_use(url)
     factory = sessionmaker(engine_for(url), expire_on_commit=False)
     session = factory()
     try:
@@ -104,6 +139,7 @@ def upgrade(url: str, revision: str = "head") -> None:
 
 def downgrade(url: str, revision: str) -> None:
     """Revert migrations down to ``revision`` (``base`` for an empty schema)."""
+    _MIGRATED.discard(url)
     command.downgrade(alembic_config(url), revision)
 
 

@@ -7,6 +7,7 @@ evaluate it against the baselines, leaving the report.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -50,10 +51,15 @@ def demo(
     from exocube.ml.cli import main as train_main
     from exocube.ml.evaluate import evaluate_checkpoint
 
-    cli = train_main(["fit", "--data.zarr_root", store, "--model.depth", "2",
-                      "--model.base_features", "4", "--trainer.max_epochs", str(epochs),
-                      "--trainer.max_time", "00:00:04:00", "--trainer.enable_progress_bar",
-                      "false", "--trainer.default_root_dir", str(out / "train")])
+    train_args = ["fit", "--data.zarr_root", store, "--model.depth", "2",
+                  "--model.base_features", "4", "--trainer.max_epochs", str(epochs),
+                  "--trainer.max_time", "00:00:04:00", "--trainer.enable_progress_bar",
+                  "false", "--trainer.default_root_dir", str(out / "train")]
+    argv, sys.argv = sys.argv, ["exocube demo", *train_args]  # LightningCLI reads sys.argv;
+    try:  # given as args beside the demo's own argv, it warns that both were given
+        cli = train_main(None)
+    finally:
+        sys.argv = argv
     best = cli.trainer.checkpoint_callback.best_model_path
     print(f"surrogate: {best}")
     evaluation = evaluate_checkpoint(best, store, out_dir=out / "evaluation",

@@ -23,7 +23,8 @@ def ingest(
         None, "--time-mean-last", help="Keep the mean of the last N time steps (default: all)."),
     source: str = typer.Option("auto", help="Source format: auto, cf, exoplasim, rocke3d."),
     params: str | None = typer.Option(
-        None, "--params", help="CSV of run parameters with a run_id column."),
+        None, "--params", help="CSV of run parameters, one row per file: a 'file' column "
+        "(path relative to the CSV or here, or file name) or a 'run_id' column."),
     nlat: int | None = typer.Option(None, help="New store: latitudes (default: from the files)."),
     nlon: int | None = typer.Option(None, help="New store: longitudes."),
     nlev: int | None = typer.Option(None, help="New store: pressure levels."),

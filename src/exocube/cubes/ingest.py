@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from distributed import Client, as_completed
+from rich.console import Console
 from rich.progress import Progress
 
 from exocube import parallel
@@ -64,7 +65,7 @@ class FileTask:
     layout: Layout
     known: Mapping[str, str]  # sha256 -> run id already in the store
     source: str
-    csv_rows: Mapping[str, Mapping[str, float]]
+    csv_rows: Mapping[str, Mapping[str, float]]  # by resolved file path or by run id
     database_url: str | None
 
 
@@ -92,6 +93,7 @@ def ingest(
     if commit_every < 1:
         raise InputDataError(f"commit_every={commit_every}; use a positive number of runs")
     paths = expand(files)
+    csv_rows = runparams.read_params_csv(params_csv, paths) if params_csv else {}
     loc = StoreLocation.parse(store, storage_options)
     db_url = database_url or get_settings().database_url
     upgrade(db_url)
@@ -99,10 +101,11 @@ def ingest(
     parent = versions.head_manifest(loc)
     versions.ensure_recorded(loc, layout, parent and parent["version_id"], db_url)
     task = FileTask(loc, layout, {r["sha256"]: r["run_id"] for r in (parent or {}).get("runs", [])},
-                    source, runparams.read_params_csv(params_csv) if params_csv else {}, db_url)
+                    source, csv_rows, db_url)
     result = IngestResult(store=loc.url)
     with _client(client) as dask_client:
         _run(dask_client, paths, task, parent, commit_every, errors, result, progress)
+    versions.refresh_root_view(loc, layout)  # also for stores made before the root view
     return result
 
 
@@ -196,7 +199,8 @@ def _run(client: Client, paths: list[str], task: FileTask, parent: dict[str, Any
     threads = max(sum(client.nthreads().values()), 1)
     futures = client.map(process_batch, batches(paths, threads), task=task, pure=False)
     pending: list[dict[str, Any]] = []
-    bar = Progress(transient=True) if progress else nullcontext()
+    bar = (Progress(transient=True, console=Console(stderr=True)) if progress
+           else nullcontext())
     try:
         with bar:
             bar_task = bar.add_task("ingest", total=len(paths)) if progress else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +19,100 @@ from exocube.physics import R_DRY_AIR, surface_gravity
 
 EXTRA = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
 WHERE = ("give them as global attributes of the file, in a sidecar <file>.params.json, in a "
-         "CSV passed with --params (column run_id), or in the catalogue's simulations table")
+         "CSV passed with --params (column file or run_id), or in the catalogue's "
+         "simulations table")
 
 
-def read_params_csv(path: str | Path) -> dict[str, dict[str, float]]:
-    """Rows of a parameter CSV keyed by its ``run_id`` column."""
-    try:
-        frame = pd.read_csv(path)
-    except (OSError, ValueError) as exc:
-        raise InputDataError(f"parameter CSV {path}: cannot be read ({exc})") from exc
-    if "run_id" not in frame.columns:
-        raise InputDataError(f"parameter CSV {path} has no run_id column; columns are "
-                             f"{list(frame.columns)}")
+def read_params_csv(path: str | Path, files: Sequence[str] = ()
+                    ) -> dict[str, dict[str, float]]:
+    """Rows of a parameter CSV keyed by run id, or by the resolved path of their file.
+
+    A ``file`` column names each row's file as a user writes it: a path relative to
+    the CSV's folder or to the working directory, an absolute path, or a bare file
+    name that is unique among ``files`` (the ingest's files). Every row must match
+    one of ``files`` and every one of ``files`` must have a row. Without a ``file``
+    column, rows are keyed by their ``run_id`` column (the run id in the file's
+    attributes, or its name without suffix).
+    """
+    frame = _read_frame(path)
     known = [c for c in frame.columns if c in ALL_NAMES or c in EXTRA]
-    return {str(row["run_id"]): {c: float(row[c]) for c in known if pd.notna(row[c])}
-            for _, row in frame.iterrows()}
+    rows = [{c: _number(row[c]) for c in known if pd.notna(row[c])}
+            for row in frame.to_dict("records")]
+    if "file" in frame.columns:
+        keys = match_files(path, [str(v) for v in frame["file"]], files)
+    elif "run_id" in frame.columns:
+        keys = [str(v) for v in frame["run_id"]]
+        _no_duplicates(path, "run_id", keys, keys)
+    else:
+        raise InputDataError(
+            f"parameter CSV {path} has neither a file nor a run_id column; name each row's "
+            f"file in a column 'file' (or its run id in 'run_id'). Columns are "
+            f"{list(frame.columns)}")
+    return dict(zip(keys, rows, strict=True))
+
+
+def _read_frame(path: str | Path) -> pd.DataFrame:
+    try:
+        frame = pd.read_csv(path, skipinitialspace=True)
+    except (OSError, ValueError, UnicodeDecodeError) as exc:
+        raise InputDataError(f"parameter CSV {path}: cannot be read ({exc})") from exc
+    return frame.rename(columns=lambda c: str(c).strip())
+
+
+def match_files(csv: str | Path, names: Sequence[str], files: Sequence[str]) -> list[str]:
+    """The resolved path of the ingested file each ``file`` cell names (see above)."""
+    by_path = {str(Path(f).resolve()): str(Path(f).resolve()) for f in files}
+    by_name: dict[str, list[str]] = {}
+    for f in by_path:
+        by_name.setdefault(Path(f).name, []).append(f)
+    bases = (Path(csv).resolve().parent, Path.cwd())
+    keys, unmatched = [], []
+    for index, name in enumerate(names):
+        key = _match_one(csv, index, name.strip(), bases, by_path, by_name)
+        if key is None:
+            unmatched.append(f"row {index + 1} ({name!r})")
+        keys.append(key)
+    if unmatched:
+        raise InputDataError(
+            f"parameter CSV {csv}: {', '.join(unmatched)} name no file being ingested; the "
+            f"file column takes a path relative to the CSV's folder ({bases[0]}) or the "
+            f"working directory, an absolute path, or a file name. Fix the row, remove it, "
+            f"or add the file to the command")
+    _no_duplicates(csv, "file", keys, names)
+    missing = sorted(set(by_path) - set(keys))
+    if missing:
+        raise InputDataError(
+            f"parameter CSV {csv} has no row for {len(missing)} file(s) being ingested: "
+            f"{', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}; add a row "
+            f"for each, or leave them out of the command")
+    return [k for k in keys if k is not None]
+
+
+def _match_one(csv: str | Path, index: int, name: str, bases: Sequence[Path],
+               by_path: Mapping[str, str], by_name: Mapping[str, list[str]]) -> str | None:
+    if not name:
+        raise InputDataError(f"parameter CSV {csv}: row {index + 1} has an empty file cell")
+    found = {by_path[c] for c in (str((b / name).resolve()) for b in bases) if c in by_path}
+    if not found and Path(name).name == name:
+        found = set(by_name.get(name, []))
+    if len(found) > 1:
+        raise InputDataError(
+            f"parameter CSV {csv}: row {index + 1} ({name!r}) could mean any of "
+            f"{sorted(found)}; give the path relative to the CSV's folder")
+    return found.pop() if found else None
+
+
+def _no_duplicates(csv: str | Path, column: str, keys: Sequence[str | None],
+                   names: Sequence[str]) -> None:
+    first: dict[str, int] = {}
+    for index, key in enumerate(keys):
+        if key is None:
+            continue
+        if key in first:
+            raise InputDataError(
+                f"parameter CSV {csv}: rows {first[key] + 1} and {index + 1} both give the "
+                f"{column} {names[index]!r} ({key}); keep one row per run")
+        first[key] = index
 
 
 def sidecar(path: str) -> dict[str, Any]:
@@ -60,8 +139,12 @@ def from_catalogue(database_url: str | None, run_id: str) -> dict[str, Any]:
 def resolve(run_id: str, path: str, attrs: Mapping[str, Any],
             csv_rows: Mapping[str, Mapping[str, float]], database_url: str | None
             ) -> dict[str, float]:
-    """Merge the parameter sources, check ranges, add gravity, tidal locking and R."""
-    layers = [csv_rows.get(run_id, {}), sidecar(path), attrs]
+    """Merge the parameter sources, check ranges, add gravity, tidal locking and R.
+
+    ``csv_rows`` (from :func:`read_params_csv`) is keyed by the file's resolved path
+    or by run id.
+    """
+    layers = [csv_rows.get(path, csv_rows.get(run_id, {})), sidecar(path), attrs]
     merged = _merge(layers)
     if any(n not in merged for n in REQUIRED_NAMES):
         merged = _merge([*layers, from_catalogue(database_url, run_id)])

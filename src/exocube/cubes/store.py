@@ -11,7 +11,9 @@ fsspec/s3fs with the settings' S3 options (endpoint URL, region). Objects:
   (coordinates, parameters, statistics) and ``manifest.json``;
 - ``claims/<parent id>.json``: which version is the one child of a version,
   created exclusively (so history stays linear under concurrent ingests);
-- ``latest.json``: the id of the newest version (a cache of the claim chain).
+- ``latest.json``: the id of the newest version (a cache of the claim chain);
+- local stores: ``zarr.json`` and the arrays beside it, the latest version for
+  plain Zarr readers (:mod:`exocube.cubes.rootview`).
 
 :class:`VersionStore` presents one version as an ordinary Zarr hierarchy:
 chunk ``<var>/c.<i>...`` of a run-indexed array is read from run ``i``'s group.

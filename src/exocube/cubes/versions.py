@@ -16,6 +16,7 @@ import logging
 import secrets
 import warnings
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import dask.array as da
@@ -27,6 +28,7 @@ from zarr.storage import MemoryStore
 
 from exocube import __version__
 from exocube.catalog import Dataset, DatasetFile, session_scope
+from exocube.cubes import rootview
 from exocube.cubes import stats as stats_mod
 from exocube.cubes.schema import (
     REGRID_METHOD,
@@ -113,9 +115,23 @@ def commit(loc: StoreLocation, layout: Layout, parent: dict[str, Any] | None,
         )
     record_version(database_url, loc.url, manifest, new_runs, layout)
     loc.write_json(LATEST_DOC, {"version_id": manifest["version_id"]})
+    refresh_root_view(loc, layout)
     log.info("store %s: version %s with %d runs (%d added)", loc.url, manifest["version_id"],
              len(manifest["runs"]), len(new_runs))
     return manifest
+
+
+def refresh_root_view(loc: StoreLocation, layout: Layout) -> None:
+    """Make a local store's root show the latest version to plain Zarr readers
+    (:mod:`exocube.cubes.rootview`); nothing to do when it does already, or on S3."""
+    if not loc.is_local:
+        return
+    vid = latest_id(loc)
+    shown = rootview.published_version(Path(loc.url))
+    if vid is None or shown == vid:
+        return
+    previous = loc.read_json(f"versions/{shown}/{MANIFEST_DOC}") if shown else None
+    rootview.publish_latest(loc, layout, read_manifest(loc, vid), previous)
 
 
 def _run_entry(run: dict[str, Any]) -> dict[str, Any]:

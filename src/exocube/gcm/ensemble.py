@@ -37,6 +37,8 @@ from exocube.params import ALL_NAMES
 log = logging.getLogger(__name__)
 
 IN_PROCESS_MAX = 8
+CONFLICT_FIX = ("a run id names one parameter vector: rename that planet in the CSV, or "
+                "remove that simulation row (or use another catalogue, EXOCUBE_DATABASE_URL)")
 TASKS_PER_THREAD = 4
 
 
@@ -73,7 +75,7 @@ def record_runs(database_url: str, records: Sequence[RunRecord]) -> None:
             elif not _same_parameters(row.parameters, rec.parameters):
                 raise CatalogError(
                     f"the catalogue already has run {rec.run_id!r} with other parameters "
-                    f"({row.output_uri}); use another --seed, or remove that simulation row"
+                    f"({row.output_uri}); {CONFLICT_FIX}"
                 )
             row.version = version
             row.status = "complete"
@@ -93,7 +95,7 @@ def check_catalogue(database_url: str, specs: Sequence[RunSpec]) -> None:
                 if not _same_parameters(row.parameters, wanted[row.run_id]):
                     raise CatalogError(
                         f"the catalogue already has run {row.run_id!r} with other parameters "
-                        f"({row.output_uri}); use another --seed, or remove that simulation row"
+                        f"({row.output_uri}); {CONFLICT_FIX}"
                     )
 
 

@@ -20,6 +20,7 @@ caller asks to skip such rows (``on_invalid="skip"``): each is logged, and the c
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import re
@@ -54,9 +55,13 @@ OnInvalid = Literal["raise", "skip"]
 DENSITY_RANGE = (0.25, 2.0)  # bulk density / Earth's, for sampled masses
 
 
-def run_id_for(seed: int, index: int) -> str:
-    """The file-contract run id of hypercube sample ``index``."""
-    return f"gen-s{seed}-{index:05d}"
+def run_id_for(seed: int, n: int, index: int) -> str:
+    """The file-contract run id of sample ``index`` of the ``n``-run hypercube of ``seed``.
+
+    The hypercube's points depend on ``n`` as well as the seed, so both are in the id:
+    ensembles of other sizes never share an id, and a re-run of the same one does.
+    """
+    return f"gen-s{seed}-n{n}-{index:05d}"
 
 
 def latin_hypercube(n: int, dims: int, seed: int) -> NDArray[np.float64]:
@@ -107,9 +112,9 @@ def _scale(u: float, low: float, high: float, log_scale: bool) -> float:
 
 
 def sample_runs(n: int, seed: int) -> list[RunSpec]:
-    """``n`` hypercube runs with ids ``gen-s{seed}-{index:05d}``."""
+    """``n`` hypercube runs with ids ``gen-s{seed}-n{n}-{index:05d}``."""
     rows = scale_to_ranges(latin_hypercube(n, len(ALL_NAMES), seed))
-    return [RunSpec(run_id_for(seed, i), validate_params(r)) for i, r in enumerate(rows)]
+    return [RunSpec(run_id_for(seed, n, i), validate_params(r)) for i, r in enumerate(rows)]
 
 
 def read_csv_runs(
@@ -133,7 +138,7 @@ def read_csv_runs(
                 raise
             skipped += 1
             continue
-        run_id = _run_id(record.get(name_col) if name_col else None, index)
+        run_id = _run_id(record.get(name_col) if name_col else None, index, params)
         if run_id in rows_for_id:
             raise InputDataError(
                 f"{path}: data rows {rows_for_id[run_id] + 1} and {index + 1} both give run id "
@@ -211,12 +216,20 @@ def _is_missing(value: object) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value)) or value == ""
 
 
-def _run_id(name: object, index: int) -> str:
+def _run_id(name: object, index: int, params: dict[str, float]) -> str:
+    """The planet's sanitised name, else ``csv-<parameter digest>-<row>``: the digest keeps
+    unnamed rows of different CSV files apart, and the same row of a re-run together."""
     if isinstance(name, str):
         cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", name.strip()).strip("._-")
         if cleaned:
             return cleaned
-    return f"csv-{index:05d}"
+    return f"csv-{params_digest(params)}-{index:05d}"
+
+
+def params_digest(params: dict[str, float]) -> str:
+    """8 hex digits of SHA-256 over the parameter vector (``repr`` of each float)."""
+    text = ";".join(f"{n}={float(params[n])!r}" for n in ALL_NAMES if n in params)
+    return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 
 def runs_from(

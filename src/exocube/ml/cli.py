@@ -8,6 +8,12 @@ arguments are the ``model:`` and ``data:`` sections of the config, so
 work as flags too. The datamodule's ``spec`` (grid, statistics, split) is
 linked into the model, so it is saved in every checkpoint.
 
+Lightning's own INFO lines (accelerator availability, "Tip:" adverts, the seed,
+"fit stopped") are kept out of exocube's output: its loggers are set to WARNING,
+so its warnings still show; ``exocube -v`` lets the INFO lines through. The
+model summary table is off unless asked for (``--trainer.enable_model_summary
+true``).
+
 By default: seed 0 (``--trainer.deterministic true`` for bit-identical
 re-runs, at about 10x the CPU cost of the 3-D convolutions), the best checkpoint by
 ``val/loss`` plus the last one, early stopping, a learning-rate monitor, a
@@ -16,6 +22,7 @@ CSV logger, and a catalogue row for the trained model.
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
@@ -57,11 +64,24 @@ def trainer_defaults() -> dict[str, Any]:
         # CPU 3-D convolutions about 10x slower. Pass --trainer.deterministic true for that.
         "deterministic": False,
         "log_every_n_steps": 10,
+        "enable_model_summary": False,
     }
+
+
+LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning",
+                     "lightning_fabric")
+
+
+def quiet_lightning() -> None:
+    """Lightning's loggers at WARNING, or at INFO when exocube's own INFO is on (``-v``)."""
+    verbose = logging.getLogger("exocube").getEffectiveLevel() <= logging.INFO
+    for name in LIGHTNING_LOGGERS:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> SurrogateCLI:
     """Run the training CLI with ``args`` (``None``: ``sys.argv``)."""
+    quiet_lightning()
     return SurrogateCLI(SurrogateTask, CubeDataModule, seed_everything_default=0,
                         trainer_defaults=trainer_defaults(), args=args, run=run,
                         save_config_kwargs={"overwrite": True})
