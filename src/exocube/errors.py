@@ -8,6 +8,7 @@ ExocubeError
 ├── ConfigError(ValueError)          settings, TOML files, environment
 ├── ParameterError(ValueError)       a planet/star parameter outside its valid range
 ├── InputDataError(ValueError)       an input file or table that cannot be used
+│   └── UnsafeNameError              a remote name that would not stay below the destination
 ├── CatalogError                     catalogue database problems
 ├── StoreError                       cube store (Zarr) problems
 ├── ModelUnavailableError            no trained model can answer a prediction mode
@@ -47,6 +48,24 @@ class ParameterError(ExocubeError, ValueError):
 
 class InputDataError(ExocubeError, ValueError):
     """An input file or table is unreadable or lacks what is needed."""
+
+
+class UnsafeNameError(InputDataError):
+    """A name from the remote side (index line, listing, manifest) that cannot be a
+    relative path below the destination; the message names it and the reason."""
+
+    def __init__(self, name: str, reason: str, source: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.source = source
+        where = f"source {source}: " if source else ""
+        super().__init__(
+            f"{where}refused the remote name {name!r}: {reason}. The archive's index or "
+            "listing is malformed or hostile; nothing is written under that name"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.name, self.reason, self.source))
 
 
 class CatalogError(ExocubeError):

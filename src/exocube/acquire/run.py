@@ -279,8 +279,7 @@ class RunExecutor:
                 continue
             if item.sha256 and art.sha256 != item.sha256:
                 continue
-            if self.dest.size(item.relpath if not quarantined else
-                              f"_quarantine/{item.relpath}") != art.size:
+            if self.dest.size(item.relpath, quarantined) != art.size:
                 continue
             where = "quarantine" if quarantined else "destination"
             return f"already verified in the {where} (run {art.run_id})"
