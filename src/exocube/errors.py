@@ -13,7 +13,8 @@ ExocubeError
 ├── StoreError                       cube store (Zarr) problems
 ├── ModelUnavailableError            no trained model can answer a prediction mode
 ├── TransferError                    a download that failed for good
-│   └── ChecksumError                bytes that do not match the expected hash/size
+│   ├── ChecksumError                bytes that do not match the expected hash/size
+│   └── QuotaExceededError           a transfer stopped at the run's download quota
 └── ParallelError                    the Dask cluster could not be reached or started
 """
 
@@ -86,6 +87,20 @@ class TransferError(ExocubeError):
 
 class ChecksumError(TransferError):
     """Downloaded bytes do not match the expected size or hash."""
+
+
+class QuotaExceededError(TransferError):
+    """A transfer stopped because its next bytes would pass the run's download quota;
+    its part file and sidecar are kept for a later run with a larger quota."""
+
+    def __init__(self, url: str, part: str, kept: int, message: str) -> None:
+        self.url = url
+        self.part = part
+        self.kept = kept
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int, str]]:
+        return (type(self), (self.url, self.part, self.kept, str(self)))
 
 
 class ParallelError(ExocubeError):

@@ -14,7 +14,8 @@ consumed one per request (an empty list means "behave"). Fault kinds:
 * ``new_version``  replace the body (and ETag) before answering
 * ``splice``       replace the body (and ETag) but still answer a Range request with
                    206 from the old offset, ignoring ``If-Range`` (a server that
-                   does not implement it); ``shift`` moves the Content-Range start
+                   does not implement it); ``shift`` moves the Content-Range start,
+                   ``last_modified`` replaces the Last-Modified date
 
 ``catch_all``, when set, answers every GET/HEAD for an unregistered path (so a
 name that a client resolves to some other path is still served), and
@@ -202,6 +203,7 @@ class Handler(BaseHTTPRequestHandler):
         kind = fault.get("kind")
         if kind in ("new_version", "splice"):
             res.body, res.etag = fault["body"], fault["etag"]
+            res.last_modified = fault.get("last_modified", res.last_modified)
             kind = None if kind == "new_version" else kind
         if kind == "status":
             extra = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}

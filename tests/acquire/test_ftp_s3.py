@@ -109,6 +109,47 @@ def test_ftp_resumes_a_part_with_rest(ftp_root: tuple[str, Path], tmp_path: Path
     assert fetched.resumed_from == 120_000 and fetched.bytes_received == 180_000
 
 
+def test_ftp_part_of_another_version_restarts_and_is_recorded(
+    ftp_root: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The sidecar's MDTM/SIZE are not the file's any more: no REST, the kept
+    bytes are dropped, and the provenance says why."""
+    url, root = ftp_root
+    data = os.urandom(300_000)
+    (root / "a.bin").write_bytes(data)
+    final = tmp_path / "out" / "a.bin"
+    part = PartFile(final)
+    final.parent.mkdir(parents=True)
+    part.part.write_bytes(os.urandom(120_000))
+    part.save_meta({"url": f"{url}/a.bin", "last_modified": "19990101000000",
+                    "expected_size": 250_000, "hash": "sha256", "resumed": False})
+    fetched = ftp_fetch(f"{url}/a.bin", final, Expected(md5=md5(data)))
+    assert final.read_bytes() == data and fetched.resumed_from == 0
+    assert not [c for c in FTPLog.commands if c.startswith("REST")]
+    assert fetched.restarts[0].startswith("restarted: validator changed (MDTM 19990101000000")
+    assert "SIZE 250000 -> 300000" in fetched.restarts[0]
+
+
+def test_ftp_transfer_stops_at_the_download_quota(ftp_root: tuple[str, Path],
+                                                  tmp_path: Path) -> None:
+    from exocube.acquire.budget import DownloadBudget
+    from exocube.errors import QuotaExceededError
+
+    url, root = ftp_root
+    data = os.urandom(400_000)
+    (root / "a.bin").write_bytes(data)
+    final = tmp_path / "a.bin"
+    dl = FTPDownloader(Politeness(get_settings().acquire), timeout=5)
+    with pytest.raises(QuotaExceededError, match="limit 100 kB"):
+        asyncio.run(dl.fetch(f"{url}/a.bin", PartFile(final), Expected(),
+                             allowance=DownloadBudget(100_000).reserve(None)))
+    kept = PartFile(final).part.stat().st_size
+    assert 0 < kept <= 100_000 and PartFile(final).part.read_bytes() == data[:kept]
+    fetched = asyncio.run(dl.fetch(f"{url}/a.bin", PartFile(final), Expected(md5=md5(data)),
+                                   allowance=DownloadBudget(1_000_000).reserve(None)))
+    assert fetched.resumed_from == kept and f"REST {kept}" in FTPLog.commands
+
+
 def test_ftp_wrong_md5_and_missing_file_fail(ftp_root: tuple[str, Path], tmp_path: Path
                                              ) -> None:
     from exocube.errors import ChecksumError

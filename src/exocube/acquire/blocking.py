@@ -165,10 +165,12 @@ def receive(
     read_timeout: float | None,
     cancel: Cancel,
     progress: Progress | None = None,
+    take: Callable[[int], bool] | None = None,
 ) -> int:
     """Move the body of ``resp`` through ``pipe``, a full buffer at a time; the
-    bytes received. Whatever arrived is handed over even when reading fails, so
-    a resume loses at most the block that was being filled."""
+    bytes received, or -1 when ``take`` (the download quota) refused a read,
+    whose bytes are then dropped. Whatever arrived before is handed over, also
+    when reading fails, so a resume loses at most the block being filled."""
     body = _SocketBody(resp, read_timeout, cancel)
     received = 0
     try:
@@ -180,6 +182,8 @@ def receive(
                     n = body.read_into(view[filled:])
                     if n == 0:
                         break
+                    if take is not None and not take(n):
+                        return -1
                     filled += n
                     if progress:
                         progress(n)

@@ -5,7 +5,14 @@ One call, :meth:`HTTPDownloader.fetch`, moves one URL into a verified
 
 * it resumes with ``Range`` + ``If-Range`` only when the sidecar holds a strong
   ETag or a Last-Modified date, and keeps the bytes only when the server answers
-  206 with a ``Content-Range`` starting at our offset; a 200 restarts from zero;
+  206 with a ``Content-Range`` starting at our offset and the same validators
+  (ETag, Last-Modified, total size) as the sidecar: a server that ignores
+  ``If-Range`` would otherwise splice two versions. Any mismatch discards the
+  part and restarts from zero; a 200 restarts from zero too. Each restart is
+  recorded in the provenance (``restarts``);
+* a run's download quota is drawn as bytes arrive (``allowance``): a transfer
+  stops with :class:`~exocube.errors.QuotaExceededError` before a read would
+  pass it, keeping the part and its sidecar for a later resume;
 * it retries 408/425/429/5xx, resets, timeouts and short bodies with capped,
   jittered exponential backoff that honours ``Retry-After``; 401/403/404 and other
   4xx fail at once with :class:`HTTPStatusError`;
@@ -24,7 +31,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpcore
@@ -33,7 +40,8 @@ import httpx
 from exocube import __version__
 from exocube.acquire import blocking
 from exocube.acquire.blocking import Cancel, content_length, run_in_thread
-from exocube.acquire.breaker import CircuitBreaker
+from exocube.acquire.breaker import CircuitBreaker, CircuitOpenError
+from exocube.acquire.budget import human_bytes
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import (
     NOTHING_EXPECTED,
@@ -47,7 +55,7 @@ from exocube.acquire.partial import (
 )
 from exocube.acquire.ratelimit import HostLimiter
 from exocube.acquire.retry import Backoff, is_retryable_status, parse_retry_after
-from exocube.errors import ChecksumError, TransferError
+from exocube.errors import ChecksumError, QuotaExceededError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +88,31 @@ class _Retry(Exception):
         self.host_fault = host_fault
 
 
+class _Restart(_Retry):
+    """The kept bytes cannot be continued: the part was discarded, start from zero."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"restarted: {reason}", 0, host_fault=False)
+
+
+class Allowance(Protocol):
+    """What a transfer may still download: ``take(n)`` is False when ``n`` more bytes
+    would pass the quota (they are then neither written nor counted)."""
+
+    def take(self, nbytes: int) -> bool: ...
+
+
 @dataclass
 class _Body:
     """Where a response body goes: its offset in the file, the file's size
-    (``None``: unknown), whether the part may be resumed, the running hashes."""
+    (``None``: unknown), whether the part may be resumed, the running hashes,
+    and why kept bytes were dropped (a 200 to a range request)."""
 
     start: int
     total: int | None
     resumable: bool
     hashes: Hashes
+    restarted: str = ""
 
 
 @dataclass
@@ -109,6 +133,7 @@ class Fetched:
     bytes_received: int = 0
     retrieved_at: str = ""
     client: str = f"httpx {httpx.__version__}"
+    restarts: list[str] = field(default_factory=list)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -124,6 +149,7 @@ class Fetched:
             "attempts": self.attempts,
             "resumed_from": self.resumed_from,
             "bytes_received": self.bytes_received,
+            "restarts": self.restarts,
             "tool": f"exocube {__version__}",
             "client": self.client,
         }
@@ -170,6 +196,27 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
+def check_breaker(breaker: CircuitBreaker, host: str, last: str) -> None:
+    """``breaker.check(host)``; when the circuit opened during this transfer's
+    retries, the message also gives the transfer's last real error."""
+    try:
+        breaker.check(host)
+    except CircuitOpenError as exc:
+        if not last:
+            raise
+        raise CircuitOpenError(f"{exc}. The last error of this transfer was: {last}") from exc
+
+
+def kept_part(part: PartFile) -> str:
+    """What a failure message says about the part file: kept (with its size) only
+    when there is one."""
+    size = part.offset()
+    if not size:
+        return "No partial file was kept"
+    return (f"The partial file {part.part} ({human_bytes(size)}) is kept; resume the run to "
+            "continue it")
+
+
 class Politeness:
     """The rate limiter, circuit breaker and backoff shared by every transfer of a run."""
 
@@ -189,7 +236,7 @@ class Politeness:
         host = host_of(url)
         last = ""
         for attempt in range(1, self.max_attempts + 1):
-            self.breaker.check(host)
+            check_breaker(self.breaker, host, last)
             try:
                 async with self.limiter.slot(host):
                     resp = await client.request(method, url, **kwargs)
@@ -248,19 +295,24 @@ class HTTPDownloader:
         part: PartFile,
         expected: Expected = NOTHING_EXPECTED,
         progress: Progress | None = None,
+        allowance: Allowance | None = None,
     ) -> Fetched:
-        """Download ``url`` into ``part`` and verify it; raise :class:`TransferError` if not."""
+        """Download ``url`` into ``part`` and verify it; raise :class:`TransferError` if
+        not, :class:`~exocube.errors.QuotaExceededError` when ``allowance`` runs out."""
         host = host_of(url)
         last = ""
+        restarts: list[str] = []
         restarted_after_checksum = False
         attempt = 0
         while attempt < self.polite.max_attempts:
             attempt += 1
-            self.polite.breaker.check(host)
+            check_breaker(self.polite.breaker, host, last)
             try:
-                fetched = await self._attempt(url, part, expected, progress)
+                fetched = await self._attempt(url, part, expected, progress, allowance)
             except _Retry as exc:
                 last = str(exc)
+                if isinstance(exc, _Restart):
+                    restarts.append(last)
                 if exc.host_fault:
                     self.polite.breaker.failure(host)
                 if attempt < self.polite.max_attempts:
@@ -275,6 +327,7 @@ class HTTPDownloader:
                     raise
                 restarted_after_checksum = True
                 last = str(exc)
+                restarts.append(f"restarted: a resumed download failed its check ({exc})")
                 log.warning("%s; a resumed download is suspect, starting over", exc)
                 continue
             except HTTPStatusError:
@@ -282,14 +335,16 @@ class HTTPDownloader:
                 raise
             self.polite.breaker.success(host)
             fetched.attempts = attempt
+            fetched.restarts = restarts + fetched.restarts
             return fetched
         raise TransferError(
             f"GET {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}. "
-            f"The partial file {part.part} is kept; resume the run to continue it"
+            f"{kept_part(part)}"
         )
 
     async def _attempt(
-        self, url: str, part: PartFile, expected: Expected, progress: Progress | None
+        self, url: str, part: PartFile, expected: Expected, progress: Progress | None,
+        allowance: Allowance | None,
     ) -> Fetched:
         meta = part.meta(url)
         if meta is None:
@@ -309,11 +364,12 @@ class HTTPDownloader:
                 if size is not None and size >= self.thread_min_bytes:
                     return await run_in_thread(
                         lambda cancel: self._attempt_blocking(
-                            url, part, headers, offset, expected, progress, cancel),
+                            url, part, headers, offset, expected, progress, allowance, cancel),
                         name="exocube-http-body",
                     )
                 async with self.client.stream("GET", url, headers=headers) as resp:
-                    return await self._receive(url, part, resp, offset, expected, progress)
+                    return await self._receive(url, part, resp, offset, expected, progress,
+                                               allowance)
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
@@ -321,7 +377,8 @@ class HTTPDownloader:
 
     def _attempt_blocking(
         self, url: str, part: PartFile, headers: dict[str, str], offset: int,
-        expected: Expected, progress: Progress | None, cancel: Cancel,
+        expected: Expected, progress: Progress | None, allowance: Allowance | None,
+        cancel: Cancel,
     ) -> Fetched:
         """One attempt in a worker thread (see :mod:`exocube.acquire.blocking`), on a
         connection of its own with the async client's timeouts and headers."""
@@ -334,7 +391,10 @@ class HTTPDownloader:
             if body.start:
                 body.hashes.update_from_file(part.part, body.start)
             pipe = BufferPipe(part.open(body.start), body.hashes, self.chunk_size)
-            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress)
+            take = allowance.take if allowance is not None else None
+            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress, take)
+            if received < 0:
+                raise self._quota_stop(url, part, allowance)
             fetched = self._finish(url, part, resp, expected, body, received)
         fetched.client += " (body read in a thread)"
         return fetched
@@ -347,12 +407,25 @@ class HTTPDownloader:
         offset: int,
         expected: Expected,
         progress: Progress | None,
+        allowance: Allowance | None,
     ) -> Fetched:
         body = self._begin(url, part, resp, offset, expected)
         if body.start:
             await asyncio.to_thread(body.hashes.update_from_file, part.part, body.start)
-        received = await self._stream_body(resp, part, body.start, body.hashes, progress)
+        received = await self._stream_body(resp, part, body.start, body.hashes, progress,
+                                           allowance)
+        if received < 0:
+            raise self._quota_stop(url, part, allowance)
         return self._finish(url, part, resp, expected, body, received)
+
+    @staticmethod
+    def _quota_stop(url: str, part: PartFile, allowance: Any) -> QuotaExceededError:
+        kept = part.offset()
+        return QuotaExceededError(
+            url, str(part.part), kept,
+            f"download quota reached: stopped {url} after {human_bytes(kept)} in the part "
+            f"file ({allowance.describe()}). The part file {part.part} and its sidecar are "
+            "kept: run again with a larger --max-download-gb to resume it")
 
     def _begin(
         self, url: str, part: PartFile, resp: httpx.Response, offset: int, expected: Expected
@@ -373,7 +446,16 @@ class HTTPDownloader:
         start, total = self._start_and_total(resp, offset)
         if start is None:
             part.discard()
-            raise _Retry("206 with a Content-Range that does not match our offset", 0, False)
+            raise _Restart(f"206 with Content-Range {resp.headers.get('Content-Range')!r}, "
+                           f"not starting at the requested offset {offset}")
+        if start:
+            changed = changed_validators(part.meta(url), resp, total)
+            if changed:
+                part.discard()
+                raise _Restart(f"validator changed ({changed}); the {human_bytes(offset)} "
+                               "kept were of another version")
+        dropped = (f"restarted: the server answered {status} to a range request from "
+                   f"offset {offset}" if offset and not start else "")
         if expected.size is not None and total is not None and total != expected.size:
             raise ChecksumError(
                 f"{url}: server announces {total} bytes, expected {expected.size}"
@@ -388,7 +470,7 @@ class HTTPDownloader:
                 "hash": "sha256" + ("+md5" if expected.md5 else ""),
                 "resumed": start > 0,
             })
-        return _Body(start, total, resumable, Hashes(with_md5=bool(expected.md5)))
+        return _Body(start, total, resumable, Hashes(with_md5=bool(expected.md5)), dropped)
 
     def _finish(
         self, url: str, part: PartFile, resp: httpx.Response, expected: Expected,
@@ -417,6 +499,7 @@ class HTTPDownloader:
             resumed_from=body.start,
             bytes_received=received,
             retrieved_at=datetime.now(UTC).isoformat(),
+            restarts=[body.restarted] if body.restarted else [],
         )
 
     @staticmethod
@@ -438,8 +521,10 @@ class HTTPDownloader:
         start: int,
         hashes: Hashes,
         progress: Progress | None,
+        allowance: Allowance | None = None,
     ) -> int:
-        """Write and hash the body in blocks of ``chunk_size``.
+        """Write and hash the body in blocks of ``chunk_size``; the bytes received, or
+        -1 when ``allowance`` refused the next chunk (what came before is written).
 
         A large body (``direct_min_bytes`` or unknown length) is written and hashed
         in a worker thread (:class:`~exocube.acquire.partial.BlockPipe`) while the
@@ -458,6 +543,8 @@ class HTTPDownloader:
         received = 0
         try:
             async for chunk in _body_chunks(resp, self.read_timeout, self.direct_min_bytes):
+                if allowance is not None and not allowance.take(len(chunk)):
+                    return -1
                 block.append(chunk)
                 pending += len(chunk)
                 received += len(chunk)
@@ -537,3 +624,21 @@ def _validator(meta: dict[str, Any]) -> str | None:
     if etag and not etag.startswith("W/"):
         return etag
     return meta.get("last_modified")
+
+
+def changed_validators(
+    saved: dict[str, Any] | None, resp: httpx.Response, total: int | None
+) -> str:
+    """How a 206 differs from the sidecar the kept bytes were written under (ETag,
+    Last-Modified, total size), e.g. ``etag "a" -> "b"``; ``""`` when it does not."""
+    if not saved:
+        return ""
+    diffs = []
+    for key, header in (("etag", "ETag"), ("last_modified", "Last-Modified")):
+        old, new = saved.get(key), resp.headers.get(header)
+        if old and old != new:
+            diffs.append(f"{key.replace('_', '-')} {old} -> {new or '(none)'}")
+    old_size = saved.get("expected_size")
+    if old_size is not None and total is not None and old_size != total:
+        diffs.append(f"size {old_size} -> {total}")
+    return ", ".join(diffs)
