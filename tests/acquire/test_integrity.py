@@ -23,7 +23,7 @@ from exocube.acquire.run import Quotas
 from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
 from exocube.catalog import AcquisitionRun, Artifact, session_scope
 from exocube.config import get_settings
-from exocube.errors import QuotaExceededError, TransferError
+from exocube.errors import ChecksumError, QuotaExceededError, TransferError
 
 pytestmark = pytest.mark.usefixtures("fast_settings")
 
@@ -221,3 +221,14 @@ def test_a_known_size_file_is_checked_before_it_starts(archives: FaultServer, mi
 def test_human_bytes() -> None:
     assert [human_bytes(n) for n in (0, 999, 10_000, 2_988_094, 1.5e9, 3e15, 5e18)] == [
         "0 B", "999 B", "10 kB", "2.99 MB", "1.5 GB", "3 PB", "5000 PB"]
+
+
+@pytest.mark.parametrize("path", ["thread", "h11"])
+def test_a_chunked_body_longer_than_expected_is_stopped(server: FaultServer, tmp_path: Path,
+                                                        path: str) -> None:
+    """No Content-Length bounds a chunked body: the expected size does."""
+    server.add("/f.bin", V1, chunked=True, throttle=(100_000, 0.0))
+    final = tmp_path / "f.bin"
+    with pytest.raises(ChecksumError, match="sent more than the 1000000 bytes"):
+        fetch(server.url + "/f.bin", final, path, Expected(size=1_000_000))
+    assert not final.exists() and not PartFile(final).part.exists()

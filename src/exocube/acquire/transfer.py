@@ -101,6 +101,31 @@ class Allowance(Protocol):
 
     def take(self, nbytes: int) -> bool: ...
 
+    def describe(self) -> str: ...
+
+
+class _Limit:
+    """What one response body may still bring: the quota ``allowance`` and at most
+    ``cap`` bytes (the announced or expected size, so a server streaming more
+    than it announced is stopped, not followed until the disk is full)."""
+
+    def __init__(self, allowance: Allowance | None, cap: int | None) -> None:
+        self.allowance = allowance
+        self.cap = cap
+        self.seen = 0
+        self.over_cap = False
+
+    def take(self, nbytes: int) -> bool:
+        self.seen += nbytes
+        if self.cap is not None and self.seen > self.cap:
+            self.over_cap = True
+            return False
+        return self.allowance is None or self.allowance.take(nbytes)
+
+    def taker(self) -> Callable[[int], bool] | None:
+        """``take``, or ``None`` when nothing limits the body (no per-read work)."""
+        return self.take if self.allowance is not None or self.cap is not None else None
+
 
 @dataclass
 class _Body:
@@ -391,10 +416,11 @@ class HTTPDownloader:
             if body.start:
                 body.hashes.update_from_file(part.part, body.start)
             pipe = BufferPipe(part.open(body.start), body.hashes, self.chunk_size)
-            take = allowance.take if allowance is not None else None
-            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress, take)
+            limit = self._limit(resp, body, expected, allowance)
+            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress,
+                                        limit.taker())
             if received < 0:
-                raise self._quota_stop(url, part, allowance)
+                raise self._stopped(url, part, limit)
             fetched = self._finish(url, part, resp, expected, body, received)
         fetched.client += " (body read in a thread)"
         return fetched
@@ -412,11 +438,34 @@ class HTTPDownloader:
         body = self._begin(url, part, resp, offset, expected)
         if body.start:
             await asyncio.to_thread(body.hashes.update_from_file, part.part, body.start)
+        limit = self._limit(resp, body, expected, allowance)
         received = await self._stream_body(resp, part, body.start, body.hashes, progress,
-                                           allowance)
+                                           limit.taker())
         if received < 0:
-            raise self._quota_stop(url, part, allowance)
+            raise self._stopped(url, part, limit)
         return self._finish(url, part, resp, expected, body, received)
+
+    @staticmethod
+    def _limit(
+        resp: httpx.Response, body: _Body, expected: Expected, allowance: Allowance | None
+    ) -> _Limit:
+        """A body with a Content-Length is bounded by it already (h11 and the direct
+        readers stop there); one without is capped at the expected size."""
+        size = body.total if body.total is not None else expected.size
+        if size is None or content_length(resp) is not None:
+            return _Limit(allowance, None)
+        return _Limit(allowance, size - body.start)
+
+    @classmethod
+    def _stopped(cls, url: str, part: PartFile, limit: _Limit) -> Exception:
+        """The error for a body that ``limit`` stopped: too long, or over the quota."""
+        if limit.over_cap:
+            part.discard()
+            return ChecksumError(
+                f"{url}: the server sent more than the {limit.cap} bytes it announced or "
+                "the plan expected; stopped and discarded. The file changed on the server "
+                "or the server is misbehaving")
+        return cls._quota_stop(url, part, limit.allowance)
 
     @staticmethod
     def _quota_stop(url: str, part: PartFile, allowance: Any) -> QuotaExceededError:
@@ -521,10 +570,10 @@ class HTTPDownloader:
         start: int,
         hashes: Hashes,
         progress: Progress | None,
-        allowance: Allowance | None = None,
+        take: Callable[[int], bool] | None = None,
     ) -> int:
         """Write and hash the body in blocks of ``chunk_size``; the bytes received, or
-        -1 when ``allowance`` refused the next chunk (what came before is written).
+        -1 when ``take`` refused the next chunk (what came before is written).
 
         A large body (``direct_min_bytes`` or unknown length) is written and hashed
         in a worker thread (:class:`~exocube.acquire.partial.BlockPipe`) while the
@@ -543,7 +592,7 @@ class HTTPDownloader:
         received = 0
         try:
             async for chunk in _body_chunks(resp, self.read_timeout, self.direct_min_bytes):
-                if allowance is not None and not allowance.take(len(chunk)):
+                if take is not None and not take(len(chunk)):
                     return -1
                 block.append(chunk)
                 pending += len(chunk)
