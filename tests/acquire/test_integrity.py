@@ -124,7 +124,7 @@ def test_a_transfer_stops_at_the_quota_and_keeps_its_part(
         fetch(server.url + "/f.bin", final, path, expected, DownloadBudget(500_000))
     part = PartFile(final)
     kept = part.part.stat().st_size
-    assert 0 < kept <= 500_000 and part.part.read_bytes() == V1[:kept]
+    assert kept == 500_000 and part.part.read_bytes() == V1[:kept]
     assert part.sidecar.exists() and not final.exists()
     assert info.value.kept == kept and str(part.part) in str(info.value)
     assert "limit 500 kB" in str(info.value)
@@ -194,7 +194,7 @@ def test_run_quota_stops_a_tap_answer_of_unknown_size(
     assert reason.startswith("download quota reached") and "limit 10 kB" in reason
     part = PartFile(dest / "nasa_exoplanet_archive" / "pscomppars.csv")
     kept = part.part.stat().st_size
-    assert 0 < kept <= 10_000 and part.sidecar.exists()
+    assert kept == 10_000 and part.sidecar.exists()
     assert row["bytes"] == kept
     with session_scope(migrated) as s:
         run_row = s.get(AcquisitionRun, summary["run_id"])
@@ -232,3 +232,19 @@ def test_a_chunked_body_longer_than_expected_is_stopped(server: FaultServer, tmp
     with pytest.raises(ChecksumError, match="sent more than the 1000000 bytes"):
         fetch(server.url + "/f.bin", final, path, Expected(size=1_000_000))
     assert not final.exists() and not PartFile(final).part.exists()
+
+
+def test_budget_keeps_promises_and_never_passes_its_limit() -> None:
+    budget = DownloadBudget(1000)
+    known = budget.reserve(600)
+    unknown = budget.reserve(None)
+    assert isinstance(budget.reserve(401), str)  # 600 promised + 401 > 1000
+    assert unknown.take(500) == 400  # what is neither promised nor used
+    assert unknown.take(1) == 0
+    assert known.take(700) == 600  # its promise, nothing beyond: the limit is reached
+    assert budget.used == 1000 and budget.left() == 0
+    refusal = budget.reserve(None)
+    assert isinstance(refusal, str) and "1 kB used or reserved, its size is unknown" in refusal
+    known.release()
+    unknown.release()
+    assert budget.promised == 0 and DownloadBudget(None).reserve(None).take(10**12) == 10**12

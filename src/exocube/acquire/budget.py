@@ -6,9 +6,10 @@ remaining bytes fit the quota, and promises them. While the file is received,
 its :class:`FileAllowance` is asked before each read is written
 (:meth:`FileAllowance.take`): bytes within the file's promise are always
 allowed; bytes beyond it (a file of unknown size, or a server sending more
-than announced) are drawn from what is left of the quota, and the transfer
-stops before a read would pass it. Transfers run in the event loop and in
-worker threads, so the counters are guarded by a lock (one acquire per read).
+than announced) are drawn from what is left of the quota. The read that would
+pass the quota is written up to the quota and the transfer stops there.
+Transfers run in the event loop and in worker threads, so the counters are
+guarded by a lock (one acquire per read).
 """
 
 from __future__ import annotations
@@ -66,20 +67,20 @@ class FileAllowance:
         self.promised = promised
         self.received = 0
 
-    def take(self, nbytes: int) -> bool:
-        """Count ``nbytes`` about to be written; False (nothing counted) if they would
-        pass the quota."""
+    def take(self, nbytes: int) -> int:
+        """How many of ``nbytes`` about to be written fit the quota (all of them
+        unless it is reached); those are counted."""
         b = self.budget
         with b._lock:
             own = min(nbytes, self.promised)
             extra = nbytes - own
-            if extra and b.limit is not None and b.used + b.promised + extra > b.limit:
-                return False
+            if extra and b.limit is not None:
+                extra = max(min(extra, b.limit - b.used - b.promised), 0)
             self.promised -= own
             b.promised -= own
-            b.used += nbytes
-            self.received += nbytes
-            return True
+            b.used += own + extra
+            self.received += own + extra
+            return own + extra
 
     def release(self) -> None:
         """Give back what was promised and not received (the transfer ended)."""

@@ -113,7 +113,9 @@ class FTPDownloader:
 
             def sink(block: bytes) -> None:
                 nonlocal received
-                if allowance is not None and not allowance.take(len(block)):
+                allowed = len(block) if allowance is None else allowance.take(len(block))
+                if allowed < len(block):
+                    writer.write(block[:allowed], hashes)
                     raise _QuotaStop
                 writer.write(block, hashes)
                 received += len(block)

@@ -96,10 +96,10 @@ class _Restart(_Retry):
 
 
 class Allowance(Protocol):
-    """What a transfer may still download: ``take(n)`` is False when ``n`` more bytes
-    would pass the quota (they are then neither written nor counted)."""
+    """What a transfer may still download: ``take(n)`` is how many of ``n`` bytes
+    about to be written fit the quota (fewer: write those, then stop)."""
 
-    def take(self, nbytes: int) -> bool: ...
+    def take(self, nbytes: int) -> int: ...
 
     def describe(self) -> str: ...
 
@@ -115,14 +115,15 @@ class _Limit:
         self.seen = 0
         self.over_cap = False
 
-    def take(self, nbytes: int) -> bool:
+    def take(self, nbytes: int) -> int:
+        """How many of ``nbytes`` to write (fewer: stop after them)."""
         self.seen += nbytes
         if self.cap is not None and self.seen > self.cap:
             self.over_cap = True
-            return False
-        return self.allowance is None or self.allowance.take(nbytes)
+            return 0
+        return nbytes if self.allowance is None else self.allowance.take(nbytes)
 
-    def taker(self) -> Callable[[int], bool] | None:
+    def taker(self) -> Callable[[int], int] | None:
         """``take``, or ``None`` when nothing limits the body (no per-read work)."""
         return self.take if self.allowance is not None or self.cap is not None else None
 
@@ -462,7 +463,7 @@ class HTTPDownloader:
         if limit.over_cap:
             part.discard()
             return ChecksumError(
-                f"{url}: the server sent more than the {limit.cap} bytes it announced or "
+                f"{_short(url)}: the server sent more than the {limit.cap} bytes it announced or "
                 "the plan expected; stopped and discarded. The file changed on the server "
                 "or the server is misbehaving")
         return cls._quota_stop(url, part, limit.allowance)
@@ -472,7 +473,7 @@ class HTTPDownloader:
         kept = part.offset()
         return QuotaExceededError(
             url, str(part.part), kept,
-            f"download quota reached: stopped {url} after {human_bytes(kept)} in the part "
+            f"download quota reached: stopped {_short(url)} after {human_bytes(kept)} in the part "
             f"file ({allowance.describe()}). The part file {part.part} and its sidecar are "
             "kept: run again with a larger --max-download-gb to resume it")
 
@@ -570,10 +571,11 @@ class HTTPDownloader:
         start: int,
         hashes: Hashes,
         progress: Progress | None,
-        take: Callable[[int], bool] | None = None,
+        take: Callable[[int], int] | None = None,
     ) -> int:
         """Write and hash the body in blocks of ``chunk_size``; the bytes received, or
-        -1 when ``take`` refused the next chunk (what came before is written).
+        -1 when ``take`` allowed only part of a chunk (that part and what came
+        before are written).
 
         A large body (``direct_min_bytes`` or unknown length) is written and hashed
         in a worker thread (:class:`~exocube.acquire.partial.BlockPipe`) while the
@@ -592,7 +594,8 @@ class HTTPDownloader:
         received = 0
         try:
             async for chunk in _body_chunks(resp, self.read_timeout, self.direct_min_bytes):
-                if take is not None and not take(len(chunk)):
+                if take is not None and (allowed := take(len(chunk))) < len(chunk):
+                    block.append(chunk[:allowed])
                     return -1
                 block.append(chunk)
                 pending += len(chunk)
@@ -663,6 +666,11 @@ async def _body_chunks(
             yield chunk
     finally:
         await raw.aclose()
+
+
+def _short(url: str, limit: int = 120) -> str:
+    """``url`` for a message: a TAP query URL can hold kilobytes."""
+    return url if len(url) <= limit else url[: limit - 3] + "..."
 
 
 def _validator(meta: dict[str, Any]) -> str | None:
