@@ -9,7 +9,9 @@ allowed; bytes beyond it (a file of unknown size, or a server sending more
 than announced) are drawn from what is left of the quota. The read that would
 pass the quota is written up to the quota and the transfer stops there.
 Transfers run in the event loop and in worker threads, so the counters are
-guarded by a lock (one acquire per read).
+guarded by a lock (one acquire per read). Without a limit nothing needs
+guarding while a file runs: each allowance counts its own bytes (one writer)
+and adds them to the run's total when it is released.
 """
 
 from __future__ import annotations
@@ -71,6 +73,9 @@ class FileAllowance:
         """How many of ``nbytes`` about to be written fit the quota (all of them
         unless it is reached); those are counted."""
         b = self.budget
+        if b.limit is None:
+            self.received += nbytes
+            return nbytes
         with b._lock:
             own = min(nbytes, self.promised)
             extra = nbytes - own
@@ -83,10 +88,13 @@ class FileAllowance:
             return own + extra
 
     def release(self) -> None:
-        """Give back what was promised and not received (the transfer ended)."""
+        """Give back what was promised and not received (the transfer ended); without
+        a limit, add this file's bytes to the run's total."""
         with self.budget._lock:
             self.budget.promised -= self.promised
             self.promised = 0
+            if self.budget.limit is None:
+                self.budget.used += self.received
 
     def describe(self) -> str:
         """The quota's numbers, for a message."""
