@@ -260,3 +260,64 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
     assert 100_000 <= len(kept) < len(data) and kept == data[: len(kept)]
     time.sleep(0.3)  # a thread left running would still be writing at 100 kB/s
     assert part.part.stat().st_size == len(kept)
+
+
+def test_hostile_ftp_index_names_are_refused(ftp_root: tuple[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1000 Genomes index read over FTP: its names go through the same check."""
+    from fault_server import HOSTILE_NAMES, hostile_index
+
+    from exocube.errors import UnsafeNameError
+
+    url, root = ftp_root
+    data = b"pwned\n"
+    (root / "PWNED.txt").write_bytes(data)
+    (root / "vol1" / "ftp").mkdir(parents=True)
+    point_at(monkeypatch, {"genomes1000__base_url": url + "/vol1/ftp",
+                           "genomes1000__include": '["*"]'})
+    from exocube.acquire.plan import PlanContext
+    from exocube.acquire.sources import genomes1000
+    from exocube.acquire.transfer import make_client
+
+    opts = get_settings().acquire
+
+    async def plan() -> None:
+        async with make_client(opts) as client:
+            await genomes1000.plan(PlanContext(opts, client, Politeness(opts)))
+
+    for name in HOSTILE_NAMES:
+        (root / "vol1" / "ftp" / "current.tree").write_bytes(hostile_index((name,), data,
+                                                                           md5(data)))
+        with pytest.raises(UnsafeNameError, match="refused the remote name"):
+            asyncio.run(plan())
+    assert not list(tmp_path.rglob("*PWNED*"))
+
+
+def test_hostile_names_never_reach_an_s3_destination(archives: FaultServer, s3_bucket: str,
+                                                     tmp_path: Path) -> None:
+    """MAST product names that try to leave the prefix: nothing is uploaded, and the
+    staging folder stays empty."""
+    import boto3
+    from fault_server import HOSTILE_NAMES
+
+    from conftest import fits_bytes, mast_handler
+    from exocube.errors import UnsafeNameError
+
+    settings = get_settings()
+    catalog_db.upgrade(settings.database_url)
+    x1d = fits_bytes("EXTRACT1D")
+    dest = destination_for(settings, f"s3://{s3_bucket}/raw")
+    for name in HOSTILE_NAMES:
+        archives.handlers["/api/v0/invoke"] = mast_handler([
+            {"obsid": "1", "productFilename": name, "dataURI": "mast:JWST/product/x_x1d.fits",
+             "size": len(x1d), "productSubGroupDescription": "X1D"}])
+        try:  # refused while planning (raised, or recorded when planning is per source)
+            plan = asyncio.run(plan_sources(settings, ["mast"]))
+        except UnsafeNameError:
+            continue
+        assert plan.files == []
+        asyncio.run(run_acquisition(settings, plan, dest, Quotas(),
+                                    start_run(settings, plan, dest, Quotas(), {})))
+    s3 = boto3.client("s3", endpoint_url=settings.s3.endpoint_url, region_name="us-east-1")
+    assert s3.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+    assert not dest.staging.exists() or not list(dest.staging.rglob("*"))
