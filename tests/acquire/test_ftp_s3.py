@@ -216,6 +216,7 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
     down, so the thread ends long before the 30 s timeout, with the bytes kept."""
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+    from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import ThreadedFTPServer
 
     root = tmp_path / "root"
@@ -232,7 +233,12 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
         authorizer = auth
         dtp_handler = Slow
 
-    server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+    class OwnServer(ThreadedFTPServer):
+        _exit = threading.Event()  # ThreadedFTPServer's is shared by every instance
+
+    # an IOLoop and exit event of its own: close_all() would otherwise stop the
+    # session's FTP server for every later test
+    server = OwnServer(("127.0.0.1", 0), Handler, ioloop=IOLoop())
     threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True).start()
     final = tmp_path / "out" / "slow.bin"
     final.parent.mkdir()

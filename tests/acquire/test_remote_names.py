@@ -21,9 +21,9 @@ from fault_server import (
     hostile_manifest,
 )
 
-from conftest import netcdf_bytes, point_at, run_sources
+from conftest import index_line, netcdf_bytes, point_at, run_sources, vcf_gz
 from exocube.acquire.destination import Destination
-from exocube.acquire.names import MAX_SEGMENT_BYTES, safe_relpath
+from exocube.acquire.names import MAX_SEGMENT_BYTES, collisions, inside, safe_relpath
 from exocube.acquire.plan import Plan, PlannedFile
 from exocube.catalog import Artifact, session_scope
 from exocube.errors import UnsafeNameError
@@ -52,6 +52,8 @@ NAMES = pytest.mark.parametrize("name", HOSTILE_NAMES)
     ("_Quarantine/x", "quarantine"),
     ("s/" + "x" * (MAX_SEGMENT_BYTES + 1), "longer than"),
     ("s/" + "x/" * 600 + "x", "longer than"),
+    ("s/a.nc.part", "partial download"),
+    ("s/a.nc.PART.json", "partial download"),
 ])
 def test_unsafe_names_are_refused_with_the_reason(name: str, reason: str) -> None:
     with pytest.raises(UnsafeNameError, match=reason) as info:
@@ -187,3 +189,35 @@ def test_kegg_list_ids_stay_inside(archives: FaultServer, migrated: str, box: Pa
     archives.add("/kegg/list/pathway", f"{entry}\tHostile\n".encode())
     text = attempt(box / "dest", ["kegg"])
     assert_contained(box, box / "dest", migrated, text)
+
+
+def test_collisions_in_one_plan() -> None:
+    names = ["g/a.nc", "g/A.NC", "g/a.nc/x", "g", "h/b", "h/c", "h/b"]
+    assert collisions(names) == {
+        1: "its name 'g/A.NC' collides with 'g/a.nc', planned before it",
+        2: "its name 'g/a.nc/x' collides with 'g/a.nc', planned before it",
+        3: "its name 'g' collides with 'g/a.nc', planned before it",
+        6: "its name 'h/b' collides with 'h/b', planned before it"}
+    assert inside("", "a/b") == "/a/b"  # the destination "/" has the root ""
+
+
+def test_names_that_collide_are_not_fetched_over_each_other(
+    archives: FaultServer, migrated: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An index listing a file twice, in another case, and as a directory: the file
+    is fetched once, the clashes fail with the reason, nothing is overwritten."""
+    rel = "release/20130502/ALL.chrY.phase3.genotypes.vcf.gz"
+    vcf = vcf_gz()
+    archives.add("/vol1/ftp/current.tree", "\n".join([
+        index_line(rel, vcf), index_line(rel, vcf), index_line(rel.upper(), vcf),
+        index_line(rel + "/x", vcf)]).encode() + b"\n")
+    point_at(monkeypatch, {"genomes1000__include": '["*"]'})
+    summary = run_sources(tmp_path / "data", ["genomes1000"])
+    row = summary["sources"]["genomes1000"]
+    assert (row["done"], row["skipped"], row["failed"]) == (1, 1, 2)
+    reasons = sorted(r["reason"] for r in row["reasons"])
+    assert reasons[0].startswith("its name 'genomes1000/RELEASE/")
+    assert reasons[1].startswith(f"its name 'genomes1000/{rel}/x' collides with")
+    assert reasons[2].startswith("planned twice")
+    assert (tmp_path / "data" / "genomes1000" / rel).read_bytes() == vcf
+    assert archives.count(f"/vol1/ftp/{rel}") == 1

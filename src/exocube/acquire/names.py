@@ -13,15 +13,22 @@ refuse a name that is empty or longer than :data:`MAX_RELPATH_BYTES`, is
 absolute, starts with a drive letter, holds a backslash, a NUL or another
 control character, has an empty segment (``a//b``, a leading or trailing
 ``/``), a segment made only of dots (``.``, ``..``, ``...``), a segment longer
-than :data:`MAX_SEGMENT_BYTES`, or the quarantine folder as its first segment.
+than :data:`MAX_SEGMENT_BYTES`, the quarantine folder as its first segment,
+or a last segment ending like a partial download's files (``.part``,
+``.part.json``), which would overwrite another file's part or sidecar.
 Nothing is silently rewritten: a name is either used as decoded or refused
 with :class:`~exocube.errors.UnsafeNameError` naming it and the reason.
+
+:func:`collisions` finds the names of one plan that would land on the same
+file (also when they differ only in case, for case-insensitive file systems)
+or where another needs a directory.
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from exocube.errors import UnsafeNameError
@@ -33,6 +40,7 @@ MAX_SEGMENT_BYTES = 240
 MAX_RELPATH_BYTES = 1000  # S3 keys hold at most 1024 bytes, prefix and quarantine included
 DRIVE = re.compile(r"[A-Za-z]:")
 CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+RESERVED_SUFFIXES = (".part", ".part.json", ".part.json.tmp")
 
 
 def safe_relpath(name: str, *, source: str = "") -> str:
@@ -49,7 +57,7 @@ def inside(root: str, relpath: str) -> str:
     stays below ``root`` (``root`` a local directory or an ``s3://`` prefix)."""
     rel = safe_relpath(relpath)
     joined = posixpath.normpath(f"{root}/{rel}")
-    base = posixpath.normpath(root)
+    base = posixpath.normpath(root or "/")
     if root.startswith("s3://"):
         joined, base = f"{root}/{rel}", root  # normpath would fold the "//" of the scheme
     if not joined.startswith(base.rstrip("/") + "/"):
@@ -96,4 +104,27 @@ def _unsafe(name: str) -> str:
             return f"it has a segment longer than {MAX_SEGMENT_BYTES} bytes"
     if segments[0].casefold() == QUARANTINE:
         return f"its first segment is the quarantine folder {QUARANTINE!r}"
+    if segments[-1].casefold().endswith(RESERVED_SUFFIXES):
+        return "it ends like a partial download's file (.part, .part.json)"
     return ""
+
+
+def collisions(relpaths: Sequence[str]) -> dict[int, str]:
+    """``{index: reason}`` for each name that would land on a file an earlier name
+    of ``relpaths`` takes (compared case-insensitively), or on a directory an
+    earlier name needs, or that needs as a directory an earlier name's file."""
+    files: dict[str, str] = {}
+    dirs: dict[str, str] = {}
+    out: dict[int, str] = {}
+    for i, rel in enumerate(relpaths):
+        key = rel.casefold()
+        parents = [key.rsplit("/", n)[0] for n in range(1, key.count("/") + 1)]
+        clash = files.get(key) or dirs.get(key) or next(
+            (files[p] for p in parents if p in files), None)
+        if clash is not None:
+            out[i] = f"its name {rel!r} collides with {clash!r}, planned before it"
+            continue
+        files[key] = rel
+        for p in parents:
+            dirs.setdefault(p, rel)
+    return out

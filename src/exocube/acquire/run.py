@@ -25,6 +25,7 @@ from exocube.acquire.breaker import CircuitOpenError
 from exocube.acquire.budget import DownloadBudget, FileAllowance, human_bytes
 from exocube.acquire.destination import Destination
 from exocube.acquire.ftp import FTPDownloader
+from exocube.acquire.names import collisions
 from exocube.acquire.plan import Plan, PlanContext, PlannedFile, select_sources
 from exocube.acquire.provenance import (
     KnownArtifact,
@@ -183,17 +184,41 @@ class RunExecutor:
             http = HTTPDownloader(client, polite, self.opts.chunk_size, self.opts.resume_min_bytes)
             ftp = FTPDownloader(polite, self.opts.read_timeout)
 
-            async def one(item: PlannedFile) -> None:
-                async with slots:
-                    outcome = await self._one(item, known, http, ftp)
+            clashes = self._clashes()
+
+            async def one(i: int, item: PlannedFile) -> None:
+                outcome = clashes.get(i)
+                if outcome is None:
+                    async with slots:
+                        outcome = await self._one(item, known, http, ftp)
                 await self._record_outcome(item, outcome)
 
             try:
-                await asyncio.gather(*(one(f) for f in self.plan.files))
+                await asyncio.gather(*(one(i, f) for i, f in enumerate(self.plan.files)))
             except BaseException:
                 await asyncio.to_thread(self._save, "interrupted")
                 raise
         return await asyncio.to_thread(self._finish, time.monotonic() - t0)
+
+    def _clashes(self) -> dict[int, Outcome]:
+        """Outcomes of planned files that an earlier one of the plan excludes: the same
+        name and URL again (skipped), or a name that lands on its file or directory
+        (failed; see :func:`~exocube.acquire.names.collisions`)."""
+        out: dict[int, Outcome] = {}
+        first: set[tuple[str, str]] = set()
+        unique: list[int] = []
+        for i, f in enumerate(self.plan.files):
+            if (f.relpath, f.url) in first:
+                out[i] = Outcome(f.relpath, f.source, "skipped", "planned twice (same name "
+                                 "and URL): fetched once")
+            else:
+                first.add((f.relpath, f.url))
+                unique.append(i)
+        for j, reason in collisions([self.plan.files[i].relpath for i in unique]).items():
+            f = self.plan.files[unique[j]]
+            out[unique[j]] = Outcome(f.relpath, f.source, "failed",
+                                     f"{reason} ({f.url}); not fetched", size=f.size)
+        return out
 
     async def _one(
         self, item: PlannedFile, known: dict[str, KnownArtifact], http: HTTPDownloader,
