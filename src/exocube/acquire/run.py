@@ -251,6 +251,11 @@ class RunExecutor:
                            item.size, time.monotonic() - t0)
         except (CircuitOpenError, TransferError, ExocubeError) as exc:
             return self._failed(item, exc, t0)
+        except OSError as exc:  # the local side: permissions, space, a file where a dir goes
+            return self._failed(item, TransferError(
+                f"{item.relpath}: local file error: {exc}. Check the destination's "
+                "permissions and free space, and that no file stands where a folder is "
+                "needed; then resume the run"), t0)
         finally:
             allowance.release()
             self.state.reserved_storage -= item.size or 0
