@@ -8,11 +8,13 @@ ExocubeError
 ├── ConfigError(ValueError)          settings, TOML files, environment
 ├── ParameterError(ValueError)       a planet/star parameter outside its valid range
 ├── InputDataError(ValueError)       an input file or table that cannot be used
+│   └── UnsafeNameError              a remote name that would not stay below the destination
 ├── CatalogError                     catalogue database problems
 ├── StoreError                       cube store (Zarr) problems
 ├── ModelUnavailableError            no trained model can answer a prediction mode
 ├── TransferError                    a download that failed for good
-│   └── ChecksumError                bytes that do not match the expected hash/size
+│   ├── ChecksumError                bytes that do not match the expected hash/size
+│   └── QuotaExceededError           a transfer stopped at the run's download quota
 └── ParallelError                    the Dask cluster could not be reached or started
 """
 
@@ -49,6 +51,24 @@ class InputDataError(ExocubeError, ValueError):
     """An input file or table is unreadable or lacks what is needed."""
 
 
+class UnsafeNameError(InputDataError):
+    """A name from the remote side (index line, listing, manifest) that cannot be a
+    relative path below the destination; the message names it and the reason."""
+
+    def __init__(self, name: str, reason: str, source: str = "") -> None:
+        self.name = name
+        self.reason = reason
+        self.source = source
+        where = f"source {source}: " if source else ""
+        super().__init__(
+            f"{where}refused the remote name {name!r}: {reason}. The archive's index or "
+            "listing is malformed or hostile; nothing is written under that name"
+        )
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, str]]:
+        return (type(self), (self.name, self.reason, self.source))
+
+
 class CatalogError(ExocubeError):
     """The catalogue database cannot be reached, migrated or queried."""
 
@@ -67,6 +87,20 @@ class TransferError(ExocubeError):
 
 class ChecksumError(TransferError):
     """Downloaded bytes do not match the expected size or hash."""
+
+
+class QuotaExceededError(TransferError):
+    """A transfer stopped because its next bytes would pass the run's download quota;
+    its part file and sidecar are kept for a later run with a larger quota."""
+
+    def __init__(self, url: str, part: str, kept: int, message: str) -> None:
+        self.url = url
+        self.part = part
+        self.kept = kept
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, str, int, str]]:
+        return (type(self), (self.url, self.part, self.kept, str(self)))
 
 
 class ParallelError(ExocubeError):

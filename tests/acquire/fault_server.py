@@ -12,6 +12,16 @@ consumed one per request (an empty list means "behave"). Fault kinds:
 * ``slow``         send headers, then stall ``seconds`` before the body
 * ``redirect``     answer 302 to ``location``
 * ``new_version``  replace the body (and ETag) before answering
+* ``splice``       replace the body (and ETag) but still answer a Range request with
+                   206 from the old offset, ignoring ``If-Range`` (a server that
+                   does not implement it); ``shift`` moves the Content-Range start,
+                   ``last_modified`` replaces the Last-Modified date
+
+``catch_all``, when set, answers every GET/HEAD for an unregistered path (so a
+name that a client resolves to some other path is still served), and
+:data:`HOSTILE_NAMES` with :func:`hostile_index`, :func:`hostile_listing` and
+:func:`hostile_manifest` build 1000 Genomes index files, HTML autoindex pages
+and JSON manifests whose names try to leave the client's destination.
 
 Given an :class:`ssl.SSLContext`, the server speaks HTTPS (the handshake runs
 in the connection's thread).
@@ -20,6 +30,7 @@ in the connection's thread).
 from __future__ import annotations
 
 import hashlib
+import json
 import socket
 import ssl
 import struct
@@ -32,6 +43,35 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+HOSTILE_NAMES = (
+    "../../PWNED.txt",
+    "%2e%2e/%2e%2e/PWNED.txt",
+    "a/../../../PWNED.nc",
+    "/etc/PWNED.nc",
+    "..%2f..%2fPWNED.nc",
+    "..\\..\\PWNED.nc",
+    "%252e%252e/%252e%252e/PWNED.nc",
+    "_quarantine/../../PWNED.nc",
+)
+
+
+def hostile_index(names: tuple[str, ...], data: bytes, md5sum: str) -> bytes:
+    """A 1000 Genomes ``current.tree`` listing ``names`` (below ``vol1/ftp/``)."""
+    lines = [f"vol1/ftp/{n}\tfile\t{len(data)}\t2015-06-01 00:00:00\t{md5sum}" for n in names]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def hostile_listing(names: tuple[str, ...]) -> bytes:
+    """An HTML autoindex page linking ``names`` as hrefs, exactly as written."""
+    links = "".join(f'<a href="{n}">{n}</a>' for n in names)
+    return f"<html><body>{links}</body></html>".encode()
+
+
+def hostile_manifest(names: tuple[str, ...], data: bytes) -> bytes:
+    """A JSON manifest listing ``names`` with ``data``'s size and sha256."""
+    sha = hashlib.sha256(data).hexdigest()
+    return json.dumps([{"name": n, "size": len(data), "sha256": sha} for n in names]).encode()
 
 
 @dataclass
@@ -69,6 +109,7 @@ class FaultServer(ThreadingHTTPServer):
         self.lock = threading.Lock()
         self.paused = threading.Event()
         self.generation = 0
+        self.catch_all: Resource | None = None
 
     @property
     def url(self) -> str:
@@ -93,6 +134,7 @@ class FaultServer(ThreadingHTTPServer):
         self.requests.clear()
         self.handlers.clear()
         self.paused.clear()
+        self.catch_all = None
 
     def abandon_connections(self) -> None:
         """Body writes already under way stop without writing another byte."""
@@ -157,11 +199,12 @@ class Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             queue = self.server.faults.get(path) or []
             fault = queue.pop(0) if queue else {}
-        res = self.server.resources.get(path)
+        res = self.server.resources.get(path) or self.server.catch_all
         kind = fault.get("kind")
-        if kind == "new_version":
+        if kind in ("new_version", "splice"):
             res.body, res.etag = fault["body"], fault["etag"]
-            kind = None
+            res.last_modified = fault.get("last_modified", res.last_modified)
+            kind = None if kind == "new_version" else kind
         if kind == "status":
             extra = {"Retry-After": str(fault["retry_after"])} if "retry_after" in fault else {}
             return self._status(fault["code"], extra)
@@ -176,6 +219,8 @@ class Handler(BaseHTTPRequestHandler):
         if not rng or fault.get("kind") == "ignore_range":
             return None
         if_range = self.headers.get("If-Range")
+        if fault.get("kind") == "splice":
+            if_range = None  # If-Range not implemented: the new version from the old offset
         if if_range and if_range not in (res.tag(), res.last_modified):
             return None
         start = int(rng.removeprefix("bytes=").split("-")[0])
@@ -189,7 +234,7 @@ class Handler(BaseHTTPRequestHandler):
         body = data[start:] if start is not None else data
         self.send_response(206 if start is not None else 200)
         if start is not None:
-            first = 0 if fault.get("kind") == "bad_range" else start
+            first = 0 if fault.get("kind") == "bad_range" else start + fault.get("shift", 0)
             self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
         self.send_header("Content-Type", res.content_type)
         if res.chunked:

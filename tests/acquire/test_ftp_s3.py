@@ -109,6 +109,47 @@ def test_ftp_resumes_a_part_with_rest(ftp_root: tuple[str, Path], tmp_path: Path
     assert fetched.resumed_from == 120_000 and fetched.bytes_received == 180_000
 
 
+def test_ftp_part_of_another_version_restarts_and_is_recorded(
+    ftp_root: tuple[str, Path], tmp_path: Path
+) -> None:
+    """The sidecar's MDTM/SIZE are not the file's any more: no REST, the kept
+    bytes are dropped, and the provenance says why."""
+    url, root = ftp_root
+    data = os.urandom(300_000)
+    (root / "a.bin").write_bytes(data)
+    final = tmp_path / "out" / "a.bin"
+    part = PartFile(final)
+    final.parent.mkdir(parents=True)
+    part.part.write_bytes(os.urandom(120_000))
+    part.save_meta({"url": f"{url}/a.bin", "last_modified": "19990101000000",
+                    "expected_size": 250_000, "hash": "sha256", "resumed": False})
+    fetched = ftp_fetch(f"{url}/a.bin", final, Expected(md5=md5(data)))
+    assert final.read_bytes() == data and fetched.resumed_from == 0
+    assert not [c for c in FTPLog.commands if c.startswith("REST")]
+    assert fetched.restarts[0].startswith("restarted: validator changed (MDTM 19990101000000")
+    assert "SIZE 250000 -> 300000" in fetched.restarts[0]
+
+
+def test_ftp_transfer_stops_at_the_download_quota(ftp_root: tuple[str, Path],
+                                                  tmp_path: Path) -> None:
+    from exocube.acquire.budget import DownloadBudget
+    from exocube.errors import QuotaExceededError
+
+    url, root = ftp_root
+    data = os.urandom(400_000)
+    (root / "a.bin").write_bytes(data)
+    final = tmp_path / "a.bin"
+    dl = FTPDownloader(Politeness(get_settings().acquire), timeout=5)
+    with pytest.raises(QuotaExceededError, match="limit 100 kB"):
+        asyncio.run(dl.fetch(f"{url}/a.bin", PartFile(final), Expected(),
+                             allowance=DownloadBudget(100_000).reserve(None)))
+    kept = PartFile(final).part.stat().st_size
+    assert kept == 100_000 and PartFile(final).part.read_bytes() == data[:kept]
+    fetched = asyncio.run(dl.fetch(f"{url}/a.bin", PartFile(final), Expected(md5=md5(data)),
+                                   allowance=DownloadBudget(1_000_000).reserve(None)))
+    assert fetched.resumed_from == kept and f"REST {kept}" in FTPLog.commands
+
+
 def test_ftp_wrong_md5_and_missing_file_fail(ftp_root: tuple[str, Path], tmp_path: Path
                                              ) -> None:
     from exocube.errors import ChecksumError
@@ -175,6 +216,7 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
     down, so the thread ends long before the 30 s timeout, with the bytes kept."""
     from pyftpdlib.authorizers import DummyAuthorizer
     from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+    from pyftpdlib.ioloop import IOLoop
     from pyftpdlib.servers import ThreadedFTPServer
 
     root = tmp_path / "root"
@@ -191,7 +233,12 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
         authorizer = auth
         dtp_handler = Slow
 
-    server = ThreadedFTPServer(("127.0.0.1", 0), Handler)
+    class OwnServer(ThreadedFTPServer):
+        _exit = threading.Event()  # ThreadedFTPServer's is shared by every instance
+
+    # an IOLoop and exit event of its own: close_all() would otherwise stop the
+    # session's FTP server for every later test
+    server = OwnServer(("127.0.0.1", 0), Handler, ioloop=IOLoop())
     threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.1}, daemon=True).start()
     final = tmp_path / "out" / "slow.bin"
     final.parent.mkdir()
@@ -219,3 +266,68 @@ def test_cancelling_an_ftp_fetch_stops_its_thread(tmp_path: Path) -> None:
     assert 100_000 <= len(kept) < len(data) and kept == data[: len(kept)]
     time.sleep(0.3)  # a thread left running would still be writing at 100 kB/s
     assert part.part.stat().st_size == len(kept)
+
+
+def test_hostile_ftp_index_names_are_refused(ftp_root: tuple[str, Path], tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """The 1000 Genomes index read over FTP: its names go through the same check."""
+    from fault_server import HOSTILE_NAMES, hostile_index
+
+    from exocube.errors import UnsafeNameError
+
+    url, root = ftp_root
+    data = b"pwned\n"
+    (root / "PWNED.txt").write_bytes(data)
+    (root / "vol1" / "ftp").mkdir(parents=True)
+    point_at(monkeypatch, {"genomes1000__base_url": url + "/vol1/ftp",
+                           "genomes1000__include": '["*"]'})
+    from exocube.acquire.plan import PlanContext
+    from exocube.acquire.sources import genomes1000
+    from exocube.acquire.transfer import make_client
+
+    opts = get_settings().acquire
+
+    async def plan() -> None:
+        async with make_client(opts) as client:
+            await genomes1000.plan(PlanContext(opts, client, Politeness(opts)))
+
+    for name in HOSTILE_NAMES:
+        (root / "vol1" / "ftp" / "current.tree").write_bytes(hostile_index((name,), data,
+                                                                           md5(data)))
+        with pytest.raises(UnsafeNameError, match="refused the remote name"):
+            asyncio.run(plan())
+    assert not list(tmp_path.rglob("*PWNED*"))
+
+
+def test_hostile_names_never_reach_an_s3_destination(archives: FaultServer, s3_bucket: str,
+                                                     tmp_path: Path) -> None:
+    """MAST product names that try to leave the prefix: nothing is uploaded, and the
+    staging folder stays empty."""
+    import boto3
+    from fault_server import HOSTILE_NAMES
+
+    from conftest import fits_bytes, mast_handler
+    from exocube.acquire.plan import PlanningError
+    from exocube.errors import UnsafeNameError
+
+    settings = get_settings()
+    catalog_db.upgrade(settings.database_url)
+    x1d = fits_bytes("EXTRACT1D")
+    dest = destination_for(settings, f"s3://{s3_bucket}/raw")
+    for name in HOSTILE_NAMES:
+        archives.handlers["/api/v0/invoke"] = mast_handler([
+            {"obsid": "1", "productFilename": name, "dataURI": "mast:JWST/product/x_x1d.fits",
+             "size": len(x1d), "productSubGroupDescription": "X1D"}])
+        try:  # refused while planning (raised, or recorded when planning is per source)
+            plan = asyncio.run(plan_sources(settings, ["mast"]))
+        except UnsafeNameError:
+            continue
+        except PlanningError as exc:
+            assert "refused the remote name" in str(exc)
+            continue
+        assert plan.files == []
+        asyncio.run(run_acquisition(settings, plan, dest, Quotas(),
+                                    start_run(settings, plan, dest, Quotas(), {})))
+    s3 = boto3.client("s3", endpoint_url=settings.s3.endpoint_url, region_name="us-east-1")
+    assert s3.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
+    assert not dest.staging.exists() or not list(dest.staging.rglob("*"))

@@ -173,3 +173,15 @@ def test_cli_run_summary_json_and_failure_exit_code(
     listed = CliRunner().invoke(app, ["acquire", "--list-runs"])
     assert json.loads(listed.stdout.splitlines()[0])["id"] == summary["run_id"]
     assert json.loads(listed.stdout.splitlines()[0])["status"] == "completed_with_failures"
+
+
+def test_a_local_file_error_fails_that_file_and_the_run_goes_on(
+    archives: FaultServer, migrated: str, tmp_path: Path
+) -> None:
+    """A file left where the run needs a folder (e.g. from an earlier plan)."""
+    (tmp_path / "data" / "genomes1000").mkdir(parents=True)
+    (tmp_path / "data" / "genomes1000" / "release").write_text("in the way")
+    summary = run_sources(tmp_path / "data", ["genomes1000", "geocarb"])
+    row = summary["sources"]["genomes1000"]
+    assert row["failed"] == 2 and summary["sources"]["geocarb"]["done"] == 1
+    assert all("local file error" in r["reason"] for r in row["reasons"])

@@ -165,10 +165,13 @@ def receive(
     read_timeout: float | None,
     cancel: Cancel,
     progress: Progress | None = None,
+    take: Callable[[int], int] | None = None,
 ) -> int:
     """Move the body of ``resp`` through ``pipe``, a full buffer at a time; the
-    bytes received. Whatever arrived is handed over even when reading fails, so
-    a resume loses at most the block that was being filled."""
+    bytes received, or -1 when ``take`` (the download quota) allowed only part
+    of a read: that part is handed over, the rest dropped. Whatever arrived
+    before is handed over, also when reading fails, so a resume loses at most
+    the block being filled."""
     body = _SocketBody(resp, read_timeout, cancel)
     received = 0
     try:
@@ -180,6 +183,9 @@ def receive(
                     n = body.read_into(view[filled:])
                     if n == 0:
                         break
+                    if take is not None and (allowed := take(n)) < n:
+                        filled += allowed
+                        return -1
                     filled += n
                     if progress:
                         progress(n)

@@ -61,15 +61,17 @@ class CircuitOpenError(TransferError):
     """
 
     def __init__(self, host: str, failures: int, wait: float,
-                 last_error: BaseException | str | None) -> None:
+                 last_error: BaseException | str | None, transfer_error: str = "") -> None:
         self.host = host
         self.failures = failures
+        self.wait = wait
         self.last_error = last_error
         last = f"; last error: {describe(last_error)}" if last_error is not None else ""
+        mine = f". The last error of this transfer was: {transfer_error}" if transfer_error else ""
         super().__init__(
             f"circuit open for host {host!r} after {failures} consecutive failures{last}; "
-            f"next probe in {max(wait, 0):.0f} s. Check the archive's status, your network, "
-            "or the base URL in the settings"
+            f"next probe in {max(wait, 0):.0f} s{mine}. Check the archive's status, your "
+            "network, or the base URL in the settings"
         )
         if isinstance(last_error, BaseException):
             self.__cause__ = last_error

@@ -16,12 +16,11 @@ from typing import Any
 
 import fsspec
 
+from exocube.acquire.names import QUARANTINE, inside
 from exocube.acquire.partial import PartFile
 from exocube.errors import ConfigError, TransferError
 
 log = logging.getLogger(__name__)
-
-QUARANTINE = "_quarantine"
 
 
 @dataclass
@@ -52,21 +51,25 @@ class Destination:
         return self.root.startswith("s3://")
 
     def uri(self, relpath: str, quarantined: bool = False) -> str:
-        rel = f"{QUARANTINE}/{relpath}" if quarantined else relpath
-        return f"{self.root}/{rel}"
+        """The final (or quarantine) location of ``relpath``, checked to stay below the
+        root (or its quarantine folder); :class:`~exocube.errors.UnsafeNameError` if not."""
+        if quarantined:
+            return inside(f"{self.root}/{QUARANTINE}", relpath)
+        return inside(self.root, relpath)
 
     def part_for(self, relpath: str) -> PartFile:
-        """The staging ``.part`` file for ``relpath``."""
-        return PartFile(self.staging / relpath)
+        """The staging ``.part`` file for ``relpath``, checked to stay below the staging
+        directory."""
+        return PartFile(Path(inside(str(self.staging), relpath)))
 
     def _fs(self) -> fsspec.AbstractFileSystem:
         return fsspec.filesystem("s3", **self.storage_options) if self.is_s3 else (
             fsspec.filesystem("file")
         )
 
-    def size(self, relpath: str) -> int | None:
-        """Size of the final file, or ``None`` when it does not exist."""
-        uri = self.uri(relpath)
+    def size(self, relpath: str, quarantined: bool = False) -> int | None:
+        """Size of the final (or quarantined) file, or ``None`` when it does not exist."""
+        uri = self.uri(relpath, quarantined)
         if not self.is_s3:
             path = Path(uri)
             return path.stat().st_size if path.is_file() else None

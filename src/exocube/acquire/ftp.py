@@ -4,7 +4,9 @@
 (:func:`~exocube.acquire.blocking.run_in_thread`: cancelling the task shuts the
 data connection down); retries, the rate limit and the circuit breaker are the
 same as for HTTP. The sidecar's validator is the file's ``MDTM`` time and
-``SIZE``: a part is resumed only if both are unchanged.
+``SIZE``: a part is resumed only if both are unchanged (otherwise it is
+discarded and the provenance's ``restarts`` says why). The run's download
+quota is drawn per received block, as for HTTP.
 """
 
 from __future__ import annotations
@@ -18,7 +20,16 @@ from urllib.parse import unquote, urlsplit
 
 from exocube.acquire.blocking import Cancel, run_in_thread
 from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, check
-from exocube.acquire.transfer import Fetched, Politeness, Progress, host_of
+from exocube.acquire.transfer import (
+    Allowance,
+    Fetched,
+    HTTPDownloader,
+    Politeness,
+    Progress,
+    check_breaker,
+    host_of,
+    kept_part,
+)
 from exocube.errors import ChecksumError, TransferError
 
 log = logging.getLogger(__name__)
@@ -30,6 +41,10 @@ class FTPPermanentError(TransferError):
 
 class _ShortFile(Exception):
     pass
+
+
+class _QuotaStop(Exception):
+    """The download quota refused the next block."""
 
 
 class FTPDownloader:
@@ -45,15 +60,17 @@ class FTPDownloader:
         part: PartFile,
         expected: Expected = NOTHING_EXPECTED,
         progress: Progress | None = None,
+        allowance: Allowance | None = None,
     ) -> Fetched:
         host = host_of(url)
         last = ""
         for attempt in range(1, self.polite.max_attempts + 1):
-            self.polite.breaker.check(host)
+            check_breaker(self.polite.breaker, host, last)
             try:
                 async with self.polite.limiter.slot(host):
                     fetched = await run_in_thread(
-                        lambda cancel: self._attempt(url, part, expected, progress, cancel),
+                        lambda cancel: self._attempt(url, part, expected, progress, allowance,
+                                                     cancel),
                         name="exocube-ftp")
             except ftplib.error_perm as exc:
                 self.polite.breaker.success(host)
@@ -70,12 +87,13 @@ class FTPDownloader:
             fetched.attempts = attempt
             return fetched
         raise TransferError(
-            f"FTP {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}"
+            f"FTP {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}. "
+            f"{kept_part(part)}"
         )
 
     def _attempt(
         self, url: str, part: PartFile, expected: Expected, progress: Progress | None,
-        cancel: Cancel,
+        allowance: Allowance | None, cancel: Cancel,
     ) -> Fetched:
         parts = urlsplit(url)
         path = unquote(parts.path)
@@ -86,7 +104,7 @@ class FTPDownloader:
             ftp.voidcmd("TYPE I")
             size = ftp.size(path)
             mdtm = ftp.sendcmd(f"MDTM {path}").split()[-1]
-            offset = self._offset(url, part, size, mdtm)
+            offset, restarted = self._offset(url, part, size, mdtm)
             hashes = Hashes(with_md5=bool(expected.md5))
             if offset:
                 hashes.update_from_file(part.part, offset)
@@ -95,6 +113,10 @@ class FTPDownloader:
 
             def sink(block: bytes) -> None:
                 nonlocal received
+                allowed = len(block) if allowance is None else allowance.take(len(block))
+                if allowed < len(block):
+                    writer.write(block[:allowed], hashes)
+                    raise _QuotaStop
                 writer.write(block, hashes)
                 received += len(block)
                 if progress:
@@ -103,6 +125,8 @@ class FTPDownloader:
             try:
                 if size is None or offset < size:
                     self._retrieve(ftp, path, offset, sink, cancel)
+            except _QuotaStop:
+                raise HTTPDownloader._quota_stop(url, part, allowance) from None
             finally:
                 writer.close(sync=False)
             ftp.quit()
@@ -115,7 +139,9 @@ class FTPDownloader:
         except ChecksumError:
             part.discard()
             raise
-        return self._verified(url, part, hashes, offset, received, mdtm)
+        fetched = self._verified(url, part, hashes, offset, received, mdtm)
+        fetched.restarts = [restarted] if restarted else []
+        return fetched
 
     @staticmethod
     def _retrieve(
@@ -132,21 +158,26 @@ class FTPDownloader:
         ftp.voidresp()
 
     @staticmethod
-    def _offset(url: str, part: PartFile, size: int | None, mdtm: str) -> int:
-        """Bytes to keep from an earlier attempt (0 unless MDTM and SIZE are unchanged)."""
+    def _offset(url: str, part: PartFile, size: int | None, mdtm: str) -> tuple[int, str]:
+        """Bytes to keep from an earlier attempt (0 unless MDTM and SIZE are unchanged),
+        and why kept bytes were dropped (``""``: none were)."""
         meta = part.meta(url)
+        kept = part.offset() if meta else 0
         if not meta or meta.get("last_modified") != mdtm or meta.get("expected_size") != size:
+            restarted = ""
+            if meta and kept:
+                restarted = (f"restarted: validator changed (MDTM {meta.get('last_modified')} -> "
+                             f"{mdtm}, SIZE {meta.get('expected_size')} -> {size})")
             part.discard()
             part.save_meta({"url": url, "last_modified": mdtm, "expected_size": size,
                             "hash": "sha256", "resumed": False})
-            return 0
-        offset = part.offset()
-        if size is not None and offset > size:
+            return 0, restarted
+        if size is not None and kept > size:
             part.discard()
             part.save_meta({**meta, "resumed": False})
-            return 0
-        part.save_meta({**meta, "resumed": offset > 0})
-        return offset
+            return 0, f"restarted: the part ({kept} bytes) is longer than SIZE {size}"
+        part.save_meta({**meta, "resumed": kept > 0})
+        return kept, ""
 
     @staticmethod
     def _verified(

@@ -99,8 +99,8 @@ class PartFile:
         """The sidecar, if it exists, describes ``url`` and its part file exists."""
         try:
             meta = json.loads(self.sidecar.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            return None
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+            return None  # no sidecar (a file where its folder would be: none either)
         if meta.get("url") != url or not self.part.exists():
             return None
         return meta

@@ -19,6 +19,7 @@ from typing import Any
 import httpx
 
 from exocube.acquire.breaker import CircuitOpenError, HostUnreachableError
+from exocube.acquire.names import safe_relpath
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import Expected
 from exocube.acquire.transfer import HTTPStatusError, Politeness
@@ -29,7 +30,9 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class PlannedFile:
-    """One file a run will fetch."""
+    """One file a run will fetch; ``relpath`` (below the destination) is checked by
+    :func:`~exocube.acquire.names.safe_relpath` and raises
+    :class:`~exocube.errors.UnsafeNameError` if it cannot be made safe."""
 
     source: str
     domain: str
@@ -42,6 +45,10 @@ class PlannedFile:
     kind: str = "binary"
     missing_ok: bool = False
     meta: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        # the one place a file's location below the destination is decided
+        self.relpath = safe_relpath(self.relpath, source=self.source)
 
     @property
     def expected(self) -> Expected:

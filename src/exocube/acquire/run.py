@@ -22,8 +22,10 @@ from typing import Any, Protocol
 
 from exocube.acquire import checkpoint as ckpt
 from exocube.acquire.breaker import CircuitOpenError, describe
+from exocube.acquire.budget import DownloadBudget, FileAllowance
 from exocube.acquire.destination import Destination
 from exocube.acquire.ftp import FTPDownloader
+from exocube.acquire.names import collisions
 from exocube.acquire.plan import (
     Plan,
     PlanContext,
@@ -49,7 +51,7 @@ from exocube.acquire.transfer import (
 )
 from exocube.acquire.units import GB, TB, format_bytes, quota_bytes
 from exocube.config import Settings
-from exocube.errors import ExocubeError, TransferError
+from exocube.errors import ExocubeError, QuotaExceededError, TransferError, UnsafeNameError
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +91,7 @@ class Outcome:
 class RunState:
     """Counters shared by the file tasks of one run."""
 
-    downloaded: int = 0
     stored: int = 0
-    reserved_download: int = 0
     reserved_storage: int = 0
     outcomes: list[Outcome] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -204,6 +204,7 @@ class RunExecutor:
         self.quotas = quotas
         self.progress = progress
         self.state = RunState()
+        self.budget = DownloadBudget(quotas.max_download_bytes)
         self._lock = asyncio.Lock()
         self._db_lock = threading.Lock()
         self._source_ids: dict[str, int] = {}
@@ -212,7 +213,7 @@ class RunExecutor:
     async def execute(self, checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
         """Run every planned file; the summary (also stored in the catalogue)."""
         t0 = time.monotonic()
-        self.state.downloaded = int((checkpoint or {}).get("bytes_downloaded", 0))
+        self.budget.used = int((checkpoint or {}).get("bytes_downloaded", 0))
         known = await asyncio.to_thread(known_artifacts, self.db, self.dest.root)
         self.state.stored = sum(k.size or 0 for k in known.values())
         names = sorted({f.source for f in self.plan.files}
@@ -226,17 +227,41 @@ class RunExecutor:
             http = HTTPDownloader(client, polite, self.opts.chunk_size, self.opts.resume_min_bytes)
             ftp = FTPDownloader(polite, self.opts.read_timeout)
 
-            async def one(item: PlannedFile) -> None:
-                async with slots:
-                    outcome = await self._one(item, known, http, ftp)
+            clashes = self._clashes()
+
+            async def one(i: int, item: PlannedFile) -> None:
+                outcome = clashes.get(i)
+                if outcome is None:
+                    async with slots:
+                        outcome = await self._one(item, known, http, ftp)
                 await self._record_outcome(item, outcome)
 
             try:
-                await asyncio.gather(*(one(f) for f in self.plan.files))
+                await asyncio.gather(*(one(i, f) for i, f in enumerate(self.plan.files)))
             except BaseException:
                 await asyncio.to_thread(self._save, "interrupted")
                 raise
         return await asyncio.to_thread(self._finish, time.monotonic() - t0)
+
+    def _clashes(self) -> dict[int, Outcome]:
+        """Outcomes of planned files that an earlier one of the plan excludes: the same
+        name and URL again (skipped), or a name that lands on its file or directory
+        (failed; see :func:`~exocube.acquire.names.collisions`)."""
+        out: dict[int, Outcome] = {}
+        first: set[tuple[str, str]] = set()
+        unique: list[int] = []
+        for i, f in enumerate(self.plan.files):
+            if (f.relpath, f.url) in first:
+                out[i] = Outcome(f.relpath, f.source, "skipped", "planned twice (same name "
+                                 "and URL): fetched once")
+            else:
+                first.add((f.relpath, f.url))
+                unique.append(i)
+        for j, reason in collisions([self.plan.files[i].relpath for i in unique]).items():
+            f = self.plan.files[unique[j]]
+            out[unique[j]] = Outcome(f.relpath, f.source, "failed",
+                                     f"{reason} ({f.url}); not fetched", size=f.size)
+        return out
 
     async def _one(
         self, item: PlannedFile, known: dict[str, KnownArtifact], http: HTTPDownloader,
@@ -246,29 +271,41 @@ class RunExecutor:
         done = self._already_done(item, known)
         if done:
             return Outcome(item.relpath, item.source, "skipped", done, size=item.size)
-        part = self.dest.part_for(item.relpath)
+        try:
+            part = self.dest.part_for(item.relpath)
+        except UnsafeNameError as exc:  # PlannedFile checked it already: a last guard
+            return self._failed(item, exc, t0)
         offset = part.offset() if part.meta(item.url) else 0
-        quota = self._reserve(item, offset)
-        if quota:
-            return Outcome(item.relpath, item.source, "skipped", quota, size=item.size)
-        need = max((item.size or 0) - offset, 0)
+        allowance = self._reserve(item, offset)
+        if isinstance(allowance, str):
+            return Outcome(item.relpath, item.source, "skipped", allowance, size=item.size)
         if self.progress:
             self.progress.started(item, offset)
         try:
-            fetched = await self._fetch(item, part, http, ftp)
+            fetched = await self._fetch(item, part, http, ftp, allowance)
             return await asyncio.to_thread(self._finalise, item, fetched, t0)
         except HTTPStatusError as exc:
             if item.missing_ok and exc.status == 404:
                 return Outcome(item.relpath, item.source, "skipped", "no result (HTTP 404)")
             return self._failed(item, exc, t0)
+        except QuotaExceededError as exc:
+            log.warning("%s: %s", item.relpath, exc)
+            return Outcome(item.relpath, item.source, "skipped", str(exc), allowance.received,
+                           item.size, time.monotonic() - t0)
         except (CircuitOpenError, TransferError, ExocubeError) as exc:
             return self._failed(item, exc, t0)
+        except OSError as exc:  # the local side: permissions, space, a file where a dir goes
+            return self._failed(item, TransferError(
+                f"{item.relpath}: local file error: {exc}. Check the destination's "
+                "permissions and free space, and that no file stands where a folder is "
+                "needed; then resume the run"), t0)
         finally:
-            self.state.reserved_download -= need
+            allowance.release()
             self.state.reserved_storage -= item.size or 0
 
     async def _fetch(
-        self, item: PlannedFile, part: Any, http: HTTPDownloader, ftp: FTPDownloader
+        self, item: PlannedFile, part: Any, http: HTTPDownloader, ftp: FTPDownloader,
+        allowance: FileAllowance,
     ) -> Fetched:
         received: Callable[[int], None] | None = None
         if self.progress:
@@ -278,8 +315,8 @@ class RunExecutor:
                 progress.advance(item, n)
 
         if item.url.startswith("ftp://"):
-            return await ftp.fetch(item.url, part, item.expected, received)
-        return await http.fetch(item.url, part, item.expected, received)
+            return await ftp.fetch(item.url, part, item.expected, received, allowance)
+        return await http.fetch(item.url, part, item.expected, received, allowance)
 
     def _finalise(self, item: PlannedFile, fetched: Fetched, t0: float) -> Outcome:
         """Validate, publish (or quarantine), record provenance: one file is done."""
@@ -290,7 +327,6 @@ class RunExecutor:
             self._record(item, fetched, uri, report, quarantined)
         state = "quarantined" if quarantined else "done"
         reason = "; ".join(r["message"] for r in report.errors)[:500] if quarantined else ""
-        self.state.downloaded += fetched.bytes_received
         self.state.stored += fetched.size
         return Outcome(item.relpath, item.source, state, reason, fetched.bytes_received,
                        fetched.size, time.monotonic() - t0, uri, report.score)
@@ -322,32 +358,29 @@ class RunExecutor:
                 continue
             if item.sha256 and art.sha256 != item.sha256:
                 continue
-            if self.dest.size(item.relpath if not quarantined else
-                              f"_quarantine/{item.relpath}") != art.size:
+            if self.dest.size(item.relpath, quarantined) != art.size:
                 continue
             where = "quarantine" if quarantined else "destination"
             return f"already verified in the {where} (run {art.run_id})"
         return ""
 
-    def _reserve(self, item: PlannedFile, offset: int) -> str:
-        """Check quotas before a file and reserve its bytes; a reason when over quota."""
-        need = max((item.size or 0) - offset, 0)
+    def _reserve(self, item: PlannedFile, offset: int) -> FileAllowance | str:
+        """Check quotas before a file and reserve its bytes: the file's download
+        allowance (drawn as bytes arrive), or the reason it is over a quota."""
+        need = None if item.size is None else max(item.size - offset, 0)
+        allowance = self.budget.reserve(need)
+        if isinstance(allowance, str):
+            return allowance
         q, s = self.quotas, self.state
-        if q.max_download_bytes is not None:
-            used = s.downloaded + s.reserved_download
-            if used + need > q.max_download_bytes or (item.size is None
-                                                       and used >= q.max_download_bytes):
-                return (f"download quota: {format_bytes(used)} used or reserved, this file "
-                        f"needs {format_bytes(need)}, limit {format_bytes(q.max_download_bytes)}")
         if q.max_storage_bytes is not None:
             used = s.stored + s.reserved_storage
             if used + (item.size or 0) > q.max_storage_bytes:
+                allowance.release()
                 return (f"storage quota: {format_bytes(used)} stored or reserved, this file "
                         f"needs {format_bytes(item.size or 0)}, limit "
                         f"{format_bytes(q.max_storage_bytes)}")
-        s.reserved_download += need
         s.reserved_storage += item.size or 0
-        return ""
+        return allowance
 
     async def _record_outcome(self, item: PlannedFile, outcome: Outcome) -> None:
         self.state.outcomes.append(outcome)
@@ -366,7 +399,7 @@ class RunExecutor:
                 await asyncio.to_thread(self._save, "running")
 
     def _checkpoint(self) -> dict[str, Any]:
-        return {"bytes_downloaded": self.state.downloaded, "failed": dict(self.state.failed),
+        return {"bytes_downloaded": self.budget.used, "failed": dict(self.state.failed),
                 "skipped": dict(self.state.skipped)}
 
     def _save(self, status: str) -> None:

@@ -5,7 +5,14 @@ One call, :meth:`HTTPDownloader.fetch`, moves one URL into a verified
 
 * it resumes with ``Range`` + ``If-Range`` only when the sidecar holds a strong
   ETag or a Last-Modified date, and keeps the bytes only when the server answers
-  206 with a ``Content-Range`` starting at our offset; a 200 restarts from zero;
+  206 with a ``Content-Range`` starting at our offset and the same validators
+  (ETag, Last-Modified, total size) as the sidecar: a server that ignores
+  ``If-Range`` would otherwise splice two versions. Any mismatch discards the
+  part and restarts from zero; a 200 restarts from zero too. Each restart is
+  recorded in the provenance (``restarts``);
+* a run's download quota is drawn as bytes arrive (``allowance``): a transfer
+  stops with :class:`~exocube.errors.QuotaExceededError` before a read would
+  pass it, keeping the part and its sidecar for a later resume;
 * it retries 408/425/429/5xx, resets, timeouts and short bodies with capped,
   jittered exponential backoff that honours ``Retry-After``; 401/403/404 and other
   4xx fail at once with :class:`HTTPStatusError`;
@@ -24,7 +31,7 @@ import re
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 import httpcore
@@ -33,7 +40,7 @@ import httpx
 from exocube import __version__
 from exocube.acquire import blocking
 from exocube.acquire.blocking import Cancel, content_length, run_in_thread
-from exocube.acquire.breaker import CircuitBreaker, HostUnreachableError, describe
+from exocube.acquire.breaker import CircuitBreaker, CircuitOpenError, HostUnreachableError, describe
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import (
     NOTHING_EXPECTED,
@@ -47,7 +54,8 @@ from exocube.acquire.partial import (
 )
 from exocube.acquire.ratelimit import HostLimiter
 from exocube.acquire.retry import Backoff, is_retryable_status, parse_retry_after
-from exocube.errors import ChecksumError, TransferError
+from exocube.acquire.units import format_bytes
+from exocube.errors import ChecksumError, QuotaExceededError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -80,15 +88,57 @@ class _Retry(Exception):
         self.host_fault = host_fault
 
 
+class _Restart(_Retry):
+    """The kept bytes cannot be continued: the part was discarded, start from zero."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"restarted: {reason}", 0, host_fault=False)
+
+
+class Allowance(Protocol):
+    """What a transfer may still download: ``take(n)`` is how many of ``n`` bytes
+    about to be written fit the quota (fewer: write those, then stop)."""
+
+    def take(self, nbytes: int) -> int: ...
+
+    def describe(self) -> str: ...
+
+
+class _Limit:
+    """What one response body may still bring: the quota ``allowance`` and at most
+    ``cap`` bytes (the announced or expected size, so a server streaming more
+    than it announced is stopped, not followed until the disk is full)."""
+
+    def __init__(self, allowance: Allowance | None, cap: int | None) -> None:
+        self.allowance = allowance
+        self.cap = cap
+        self.seen = 0
+        self.over_cap = False
+
+    def take(self, nbytes: int) -> int:
+        """How many of ``nbytes`` to write (fewer: stop after them)."""
+        self.seen += nbytes
+        if self.cap is not None and self.seen > self.cap:
+            self.over_cap = True
+            return 0
+        return nbytes if self.allowance is None else self.allowance.take(nbytes)
+
+    def taker(self) -> Callable[[int], int] | None:
+        """``take``, or ``None`` when nothing limits the body (no per-read work)."""
+        return self.take if self.allowance is not None or self.cap is not None else None
+
+
 @dataclass
 class _Body:
     """Where a response body goes: its offset in the file, the file's size
-    (``None``: unknown), whether the part may be resumed, the running hashes."""
+    (``None``: unknown), whether the part may be resumed, the running hashes,
+    and why kept bytes were dropped (a 200 to a range request)."""
 
     start: int
     total: int | None
     resumable: bool
     hashes: Hashes
+    restarted: str = ""
 
 
 @dataclass
@@ -109,6 +159,7 @@ class Fetched:
     bytes_received: int = 0
     retrieved_at: str = ""
     client: str = f"httpx {httpx.__version__}"
+    restarts: list[str] = field(default_factory=list)
 
     def provenance(self) -> dict[str, Any]:
         return {
@@ -124,6 +175,7 @@ class Fetched:
             "attempts": self.attempts,
             "resumed_from": self.resumed_from,
             "bytes_received": self.bytes_received,
+            "restarts": self.restarts,
             "tool": f"exocube {__version__}",
             "client": self.client,
         }
@@ -170,6 +222,28 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
+def check_breaker(breaker: CircuitBreaker, host: str, last: str) -> None:
+    """``breaker.check(host)``; when the circuit opened during this transfer's
+    retries, the message also gives the transfer's last real error."""
+    try:
+        breaker.check(host)
+    except CircuitOpenError as exc:
+        if not last:
+            raise
+        raise CircuitOpenError(exc.host, exc.failures, exc.wait, exc.last_error,
+                               transfer_error=last) from exc
+
+
+def kept_part(part: PartFile) -> str:
+    """What a failure message says about the part file: kept (with its size) only
+    when there is one."""
+    size = part.offset()
+    if not size:
+        return "No partial file was kept"
+    return (f"The partial file {part.part} ({format_bytes(size)}) is kept; resume the run to "
+            "continue it")
+
+
 class Politeness:
     """The rate limiter, circuit breaker and backoff shared by every transfer of a run."""
 
@@ -196,7 +270,7 @@ class Politeness:
         host = host_of(url)
         last = ""
         for attempt in range(1, self.max_attempts + 1):
-            self.breaker.check(host)
+            check_breaker(self.breaker, host, last)
             try:
                 async with self.limiter.slot(host):
                     resp = await client.request(method, url, **kwargs)
@@ -259,19 +333,24 @@ class HTTPDownloader:
         part: PartFile,
         expected: Expected = NOTHING_EXPECTED,
         progress: Progress | None = None,
+        allowance: Allowance | None = None,
     ) -> Fetched:
-        """Download ``url`` into ``part`` and verify it; raise :class:`TransferError` if not."""
+        """Download ``url`` into ``part`` and verify it; raise :class:`TransferError` if
+        not, :class:`~exocube.errors.QuotaExceededError` when ``allowance`` runs out."""
         host = host_of(url)
         last = ""
+        restarts: list[str] = []
         restarted_after_checksum = False
         attempt = 0
         while attempt < self.polite.max_attempts:
             attempt += 1
-            self.polite.breaker.check(host)
+            check_breaker(self.polite.breaker, host, last)
             try:
-                fetched = await self._attempt(url, part, expected, progress)
+                fetched = await self._attempt(url, part, expected, progress, allowance)
             except _Retry as exc:
                 last = str(exc)
+                if isinstance(exc, _Restart):
+                    restarts.append(last)
                 if exc.host_fault:
                     self.polite.breaker.failure(host, exc.__cause__ or f"{exc} from GET {url}")
                 if attempt < self.polite.max_attempts:
@@ -286,6 +365,7 @@ class HTTPDownloader:
                     raise
                 restarted_after_checksum = True
                 last = str(exc)
+                restarts.append(f"restarted: a resumed download failed its check ({exc})")
                 log.warning("%s; a resumed download is suspect, starting over", exc)
                 continue
             except HTTPStatusError:
@@ -293,14 +373,16 @@ class HTTPDownloader:
                 raise
             self.polite.breaker.success(host)
             fetched.attempts = attempt
+            fetched.restarts = restarts + fetched.restarts
             return fetched
         raise TransferError(
             f"GET {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}. "
-            f"The partial file {part.part} is kept; resume the run to continue it"
+            f"{kept_part(part)}"
         )
 
     async def _attempt(
-        self, url: str, part: PartFile, expected: Expected, progress: Progress | None
+        self, url: str, part: PartFile, expected: Expected, progress: Progress | None,
+        allowance: Allowance | None,
     ) -> Fetched:
         meta = part.meta(url)
         if meta is None:
@@ -320,11 +402,12 @@ class HTTPDownloader:
                 if size is not None and size >= self.thread_min_bytes:
                     return await run_in_thread(
                         lambda cancel: self._attempt_blocking(
-                            url, part, headers, offset, expected, progress, cancel),
+                            url, part, headers, offset, expected, progress, allowance, cancel),
                         name="exocube-http-body",
                     )
                 async with self.client.stream("GET", url, headers=headers) as resp:
-                    return await self._receive(url, part, resp, offset, expected, progress)
+                    return await self._receive(url, part, resp, offset, expected, progress,
+                                               allowance)
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
@@ -332,7 +415,8 @@ class HTTPDownloader:
 
     def _attempt_blocking(
         self, url: str, part: PartFile, headers: dict[str, str], offset: int,
-        expected: Expected, progress: Progress | None, cancel: Cancel,
+        expected: Expected, progress: Progress | None, allowance: Allowance | None,
+        cancel: Cancel,
     ) -> Fetched:
         """One attempt in a worker thread (see :mod:`exocube.acquire.blocking`), on a
         connection of its own with the async client's timeouts and headers."""
@@ -345,7 +429,11 @@ class HTTPDownloader:
             if body.start:
                 body.hashes.update_from_file(part.part, body.start)
             pipe = BufferPipe(part.open(body.start), body.hashes, self.chunk_size)
-            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress)
+            limit = self._limit(resp, body, expected, allowance)
+            received = blocking.receive(resp, pipe, self.read_timeout, cancel, progress,
+                                        limit.taker())
+            if received < 0:
+                raise self._stopped(url, part, limit)
             fetched = self._finish(url, part, resp, expected, body, received)
         fetched.client += " (body read in a thread)"
         return fetched
@@ -358,12 +446,48 @@ class HTTPDownloader:
         offset: int,
         expected: Expected,
         progress: Progress | None,
+        allowance: Allowance | None,
     ) -> Fetched:
         body = self._begin(url, part, resp, offset, expected)
         if body.start:
             await asyncio.to_thread(body.hashes.update_from_file, part.part, body.start)
-        received = await self._stream_body(resp, part, body.start, body.hashes, progress)
+        limit = self._limit(resp, body, expected, allowance)
+        received = await self._stream_body(resp, part, body.start, body.hashes, progress,
+                                           limit.taker())
+        if received < 0:
+            raise self._stopped(url, part, limit)
         return self._finish(url, part, resp, expected, body, received)
+
+    @staticmethod
+    def _limit(
+        resp: httpx.Response, body: _Body, expected: Expected, allowance: Allowance | None
+    ) -> _Limit:
+        """A body with a Content-Length is bounded by it already (h11 and the direct
+        readers stop there); one without is capped at the expected size."""
+        size = body.total if body.total is not None else expected.size
+        if size is None or content_length(resp) is not None:
+            return _Limit(allowance, None)
+        return _Limit(allowance, size - body.start)
+
+    @classmethod
+    def _stopped(cls, url: str, part: PartFile, limit: _Limit) -> Exception:
+        """The error for a body that ``limit`` stopped: too long, or over the quota."""
+        if limit.over_cap:
+            part.discard()
+            return ChecksumError(
+                f"{_short(url)}: the server sent more than the {limit.cap} bytes it announced or "
+                "the plan expected; stopped and discarded. The file changed on the server "
+                "or the server is misbehaving")
+        return cls._quota_stop(url, part, limit.allowance)
+
+    @staticmethod
+    def _quota_stop(url: str, part: PartFile, allowance: Any) -> QuotaExceededError:
+        kept = part.offset()
+        return QuotaExceededError(
+            url, str(part.part), kept,
+            f"download quota reached: stopped {_short(url)} after {format_bytes(kept)} in the part "
+            f"file ({allowance.describe()}). The part file {part.part} and its sidecar are "
+            "kept: run again with a larger --max-download-gb to resume it")
 
     def _begin(
         self, url: str, part: PartFile, resp: httpx.Response, offset: int, expected: Expected
@@ -384,7 +508,16 @@ class HTTPDownloader:
         start, total = self._start_and_total(resp, offset)
         if start is None:
             part.discard()
-            raise _Retry("206 with a Content-Range that does not match our offset", 0, False)
+            raise _Restart(f"206 with Content-Range {resp.headers.get('Content-Range')!r}, "
+                           f"not starting at the requested offset {offset}")
+        if start:
+            changed = changed_validators(part.meta(url), resp, total)
+            if changed:
+                part.discard()
+                raise _Restart(f"validator changed ({changed}); the {format_bytes(offset)} "
+                               "kept were of another version")
+        dropped = (f"restarted: the server answered {status} to a range request from "
+                   f"offset {offset}" if offset and not start else "")
         if expected.size is not None and total is not None and total != expected.size:
             raise ChecksumError(
                 f"{url}: server announces {total} bytes, expected {expected.size}"
@@ -399,7 +532,7 @@ class HTTPDownloader:
                 "hash": "sha256" + ("+md5" if expected.md5 else ""),
                 "resumed": start > 0,
             })
-        return _Body(start, total, resumable, Hashes(with_md5=bool(expected.md5)))
+        return _Body(start, total, resumable, Hashes(with_md5=bool(expected.md5)), dropped)
 
     def _finish(
         self, url: str, part: PartFile, resp: httpx.Response, expected: Expected,
@@ -428,6 +561,7 @@ class HTTPDownloader:
             resumed_from=body.start,
             bytes_received=received,
             retrieved_at=datetime.now(UTC).isoformat(),
+            restarts=[body.restarted] if body.restarted else [],
         )
 
     @staticmethod
@@ -449,8 +583,11 @@ class HTTPDownloader:
         start: int,
         hashes: Hashes,
         progress: Progress | None,
+        take: Callable[[int], int] | None = None,
     ) -> int:
-        """Write and hash the body in blocks of ``chunk_size``.
+        """Write and hash the body in blocks of ``chunk_size``; the bytes received, or
+        -1 when ``take`` allowed only part of a chunk (that part and what came
+        before are written).
 
         A large body (``direct_min_bytes`` or unknown length) is written and hashed
         in a worker thread (:class:`~exocube.acquire.partial.BlockPipe`) while the
@@ -469,6 +606,9 @@ class HTTPDownloader:
         received = 0
         try:
             async for chunk in _body_chunks(resp, self.read_timeout, self.direct_min_bytes):
+                if take is not None and (allowed := take(len(chunk))) < len(chunk):
+                    block.append(chunk[:allowed])
+                    return -1
                 block.append(chunk)
                 pending += len(chunk)
                 received += len(chunk)
@@ -540,6 +680,11 @@ async def _body_chunks(
         await raw.aclose()
 
 
+def _short(url: str, limit: int = 120) -> str:
+    """``url`` for a message: a TAP query URL can hold kilobytes."""
+    return url if len(url) <= limit else url[: limit - 3] + "..."
+
+
 def _validator(meta: dict[str, Any]) -> str | None:
     """A strong ETag or a Last-Modified date, usable in ``If-Range``; else ``None``."""
     if not meta.get("resumable", True):
@@ -548,3 +693,21 @@ def _validator(meta: dict[str, Any]) -> str | None:
     if etag and not etag.startswith("W/"):
         return etag
     return meta.get("last_modified")
+
+
+def changed_validators(
+    saved: dict[str, Any] | None, resp: httpx.Response, total: int | None
+) -> str:
+    """How a 206 differs from the sidecar the kept bytes were written under (ETag,
+    Last-Modified, total size), e.g. ``etag "a" -> "b"``; ``""`` when it does not."""
+    if not saved:
+        return ""
+    diffs = []
+    for key, header in (("etag", "ETag"), ("last_modified", "Last-Modified")):
+        old, new = saved.get(key), resp.headers.get(header)
+        if old and old != new:
+            diffs.append(f"{key.replace('_', '-')} {old} -> {new or '(none)'}")
+    old_size = saved.get("expected_size")
+    if old_size is not None and total is not None and old_size != total:
+        diffs.append(f"size {old_size} -> {total}")
+    return ", ".join(diffs)

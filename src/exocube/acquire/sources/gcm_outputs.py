@@ -5,6 +5,10 @@ as directory listings of NetCDF files. Each configured listing URL is read
 either as an HTML directory index (Apache/nginx autoindex: ``<a href=...>``) or as
 a JSON manifest (a list of ``{"name", "size", "sha256"}`` objects); files matching
 the include patterns are planned, sizes come from the manifest or HEAD requests.
+An href is fetched as written and stored under its decoded name; parent and
+absolute links of an autoindex are navigation and are not followed. A name
+that would leave the destination (``%2e%2e/x``, ``a/../../x.nc``) is refused by
+:func:`~exocube.acquire.names.safe_relpath` and the listing is not planned.
 Validation opens each NetCDF file and applies CF checks (Conventions, units,
 coordinate ranges, time units), which is what ingest needs.
 """
@@ -43,14 +47,15 @@ def parse_listing(text: str, listing_url: str) -> list[dict[str, Any]]:
         rows = data.get("files", []) if isinstance(data, dict) else data
         out = []
         for row in rows:
-            if "name" not in row:
-                raise InputDataError(f"manifest {listing_url} has an entry without 'name': {row}")
+            if not isinstance(row, dict) or not isinstance(row.get("name"), str):
+                raise InputDataError(f"manifest {listing_url} has an entry without a 'name' "
+                                     f"string: {row!r:.200}")
             out.append({"url": urljoin(listing_url, row["name"]), "name": row["name"],
                         "size": row.get("size"), "sha256": row.get("sha256")})
         return out
-    names = [unquote(h) for h in HREF.findall(text) if not h.startswith(("/", "..", "?"))]
-    return [{"url": urljoin(listing_url, n), "name": n, "size": None, "sha256": None}
-            for n in dict.fromkeys(names) if not n.endswith("/")]
+    hrefs = [h for h in HREF.findall(text) if not h.startswith(("/", "..", "?"))]
+    return [{"url": urljoin(listing_url, h), "name": unquote(h), "size": None, "sha256": None}
+            for h in dict.fromkeys(hrefs) if not h.endswith("/")]
 
 
 async def plan(ctx: PlanContext) -> list[PlannedFile]:
