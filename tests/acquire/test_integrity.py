@@ -240,7 +240,8 @@ def test_budget_keeps_promises_and_never_passes_its_limit() -> None:
     assert known.take(700) == 600  # its promise, nothing beyond: the limit is reached
     assert budget.used == 1000 and budget.left() == 0
     refusal = budget.reserve(None)
-    assert isinstance(refusal, str) and f"{format_bytes(1000)} used or reserved, its size is unknown" in refusal
+    assert isinstance(refusal, str)
+    assert f"{format_bytes(1000)} used or reserved, its size is unknown" in refusal
     known.release()
     unknown.release()
     assert budget.promised == 0 and DownloadBudget(None).reserve(None).take(10**12) == 10**12
