@@ -1,0 +1,258 @@
+"""Forward models: parameters -> a model cube on a real cube's grid, in JAX.
+
+:class:`ForwardModel` is built once for a cube's grid (wavelengths, spaxel
+offsets, unit), a redshift and an instrument; everything that does not depend
+on the parameters (line windows, channel edges relative to each line, LSF
+widths, PSF transfer functions, unit factors) is precomputed in numpy. Its
+:meth:`~ForwardModel.cube` is a jit-compiled pure function of a parameter
+dict, differentiable (``jax.grad``) and batchable (``jax.vmap``).
+
+Steps, per line l of the band (:func:`exocube.ifu.lines.lines_in_band`):
+
+1. the model's sky fields (:mod:`exocube.ifu.kinematics`) give Halpha
+   surface brightness and velocity per component, on the spaxel grid refined
+   ``oversample`` times and padded for the PSF;
+2. the line's flux is Halpha times its ratio (:mod:`exocube.ifu.params`);
+3. its spectrum in the ``window_kms`` channels around the line is the
+   LSF-broadened Gaussian integrated over each channel's edges
+   (:mod:`exocube.ifu.instrument`);
+4. each channel plane is convolved with that wavelength's PSF by FFT, cropped
+   to the field and averaged back to spaxels;
+5. converted to the cube's unit and added into the full cube (overlapping
+   windows of close lines add).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import astropy.units as u
+import numpy as np
+from scipy.fft import next_fast_len
+
+from exocube.errors import LineCoverageError, ModelParameterError
+from exocube.ifu._jax import erf, jax, jnp
+from exocube.ifu.cube import IFUCube
+from exocube.ifu.instrument import GaussianPSF, ResolvingPower, channel_edges_um, unit_factors
+from exocube.ifu.kinematics import bowshock_fields, disk_arctan_fields, disk_fields
+from exocube.ifu.lines import C_KMS, LINES_BY_NAME, Line, lines_in_band
+from exocube.ifu.params import check_params, spec_for
+
+DEFAULT_WINDOW_KMS = {"bowshock": 2500.0, "disk": 1500.0, "disk_arctan": 1500.0}
+
+
+def kpc_per_arcsec(z: float) -> float:
+    """Proper transverse scale at ``z`` in astropy's Planck18 cosmology."""
+    from astropy.cosmology import Planck18
+
+    return float(Planck18.kpc_proper_per_arcmin(z).to_value(u.kpc / u.arcmin) / 60.0)
+
+
+def line_ratio_expr(line: Line, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    """Flux of ``line`` relative to Halpha from the line parameters."""
+    if line.tied_to is not None:
+        return line.ratio * line_ratio_expr(LINES_BY_NAME[line.tied_to], p)
+    free = {"Halpha": None, "[OIII]5008": "log_oiii_ha", "[NII]6585": "log_nii_ha",
+            "[OI]6302": "log_oi_ha", "[SIII]9533": "log_siii_ha"}
+    if line.name in free:
+        key = free[line.name]
+        return jnp.asarray(1.0) if key is None else 10.0 ** p[key]
+    if line.name in ("[SII]6718", "[SII]6733"):
+        q = p["sii_ratio"]
+        share = q / (1.0 + q) if line.name == "[SII]6718" else 1.0 / (1.0 + q)
+        return 10.0 ** p["log_sii_ha"] * share
+    raise LineCoverageError(f"line {line.name} has no flux parameter in the models; leave it "
+                            "out of the line list")
+
+
+@dataclass(frozen=True)
+class SpatialGrid:
+    """The refined, padded sky grid the fields are evaluated on."""
+
+    x: np.ndarray
+    y: np.ndarray
+    oversample: int
+    pad: tuple[int, int, int, int]  # y low, y high, x low, x high (fine pixels)
+    fov: tuple[int, int]  # ny, nx of the cube
+
+    @classmethod
+    def for_cube(cls, cube: IFUCube, oversample: int, pad: int) -> SpatialGrid:
+        ny, nx = cube.shape[1:]
+        xa, ya = cube.x_arcsec, cube.y_arcsec
+        # The TAN offsets are linear in pixel index: extend that map to sub-pixels and pads.
+        dxi = (xa[0, 1] - xa[0, 0]) if nx > 1 else 0.0
+        dxj = (xa[1, 0] - xa[0, 0]) if ny > 1 else 0.0
+        dyi = (ya[0, 1] - ya[0, 0]) if nx > 1 else 0.0
+        dyj = (ya[1, 0] - ya[0, 0]) if ny > 1 else 0.0
+        fy, fx = ny * oversample, nx * oversample
+        big_ny = next_fast_len(fy + 2 * pad) if pad else fy
+        big_nx = next_fast_len(fx + 2 * pad) if pad else fx
+        jj = (np.arange(big_ny) - pad + 0.5) / oversample - 0.5
+        ii = (np.arange(big_nx) - pad + 0.5) / oversample - 0.5
+        gj, gi = np.meshgrid(jj, ii, indexing="ij")
+        x = xa[0, 0] + dxi * gi + dxj * gj
+        y = ya[0, 0] + dyi * gi + dyj * gj
+        return cls(x, y, oversample, (pad, big_ny - fy - pad, pad, big_nx - fx - pad), (ny, nx))
+
+    def to_spaxels(self, planes: jnp.ndarray) -> jnp.ndarray:
+        """Crop the field from (..., NY, NX) and average sub-pixels: (..., ny, nx)."""
+        (py, _, px, _), (ny, nx), s = self.pad, self.fov, self.oversample
+        crop = planes[..., py:py + ny * s, px:px + nx * s]
+        if s == 1:
+            return crop
+        return crop.reshape(*crop.shape[:-2], ny, s, nx, s).mean(axis=(-3, -1))
+
+
+@dataclass(frozen=True)
+class LineSetup:
+    """Static per-line arrays, stacked over the L lines of the band."""
+
+    lines: tuple[Line, ...]
+    observed_um: np.ndarray  # (L,)
+    rel_edges_um: np.ndarray  # (L, K + 1) window edges minus the line's observed wavelength
+    sigma_lsf_um: np.ndarray  # (L,)
+    channels: np.ndarray  # (L, K) indices into the cube's planes (clipped)
+    valid: np.ndarray  # (L, K) 1 where the channel is inside the band
+    factors: np.ndarray  # (L, K) SB_UNIT per channel -> cube unit
+    window_wave_um: np.ndarray  # (L, K) wavelengths of the window's channels
+
+
+def _line_setup(wave: np.ndarray, unit: u.UnitBase, lines: list[Line], z: float,
+                window_kms: float, rpow: ResolvingPower) -> LineSetup:
+    n = wave.size
+    step = np.diff(wave)
+    vel_step = C_KMS * np.min(step / wave[1:])
+    k = 2 * math.ceil(window_kms / vel_step) + 1
+    pad = k
+    ext = np.concatenate([wave[0] - step[0] * np.arange(pad, 0, -1), wave,
+                          wave[-1] + step[-1] * np.arange(1, pad + 1)])
+    edges = channel_edges_um(ext)
+    factors_all = unit_factors(ext, edges, unit)
+    obs = np.array([ln.observed_um(z) for ln in lines])
+    start = np.array([int(np.argmin(np.abs(wave - w))) for w in obs]) - k // 2
+    idx = start[:, None] + np.arange(k)[None, :]
+    rel = np.stack([edges[s + pad: s + pad + k + 1] - w for s, w in zip(start, obs, strict=True)])
+    return LineSetup(
+        lines=tuple(lines), observed_um=obs, rel_edges_um=rel,
+        sigma_lsf_um=rpow.sigma_um(obs), channels=np.clip(idx, 0, n - 1),
+        valid=((idx >= 0) & (idx < n)).astype(np.float32), factors=factors_all[idx + pad],
+        window_wave_um=ext[idx + pad])
+
+
+@dataclass(frozen=True, eq=False)
+class ForwardModel:
+    """A model of one kind on one cube's grid; call :meth:`cube` with parameters."""
+
+    kind: str
+    z: float
+    shape: tuple[int, int, int]
+    grid: SpatialGrid
+    setup: LineSetup
+    otf: np.ndarray | None
+    kpc_per_arcsec: float
+    n_los: int
+    unit: u.UnitBase
+    _jitted: dict = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def build(cls, kind: str, cube: IFUCube, z: float, *, psf: GaussianPSF | None = None,
+              resolving_power: ResolvingPower | None = None, lines: list[Line] | None = None,
+              window_kms: float | None = None, oversample: int = 1, n_los: int = 15
+              ) -> ForwardModel:
+        """Precompute everything static for ``kind`` on ``cube``'s grid at redshift ``z``."""
+        spec_for(kind)
+        if oversample < 1 or n_los < 3:
+            raise ModelParameterError("oversample/n_los", (oversample, n_los),
+                                      "oversample >= 1 and n_los >= 3")
+        window = DEFAULT_WINDOW_KMS[kind] if window_kms is None else float(window_kms)
+        band = lines_in_band(cube.wavelength_um, z, lines=lines or list(LINES_BY_NAME.values()))
+        if not band:
+            raise LineCoverageError(
+                f"{cube.source or 'cube'}: no model line falls in {cube.wavelength_um[0]:.4f}-"
+                f"{cube.wavelength_um[-1]:.4f} um at z={z}; check the redshift")
+        setup = _line_setup(cube.wavelength_um, cube.unit, band, z, window,
+                            resolving_power or ResolvingPower.linear())
+        pix = cube.spaxel_arcsec / oversample
+        pad = 0 if psf is None else math.ceil(
+            4.0 * psf.max_sigma_arcsec(setup.window_wave_um.ravel()) / pix)
+        grid = SpatialGrid.for_cube(cube, oversample, pad)
+        otf = None
+        if psf is not None:
+            big = grid.x.shape
+            otf = psf.otf(setup.window_wave_um.ravel(), big[0], big[1], pix).reshape(
+                *setup.window_wave_um.shape, big[0], big[1] // 2 + 1).astype(np.complex64)
+        return cls(kind, float(z), cube.shape, grid, setup, otf, kpc_per_arcsec(z), n_los,
+                   cube.unit)
+
+    # -- parameters ---------------------------------------------------------------------
+    def params(self, values: Mapping[str, float] | None = None) -> dict[str, jnp.ndarray]:
+        """Checked parameters (defaults filled) as float32 JAX scalars."""
+        checked = check_params(self.kind, dict(values or {}))
+        return {k: jnp.asarray(v, dtype=jnp.float32) for k, v in checked.items()}
+
+    @property
+    def line_names(self) -> list[str]:
+        return [ln.name for ln in self.setup.lines]
+
+    # -- the model ----------------------------------------------------------------------
+    def fields(self, p: Mapping[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
+        x = jnp.asarray(self.grid.x, dtype=jnp.float32)
+        y = jnp.asarray(self.grid.y, dtype=jnp.float32)
+        if self.kind == "bowshock":
+            return bowshock_fields(dict(p), x, y)
+        fn = disk_fields if self.kind == "disk" else disk_arctan_fields
+        return fn(dict(p), x, y, self.kpc_per_arcsec, self.n_los)
+
+    def _spectra(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        """(L, K, NY, NX) line surface brightness per channel, before the PSF."""
+        sb, v = self.fields(p)
+        s = self.setup
+        obs = jnp.asarray(s.observed_um, dtype=jnp.float32)[:, None, None, None]
+        mu = obs * (v[None] / C_KMS)  # (L, C, NY, NX) offset from the line's wavelength
+        sig_v = obs * (1.0 + v[None] / C_KMS) * (p["sigma"] / C_KMS)
+        lsf = jnp.asarray(s.sigma_lsf_um, dtype=jnp.float32)[:, None, None, None]
+        inv = 1.0 / (jnp.sqrt(2.0) * jnp.sqrt(sig_v * sig_v + lsf * lsf))
+        edges = jnp.asarray(s.rel_edges_um, dtype=jnp.float32)[:, :, None, None, None]
+        cdf = 0.5 * erf((edges - mu[:, None]) * inv[:, None])  # (L, K+1, C, NY, NX)
+        frac = cdf[:, 1:] - cdf[:, :-1]
+        ratios = jnp.stack([line_ratio_expr(ln, p) for ln in s.lines])
+        return jnp.einsum("lkcyx,cyx,l->lkyx", frac, sb, ratios)
+
+    def _psf(self, planes: jnp.ndarray) -> jnp.ndarray:
+        if self.otf is None:
+            return planes
+        big = planes.shape[-2:]
+        f = jnp.fft.rfft2(planes) * jnp.asarray(self.otf)
+        return jnp.fft.irfft2(f, s=big)
+
+    def _cube(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        s = self.setup
+        planes = self.grid.to_spaxels(self._psf(self._spectra(p)))  # (L, K, ny, nx)
+        planes = planes * jnp.asarray(s.factors * s.valid, dtype=jnp.float32)[:, :, None, None]
+        out = jnp.zeros(self.shape, dtype=jnp.float32)
+        return out.at[jnp.asarray(s.channels.ravel())].add(
+            planes.reshape(-1, *self.shape[1:]))
+
+    def _jit(self, name: str):  # noqa: ANN202
+        if name not in self._jitted:
+            self._jitted[name] = jax.jit(getattr(self, "_" + name))
+        return self._jitted[name]
+
+    def cube(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        """The model cube (n_wave, ny, nx) in the cube's unit (jit-compiled)."""
+        return self._jit("cube")(dict(p))
+
+    def velocity_field(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        """Halpha-weighted mean line-of-sight velocity (km/s) per spaxel, before the PSF."""
+        sb, v = self.fields(p)
+        num = self.grid.to_spaxels((sb * v).sum(axis=0))
+        den = self.grid.to_spaxels(sb.sum(axis=0))
+        return num / den
+
+    def halpha_map(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        """Halpha surface brightness (1e-18 erg/s/cm^2/arcsec^2) per spaxel, before the PSF."""
+        sb, _ = self.fields(p)
+        return self.grid.to_spaxels(sb.sum(axis=0))
+
