@@ -134,7 +134,7 @@ def test_not_an_s3d_cube(tmp_path: Path) -> None:
         read_s3d(img)
     noext = tmp_path / "noext.fits"
     fits.PrimaryHDU(np.zeros((3, 4, 4), "f4")).writeto(noext)
-    with pytest.raises(CubeFormatError, match="no SCI extension .*not an s3d cube"):
+    with pytest.raises(CubeFormatError, match=r"no SCI extension .*not an s3d cube"):
         read_s3d(noext)
     text = tmp_path / "notes.fits"
     text.write_text("hello")

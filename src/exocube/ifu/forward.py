@@ -237,7 +237,7 @@ class ForwardModel:
         return out.at[jnp.asarray(s.channels.ravel())].add(
             planes.reshape(-1, *self.shape[1:]))
 
-    def _jit(self, name: str):  # noqa: ANN202
+    def _jit(self, name: str):
         if name not in self._jitted:
             self._jitted[name] = jax.jit(getattr(self, "_" + name))
         return self._jitted[name]

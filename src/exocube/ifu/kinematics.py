@@ -24,7 +24,8 @@ across the tip is therefore u_2 sin i (for w much smaller than the spaxel and
 L_v much larger). Halpha: a Gaussian knot at the tip plus a wake that starts
 at the shock and fades along s:
 
-    SB = SB_tip exp(-(s^2 + t^2) / 2 r_tip^2) + SB_wake S(s) exp(-max(s,0) / L_f) exp(-t^2 / 2 w_wake^2).
+    SB = SB_tip exp(-(s^2 + t^2) / 2 r_tip^2)
+         + SB_wake S(s) exp(-max(s, 0) / L_f) exp(-t^2 / 2 w_wake^2).
 
 Disk (the edge-on galaxy reading of Sanchez Almeida et al. 2023, A&A 673, L9).
 A thick exponential disk, emissivity eps(R, Z) = exp(-R / h_R) sech^2(Z / z0),
