@@ -179,3 +179,42 @@ def pv(
 
 def _safe(name: str) -> str:
     return name.replace("[", "").replace("]", "")
+
+
+@app.command()
+def fetch(
+    program: Annotated[str, typer.Option(help="JWST program number, e.g. 3149.")],
+    products: Annotated[list[str] | None, typer.Option(
+        help="Product subgroups (comma-separated; default S3D,X1D,CAL).")] = None,
+    instrument: Annotated[str | None, typer.Option(
+        help="MAST instrument_name filter, e.g. NIRSPEC/IFU.")] = None,
+    dest: Annotated[str | None, typer.Option(help="Local directory or s3://bucket/prefix.")
+                    ] = None,
+    dry_run: Annotated[bool, typer.Option(help="Print the plan, download nothing.")] = False,
+    max_download_gb: Annotated[float | None, typer.Option(help="Download quota (GB).")] = None,
+    max_observations: Annotated[int, typer.Option(help="At most this many observations.")
+                                ] = 50,
+) -> None:
+    """Plan and download a JWST program's products from MAST (resumable, verified)."""
+    from exocube.acquire.run import Quotas, gb
+    from exocube.catalog import db as catalog_db
+    from exocube.cli.acquire import RichProgress, _plan_table, _progress, _summary_table, console
+    from exocube.config import get_settings
+    from exocube.ifu.fetch import fetch_program, plan_program, program_settings
+
+    settings = program_settings(get_settings(), program, _split(products) or None, instrument,
+                                max_observations)
+    plan = plan_program(settings)
+    console.print(_plan_table(plan))
+    if dry_run:
+        print(json.dumps({"program": settings.acquire.mast.proposal_id,
+                          "plan": plan.totals(), "files": plan.to_json()}, indent=1))
+        return
+    catalog_db.upgrade(settings.database_url)
+    with _progress() as progress:
+        summary = fetch_program(settings, plan, dest, Quotas(gb(max_download_gb), None),
+                                RichProgress(progress, plan))
+    console.print(_summary_table(summary))
+    print(json.dumps(summary, indent=1))
+    if summary["totals"]["failed"]:
+        raise typer.Exit(code=2)
