@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acquire"))
-from fault_server import FaultServer  # noqa: E402
-from ifu_helpers import small_template  # noqa: E402
+from fault_server import FaultServer
+from ifu_helpers import small_template
 
-from exocube.cli import main  # noqa: E402
-from exocube.config import get_settings  # noqa: E402
-from exocube.errors import ConfigError  # noqa: E402
-from exocube.ifu.cube import read_s3d, sha256_of, write_s3d  # noqa: E402
-from exocube.ifu.fetch import program_id  # noqa: E402
+from exocube.cli import main
+from exocube.config import get_settings
+from exocube.errors import ConfigError
+from exocube.ifu.cube import read_s3d, sha256_of, write_s3d
+from exocube.ifu.fetch import program_id
 
 DATA = Path(__file__).resolve().parent / "data" / "mast_3149"
 S3D = "jw03149-o001_t001_nirspec_g140m-f100lp_s3d.fits"
