@@ -234,10 +234,18 @@ class ForwardModel:
         f = jnp.fft.rfft2(planes) * jnp.asarray(self.otf)
         return jnp.fft.irfft2(f, s=big)
 
-    def _cube(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+    def _line_planes(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
         s = self.setup
         planes = self.grid.to_spaxels(self._psf(self._spectra(p)))  # (L, K, ny, nx)
-        planes = planes * jnp.asarray(s.factors * s.valid, dtype=jnp.float32)[:, :, None, None]
+        return planes * jnp.asarray(s.factors * s.valid, dtype=jnp.float32)[:, :, None, None]
+
+    def line_planes(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        """(L, K, ny, nx): each line's window channels in the cube's unit, before summing."""
+        return self._jit("line_planes")(dict(p))
+
+    def _cube(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
+        planes = self._line_planes(p)
+        s = self.setup
         out = jnp.zeros(self.shape, dtype=jnp.float32)
         return out.at[jnp.asarray(s.channels.ravel())].add(
             planes.reshape(-1, *self.shape[1:]))
