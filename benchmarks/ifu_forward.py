@@ -12,8 +12,10 @@ modellers building a disk cube of the same size in the same run:
   PSF and LSF.
 
 Targets: under 50 ms per cube, at least 10x GalPaK3D per voxel (all cubes have
-the same number of voxels, so the per-voxel ratio is the time ratio). The
-machine's load average is printed before and after: the machine is shared.
+the same number of voxels, so the per-voxel ratio is the time ratio). Times
+are median wall times; exocube's process CPU time per cube (all threads) is
+printed too, a figure less sensitive to other users of a shared machine, whose
+load average is printed before and after.
 
     .venv/bin/python benchmarks/ifu_forward.py [--repeats 10] [--skip-baselines]
 """
@@ -23,7 +25,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import time
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from timing import median_time
@@ -37,12 +41,26 @@ from exocube.ifu.template import GO3149_SHAPE, build_template
 HALPHA_UM = 0.656461 * 1.964
 
 
-def exocube_timer(kind: str, repeats: int) -> float:
+def cpu_time(fn: Callable[[], None], repeats: int) -> float:
+    """Mean process CPU time [s] per call (all threads), after one warm-up call."""
+    fn()
+    t0 = time.process_time()
+    for _ in range(repeats):
+        fn()
+    return (time.process_time() - t0) / repeats
+
+
+def exocube_timer(kind: str, repeats: int, cpu: dict[str, float]) -> float:
     tpl = build_template()
     model = ForwardModel.build(kind, tpl, 0.964, psf=GaussianPSF(),
                                resolving_power=ResolvingPower.linear())
     p = model.params()
-    return median_time(lambda: jax.block_until_ready(model.cube(p)), repeats)
+
+    def run() -> None:
+        jax.block_until_ready(model.cube(p))
+
+    cpu[f"exocube {kind}"] = cpu_time(run, repeats)
+    return median_time(run, repeats)
 
 
 def kinms_timer(repeats: int) -> float:
@@ -103,14 +121,17 @@ def main() -> None:
     voxels = int(np.prod(GO3149_SHAPE))
     print(f"cube {GO3149_SHAPE} = {voxels:,} voxels; load average before "
           f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}; cpus {os.cpu_count()}")
-    rows = {f"exocube {k}": exocube_timer(k, args.repeats) for k in ("disk", "bowshock")}
+    cpu: dict[str, float] = {}
+    rows = {f"exocube {k}": exocube_timer(k, args.repeats, cpu) for k in ("disk", "bowshock")}
     if not args.skip_baselines:
         rows["KinMS disk"] = kinms_timer(args.baseline_repeats)
         rows["GalPaK3D disk"] = galpak_timer(args.baseline_repeats)
     ref = rows["exocube disk"]
-    print(f"{'model':<18}{'ms/cube':>10}{'ns/voxel':>10}{'x exocube disk':>16}")
+    print(f"{'model':<18}{'ms/cube':>10}{'ns/voxel':>10}{'x exocube disk':>16}"
+          f"{'cpu ms/cube':>13}")
     for name, t in rows.items():
-        print(f"{name:<18}{t * 1e3:>10.1f}{t / voxels * 1e9:>10.2f}{t / ref:>16.1f}")
+        c = f"{cpu[name] * 1e3:>13.1f}" if name in cpu else f"{'':>13}"
+        print(f"{name:<18}{t * 1e3:>10.1f}{t / voxels * 1e9:>10.2f}{t / ref:>16.1f}{c}")
     if "GalPaK3D disk" in rows:
         print(f"exocube disk vs GalPaK3D per voxel: {rows['GalPaK3D disk'] / ref:.1f}x "
               "(target >= 10x); target < 50 ms per cube")
