@@ -188,3 +188,11 @@ def test_resolving_power_default_is_about_1000_at_halpha() -> None:
     assert float(r(0.656461 * (1 + Z))) == pytest.approx(1000.0)
     fwhm_kms = C_KMS / float(r(1.2893))
     assert 290 < fwhm_kms < 310
+
+
+def test_velocities_beyond_the_window_are_refused(template) -> None:
+    model = ForwardModel.build("bowshock", template, Z, lines=HALPHA)
+    with pytest.raises(ModelParameterError, match=r"within the model's window of \+-1500"):
+        model.params({"v_sys": 900.0})
+    wide = ForwardModel.build("bowshock", template, Z, lines=HALPHA, window_kms=2500.0)
+    assert float(wide.params({"v_sys": 900.0})["v_sys"]) == 900.0

@@ -96,6 +96,9 @@ def synth(
                         ] = 0.15,
     resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um (R grows as lambda).")
                                ] = 1000.0,
+    window_kms: Annotated[float | None, typer.Option(
+        help="Half width (km/s) of the channels modelled around each line (default 1500 for "
+             "bowshock, 1000 for the disks).")] = None,
 ) -> None:
     """Write a synthetic cube of a model on a template's grid, with seeded noise."""
     from exocube.ifu.cube import read_s3d
@@ -107,7 +110,8 @@ def synth(
               else check_params(model.value, {}))
     result = synthesize(model.value, values, read_s3d(like), z=z, snr=snr, seed=seed, err=err,
                         psf=GaussianPSF(fwhm_arcsec=psf_fwhm) if psf_fwhm > 0 else None,
-                        resolving_power=ResolvingPower.linear(resolving_power))
+                        resolving_power=ResolvingPower.linear(resolving_power),
+                        window_kms=window_kms)
     cube_path, truth_path = write_synth(result, out)
     print(json.dumps({"cube": str(cube_path), "truth": str(truth_path),
                       "err_scale": result.truth["noise"]["err_scale"]}))

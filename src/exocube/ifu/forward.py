@@ -36,9 +36,15 @@ from exocube.errors import LineCoverageError, ModelParameterError
 from exocube.ifu._jax import erf, jax, jnp
 from exocube.ifu.cube import IFUCube
 from exocube.ifu.instrument import GaussianPSF, ResolvingPower, channel_edges_um, unit_factors
-from exocube.ifu.kinematics import bowshock_fields, disk_arctan_fields, disk_fields
+from exocube.ifu.kinematics import (
+    bowshock_fields,
+    disk_arctan_fields,
+    disk_fields,
+    tip_jump_kms,
+)
 from exocube.ifu.lines import C_KMS, LINES_BY_NAME, Line, lines_in_band
 from exocube.ifu.params import check_params, spec_for
+from exocube.ifu.potential import vc_arctan, vc_mn_nfw
 
 DEFAULT_WINDOW_KMS = {"bowshock": 1500.0, "disk": 1000.0, "disk_arctan": 1000.0}
 
@@ -65,6 +71,20 @@ def line_ratio_expr(line: Line, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
         return 10.0 ** p["log_sii_ha"] * share
     raise LineCoverageError(f"line {line.name} has no flux parameter in the models; leave it "
                             "out of the line list")
+
+
+def velocity_reach(kind: str, p: Mapping[str, float]) -> float:
+    """The largest |line-of-sight velocity| (km/s) the parameters can produce."""
+    if kind == "bowshock":
+        jump = float(tip_jump_kms(p))
+        return abs(p["v_sys"]) + max(abs(jump), abs(p["v_far"]))
+    r = np.linspace(0.0, 200.0, 2001)
+    if kind == "disk":
+        vc = vc_mn_nfw(r, 10.0 ** p["log_m_disk"], p["a_disk"], p["b_disk"], p["vmax_halo"],
+                       p["rs_halo"])
+    else:
+        vc = vc_arctan(r, p["vmax"], p["r_turn"])
+    return abs(p["v_sys"]) + float(np.max(vc)) * math.sin(math.radians(p["incl_deg"]))
 
 
 @dataclass(frozen=True)
@@ -154,6 +174,7 @@ class ForwardModel:
     kpc_per_arcsec: float
     n_los: int
     unit: u.UnitBase
+    window_kms: float = 1000.0
     _jitted: dict = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -184,12 +205,24 @@ class ForwardModel:
             otf = psf.otf(setup.window_wave_um.ravel(), big[0], big[1], pix).reshape(
                 *setup.window_wave_um.shape, big[0], big[1] // 2 + 1).astype(np.complex64)
         return cls(kind, float(z), cube.shape, grid, setup, otf, kpc_per_arcsec(z), n_los,
-                   cube.unit)
+                   cube.unit, window_kms=window)
 
     # -- parameters ---------------------------------------------------------------------
     def params(self, values: Mapping[str, float] | None = None) -> dict[str, jnp.ndarray]:
-        """Checked parameters (defaults filled) as float32 JAX scalars."""
+        """Checked parameters (defaults filled) as float32 JAX scalars.
+
+        Besides each parameter's range, the lines must stay inside the computed window:
+        the largest |velocity| the parameters can give plus 4 sigma (intrinsic and LSF)
+        must not exceed ``window_kms`` (build the model with a larger one otherwise).
+        """
         checked = check_params(self.kind, dict(values or {}))
+        lsf_kms = C_KMS * float(np.max(self.setup.sigma_lsf_um / self.setup.observed_um))
+        reach = velocity_reach(self.kind, checked) + 4.0 * math.hypot(checked["sigma"], lsf_kms)
+        if reach > self.window_kms:
+            raise ModelParameterError(
+                "velocities", f"+-{reach:.0f} km/s", f"within the model's window of "
+                f"+-{self.window_kms:.0f} km/s around each line",
+                "lower v_sys / the speeds, or build the model with a larger window_kms")
         return {k: jnp.asarray(v, dtype=jnp.float32) for k, v in checked.items()}
 
     @property

@@ -71,10 +71,12 @@ def derived(kind: str, params: dict[str, float]) -> dict[str, float]:
 def synthesize(kind: str, params: dict[str, float], template: IFUCube, *, z: float = 0.964,
                snr: float | None = None, seed: int = 0, err: float | None = None,
                psf: GaussianPSF | None = DEFAULT_PSF,
-               resolving_power: ResolvingPower | None = None) -> SynthResult:
+               resolving_power: ResolvingPower | None = None,
+               window_kms: float | None = None) -> SynthResult:
     """The model of ``kind`` on ``template`` with seeded noise; see the module docstring."""
     rpow = resolving_power or ResolvingPower.linear()
-    fm = ForwardModel.build(kind, template, z, psf=psf, resolving_power=rpow)
+    fm = ForwardModel.build(kind, template, z, psf=psf, resolving_power=rpow,
+                            window_kms=window_kms)
     p = fm.params(params)
     model = np.asarray(fm.cube(p), dtype=np.float32)
     good = ~template.mask
@@ -93,6 +95,7 @@ def synthesize(kind: str, params: dict[str, float], template: IFUCube, *, z: flo
         "params": {k: float(v) for k, v in fm.params(params).items()},
         "derived": derived(kind, {k: float(v) for k, v in p.items()}),
         "lines": fm.line_names, "unit": template.unit.to_string(),
+        "window_kms": fm.window_kms,
         "instrument": {"psf": None if psf is None else asdict(psf),
                        "resolving_power": asdict(rpow)},
         "noise": {"seed": seed, "snr": snr, "err": err, "err_scale": scale,
