@@ -196,3 +196,12 @@ def test_velocities_beyond_the_window_are_refused(template) -> None:
         model.params({"v_sys": 900.0})
     wide = ForwardModel.build("bowshock", template, Z, lines=HALPHA, window_kms=2500.0)
     assert float(wide.params({"v_sys": 900.0})["v_sys"]) == 900.0
+
+
+def test_lines_outside_the_band_are_named(template) -> None:
+    from exocube.errors import LineCoverageError
+
+    with pytest.raises(LineCoverageError, match=r"do not cover \[SIII\]9533"):
+        ForwardModel.build("disk", template, Z, lines=get_lines(["Halpha", "[SIII]9533"]))
+    with pytest.raises(LineCoverageError, match="no model line falls in"):
+        ForwardModel.build("disk", template, 3.0)

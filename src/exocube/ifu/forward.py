@@ -42,7 +42,7 @@ from exocube.ifu.kinematics import (
     disk_fields,
     tip_jump_kms,
 )
-from exocube.ifu.lines import C_KMS, LINES_BY_NAME, Line, lines_in_band
+from exocube.ifu.lines import C_KMS, LINES_BY_NAME, Line, check_covered, lines_in_band
 from exocube.ifu.params import check_params, spec_for
 from exocube.ifu.potential import vc_arctan, vc_mn_nfw
 
@@ -188,6 +188,8 @@ class ForwardModel:
             raise ModelParameterError("oversample/n_los", (oversample, n_los),
                                       "oversample >= 1 and n_los >= 3")
         window = DEFAULT_WINDOW_KMS[kind] if window_kms is None else float(window_kms)
+        if lines:  # lines asked for by name must all be in the band
+            check_covered(cube.wavelength_um, lines, z, 0.0, cube.source or "cube")
         band = lines_in_band(cube.wavelength_um, z, lines=lines or list(LINES_BY_NAME.values()))
         if not band:
             raise LineCoverageError(
