@@ -205,3 +205,29 @@ def test_lines_outside_the_band_are_named(template) -> None:
         ForwardModel.build("disk", template, Z, lines=get_lines(["Halpha", "[SIII]9533"]))
     with pytest.raises(LineCoverageError, match="no model line falls in"):
         ForwardModel.build("disk", template, 3.0)
+
+
+def test_disk_model_rotates_on_galpy_circular_velocity(template) -> None:
+    """Edge-on, the line-of-sight node through the mid-plane tangent point moves at v_c(R)."""
+    from galpy.potential import MiyamotoNagaiPotential, NFWPotential, vcirc
+
+    model = ForwardModel.build("disk", template, Z, n_los=9)
+    p = model.params({"incl_deg": 90.0, "pa_deg": 90.0, "v_sys": 0.0})  # major axis east
+    _, v = model.fields(p)
+    mid = np.asarray(v[4])  # u = 0: l = 0, R = |xi|
+    xi_kpc = np.asarray(model.grid.x) * model.kpc_per_arcsec  # PA 90: xi is the east offset
+    row = mid.shape[0] // 2
+    r = np.abs(xi_kpc[row])
+    pf = {k: float(val) for k, val in p.items()}
+    units = {"ro": 8.0 * apu.kpc, "vo": 220.0 * apu.km / apu.s}
+    pots = [MiyamotoNagaiPotential(amp=10 ** pf["log_m_disk"] * apu.Msun,
+                                   a=pf["a_disk"] * apu.kpc, b=pf["b_disk"] * apu.kpc, **units),
+            NFWPotential(amp=float(nfw_mass_scale(pf["vmax_halo"], pf["rs_halo"])) * apu.Msun,
+                         a=pf["rs_halo"] * apu.kpc, **units)]
+    eta = np.asarray(model.grid.y[row]) * model.kpc_per_arcsec  # minor-axis offset (kpc)
+    keep = (r > 0.3) & (np.abs(eta) < 1e-9)
+    assert keep.sum() >= 5
+    oracle = np.array([vcirc(pots, ri / 8.0, ro=8.0, vo=220.0, quantity=True).to_value(
+        apu.km / apu.s) for ri in r[keep]])
+    np.testing.assert_allclose(np.abs(mid[row][keep]), oracle, rtol=1e-3)
+    assert np.all(np.sign(mid[row][keep]) == np.sign(xi_kpc[row][keep]))
