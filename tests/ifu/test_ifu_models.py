@@ -34,10 +34,11 @@ def template():
 def spectral_flux(model: ForwardModel, cube: np.ndarray) -> np.ndarray:
     """Sum over channels of cube / (unit factor): the line surface brightness per spaxel."""
     factors = np.zeros(model.shape[0])
-    for ch, f, ok in zip(model.setup.channels.ravel(), model.setup.factors.ravel(),
-                         model.setup.valid.ravel(), strict=True):
-        if ok:
-            factors[ch] = f
+    for b in model.blocks:
+        for ch, f, ok in zip(b.channels.ravel(), b.factors.ravel(), b.valid.ravel(),
+                             strict=True):
+            if ok:
+                factors[ch] = f
     keep = factors > 0
     return (cube[keep] / factors[keep, None, None]).sum(axis=0)
 
@@ -83,8 +84,10 @@ def test_line_ratios_follow_the_parameters(template) -> None:
     model = ForwardModel.build("bowshock", template, Z)
     assert model.line_names == ["[NII]6550", "Halpha", "[NII]6585", "[SII]6718", "[SII]6733"]
     p = model.params({**UNIFORM, "log_nii_ha": -0.5, "log_sii_ha": -0.2, "sii_ratio": 1.2})
-    planes = np.asarray(model.line_planes(p), dtype=np.float64)  # (L, K, ny, nx)
-    sb = (planes / model.setup.factors[:, :, None, None]).sum(axis=1)[:, 7, 6]
+    (block,) = model.blocks  # these lines need the same number of channels
+    (planes,) = model.line_planes(p)
+    planes = np.asarray(planes, dtype=np.float64)  # (L, K, ny, nx)
+    sb = (planes / block.factors[:, :, None, None]).sum(axis=1)[:, 7, 6]
     per_line = dict(zip(model.line_names, sb, strict=True))
     ha = per_line["Halpha"]
     assert ha == pytest.approx(float(model.halpha_map(p)[7, 6]), rel=1e-5)
@@ -96,7 +99,7 @@ def test_line_ratios_follow_the_parameters(template) -> None:
     # and the cube is the sum of the line windows (close lines overlap and add)
     cube = np.asarray(model.cube(p), dtype=np.float64)
     total = np.zeros_like(cube)
-    np.add.at(total, model.setup.channels.ravel(), planes.reshape(-1, *cube.shape[1:]))
+    np.add.at(total, block.channels.ravel(), planes.reshape(-1, *cube.shape[1:]))
     np.testing.assert_allclose(cube, total, rtol=1e-5, atol=1e-9)
 
 
@@ -106,15 +109,15 @@ def test_disk_circular_velocity_matches_galpy() -> None:
     mass, a, b, vmax, rs = 3e9, 2.5, 1.2, 105.0, 10.0
     r = np.linspace(0.2, 40.0, 60)
     units = {"ro": 8.0 * apu.kpc, "vo": 220.0 * apu.km / apu.s}
-    pots = [MiyamotoNagaiPotential(amp=mass * apu.Msun, a=a * apu.kpc, b=b * apu.kpc, **units),
-            NFWPotential(amp=float(nfw_mass_scale(vmax, rs)) * apu.Msun, a=rs * apu.kpc,
-                         **units)]
+    halo = NFWPotential(amp=float(nfw_mass_scale(vmax, rs)) * apu.Msun, a=rs * apu.kpc, **units)
+    pots = MiyamotoNagaiPotential(amp=mass * apu.Msun, a=a * apu.kpc, b=b * apu.kpc,
+                                  **units) + halo
     oracle = np.array([vcirc(pots, ri / 8.0, ro=8.0, vo=220.0, quantity=True).to_value(
         apu.km / apu.s) for ri in r])
     ours = np.asarray(vc_mn_nfw(jnp.asarray(r), mass, a, b, vmax, rs))
     np.testing.assert_allclose(ours, oracle, rtol=1e-3)
     # the halo's own peak is vmax (galpy's vmax of the NFW component alone)
-    assert pots[1].vmax(quantity=True).to_value(apu.km / apu.s) == pytest.approx(vmax, rel=1e-3)
+    assert halo.vmax(quantity=True).to_value(apu.km / apu.s) == pytest.approx(vmax, rel=1e-3)
 
 
 def test_bowshock_velocity_jump_across_the_tip(template) -> None:
@@ -220,10 +223,10 @@ def test_disk_model_rotates_on_galpy_circular_velocity(template) -> None:
     r = np.abs(xi_kpc[row])
     pf = {k: float(val) for k, val in p.items()}
     units = {"ro": 8.0 * apu.kpc, "vo": 220.0 * apu.km / apu.s}
-    pots = [MiyamotoNagaiPotential(amp=10 ** pf["log_m_disk"] * apu.Msun,
-                                   a=pf["a_disk"] * apu.kpc, b=pf["b_disk"] * apu.kpc, **units),
-            NFWPotential(amp=float(nfw_mass_scale(pf["vmax_halo"], pf["rs_halo"])) * apu.Msun,
-                         a=pf["rs_halo"] * apu.kpc, **units)]
+    pots = (MiyamotoNagaiPotential(amp=10 ** pf["log_m_disk"] * apu.Msun,
+                                   a=pf["a_disk"] * apu.kpc, b=pf["b_disk"] * apu.kpc, **units)
+            + NFWPotential(amp=float(nfw_mass_scale(pf["vmax_halo"], pf["rs_halo"]))
+                           * apu.Msun, a=pf["rs_halo"] * apu.kpc, **units))
     eta = np.asarray(model.grid.y[row]) * model.kpc_per_arcsec  # minor-axis offset (kpc)
     keep = (r > 0.3) & (np.abs(eta) < 1e-9)
     assert keep.sum() >= 5

@@ -139,12 +139,17 @@ class LineSetup:
     window_wave_um: np.ndarray  # (L, K) wavelengths of the window's channels
 
 
-def _line_setup(wave: np.ndarray, unit: u.UnitBase, lines: list[Line], z: float,
-                window_kms: float, rpow: ResolvingPower) -> LineSetup:
+def _window_channels(wave: np.ndarray, obs_um: float, window_kms: float) -> int:
+    """Odd number of channels that spans +-window_kms around ``obs_um``."""
+    j = int(np.clip(np.searchsorted(wave, obs_um), 1, wave.size - 1))
+    vel_step = C_KMS * (wave[j] - wave[j - 1]) / obs_um
+    return 2 * math.ceil(window_kms / vel_step) + 1
+
+
+def _line_block(wave: np.ndarray, unit: u.UnitBase, lines: list[Line], z: float, k: int,
+                rpow: ResolvingPower) -> LineSetup:
     n = wave.size
     step = np.diff(wave)
-    vel_step = C_KMS * np.min(step / wave[1:])
-    k = 2 * math.ceil(window_kms / vel_step) + 1
     pad = k
     ext = np.concatenate([wave[0] - step[0] * np.arange(pad, 0, -1), wave,
                           wave[-1] + step[-1] * np.arange(1, pad + 1)])
@@ -161,6 +166,17 @@ def _line_setup(wave: np.ndarray, unit: u.UnitBase, lines: list[Line], z: float,
         window_wave_um=ext[idx + pad])
 
 
+def line_blocks(wave: np.ndarray, unit: u.UnitBase, lines: list[Line], z: float,
+                window_kms: float, rpow: ResolvingPower) -> tuple[LineSetup, ...]:
+    """The lines grouped by how many channels their window needs (blue lines need fewer:
+    a channel spans more km/s there), each group one stacked :class:`LineSetup`."""
+    ks = [_window_channels(wave, ln.observed_um(z), window_kms) for ln in lines]
+    groups: dict[int, list[Line]] = {}
+    for k, ln in zip(ks, lines, strict=True):
+        groups.setdefault(k, []).append(ln)
+    return tuple(_line_block(wave, unit, grp, z, k, rpow) for k, grp in groups.items())
+
+
 @dataclass(frozen=True, eq=False)
 class ForwardModel:
     """A model of one kind on one cube's grid; call :meth:`cube` with parameters."""
@@ -169,8 +185,8 @@ class ForwardModel:
     z: float
     shape: tuple[int, int, int]
     grid: SpatialGrid
-    setup: LineSetup
-    otf: np.ndarray | None
+    blocks: tuple[LineSetup, ...]
+    otfs: tuple[np.ndarray | None, ...]
     kpc_per_arcsec: float
     n_los: int
     unit: u.UnitBase
@@ -195,18 +211,18 @@ class ForwardModel:
             raise LineCoverageError(
                 f"{cube.source or 'cube'}: no model line falls in {cube.wavelength_um[0]:.4f}-"
                 f"{cube.wavelength_um[-1]:.4f} um at z={z}; check the redshift")
-        setup = _line_setup(cube.wavelength_um, cube.unit, band, z, window,
-                            resolving_power or ResolvingPower.linear())
+        blocks = line_blocks(cube.wavelength_um, cube.unit, band, z, window,
+                             resolving_power or ResolvingPower.linear())
         pix = cube.spaxel_arcsec / oversample
-        pad = 0 if psf is None else math.ceil(
-            4.0 * psf.max_sigma_arcsec(setup.window_wave_um.ravel()) / pix)
+        waves = np.concatenate([b.window_wave_um.ravel() for b in blocks])
+        pad = 0 if psf is None else math.ceil(4.0 * psf.max_sigma_arcsec(waves) / pix)
         grid = SpatialGrid.for_cube(cube, oversample, pad)
-        otf = None
-        if psf is not None:
-            big = grid.x.shape
-            otf = psf.otf(setup.window_wave_um.ravel(), big[0], big[1], pix).reshape(
-                *setup.window_wave_um.shape, big[0], big[1] // 2 + 1).astype(np.complex64)
-        return cls(kind, float(z), cube.shape, grid, setup, otf, kpc_per_arcsec(z), n_los,
+        big = grid.x.shape
+        otfs = tuple(None if psf is None else psf.otf(
+            b.window_wave_um.ravel(), big[0], big[1], pix).reshape(
+                *b.window_wave_um.shape, big[0], big[1] // 2 + 1).astype(np.complex64)
+            for b in blocks)
+        return cls(kind, float(z), cube.shape, grid, blocks, otfs, kpc_per_arcsec(z), n_los,
                    cube.unit, window_kms=window)
 
     # -- parameters ---------------------------------------------------------------------
@@ -218,7 +234,8 @@ class ForwardModel:
         must not exceed ``window_kms`` (build the model with a larger one otherwise).
         """
         checked = check_params(self.kind, dict(values or {}))
-        lsf_kms = C_KMS * float(np.max(self.setup.sigma_lsf_um / self.setup.observed_um))
+        lsf_kms = C_KMS * max(float(np.max(b.sigma_lsf_um / b.observed_um))
+                              for b in self.blocks)
         reach = velocity_reach(self.kind, checked) + 4.0 * math.hypot(checked["sigma"], lsf_kms)
         if reach > self.window_kms:
             raise ModelParameterError(
@@ -229,7 +246,7 @@ class ForwardModel:
 
     @property
     def line_names(self) -> list[str]:
-        return [ln.name for ln in self.setup.lines]
+        return [ln.name for b in self.blocks for ln in b.lines]
 
     # -- the model ----------------------------------------------------------------------
     def fields(self, p: Mapping[str, jnp.ndarray]) -> tuple[jnp.ndarray, jnp.ndarray]:
@@ -240,10 +257,10 @@ class ForwardModel:
         fn = disk_fields if self.kind == "disk" else disk_arctan_fields
         return fn(dict(p), x, y, self.kpc_per_arcsec, self.n_los)
 
-    def _spectra(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
-        """(L, K, NY, NX) line surface brightness per channel, before the PSF."""
-        sb, v = self.fields(p)
-        s = self.setup
+    def _spectra(self, p: Mapping[str, jnp.ndarray], fields: tuple[jnp.ndarray, jnp.ndarray],
+                 s: LineSetup) -> jnp.ndarray:
+        """(L, K, NY, NX) surface brightness per channel of one block of lines, before the PSF."""
+        sb, v = fields
         obs = jnp.asarray(s.observed_um, dtype=jnp.float32)[:, None, None, None]
         mu = obs * (v[None] / C_KMS)  # (L, C, NY, NX) offset from the line's wavelength
         sig_v = obs * (1.0 + v[None] / C_KMS) * (p["sigma"] / C_KMS)
@@ -262,28 +279,32 @@ class ForwardModel:
         ratios = jnp.stack([line_ratio_expr(ln, p) for ln in s.lines])
         return frac * (0.5 * ratios)[:, None, None, None]
 
-    def _psf(self, planes: jnp.ndarray) -> jnp.ndarray:
-        if self.otf is None:
+    @staticmethod
+    def _psf(planes: jnp.ndarray, otf: np.ndarray | None) -> jnp.ndarray:
+        if otf is None:
             return planes
         big = planes.shape[-2:]
-        f = jnp.fft.rfft2(planes) * jnp.asarray(self.otf)
-        return jnp.fft.irfft2(f, s=big)
+        return jnp.fft.irfft2(jnp.fft.rfft2(planes) * jnp.asarray(otf), s=big)
 
-    def _line_planes(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
-        s = self.setup
-        planes = self.grid.to_spaxels(self._psf(self._spectra(p)))  # (L, K, ny, nx)
-        return planes * jnp.asarray(s.factors * s.valid, dtype=jnp.float32)[:, :, None, None]
+    def _line_planes(self, p: Mapping[str, jnp.ndarray]) -> list[jnp.ndarray]:
+        fields = jax.lax.optimization_barrier(self.fields(p))
+        out = []
+        for s, otf in zip(self.blocks, self.otfs, strict=True):
+            planes = self.grid.to_spaxels(self._psf(self._spectra(p, fields, s), otf))
+            out.append(planes * jnp.asarray(s.factors * s.valid,
+                                             dtype=jnp.float32)[:, :, None, None])
+        return out
 
-    def line_planes(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
-        """(L, K, ny, nx): each line's window channels in the cube's unit, before summing."""
+    def line_planes(self, p: Mapping[str, jnp.ndarray]) -> list[jnp.ndarray]:
+        """Per block of :attr:`blocks`, (L, K, ny, nx): each line's window channels in the
+        cube's unit, before they are added into the cube."""
         return self._jit("line_planes")(dict(p))
 
     def _cube(self, p: Mapping[str, jnp.ndarray]) -> jnp.ndarray:
         planes = self._line_planes(p)
-        s = self.setup
-        out = jnp.zeros(self.shape, dtype=jnp.float32)
-        return out.at[jnp.asarray(s.channels.ravel())].add(
-            planes.reshape(-1, *self.shape[1:]))
+        idx = np.concatenate([s.channels.ravel() for s in self.blocks])
+        flat = jnp.concatenate([pl.reshape(-1, *self.shape[1:]) for pl in planes])
+        return jnp.zeros(self.shape, dtype=jnp.float32).at[jnp.asarray(idx)].add(flat)
 
     def _jit(self, name: str):
         if name not in self._jitted:
