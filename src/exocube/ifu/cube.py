@@ -152,13 +152,13 @@ class IFUCube:
                   dq: np.ndarray | None = None) -> IFUCube:
         """The same cube (header, WCS, provenance) with new data; the mask is recomputed."""
         err = self.err if err is None else err
-        dq = self.dq if dq is None else dq
-        flux = np.asarray(flux, dtype=np.float32)
-        err = np.asarray(err, dtype=np.float32)
+        dq = np.array(self.dq if dq is None else dq, dtype=np.uint32)  # copies: the cube
+        flux = np.array(flux, dtype=np.float32)  # freezes its arrays, not the caller's
+        err = np.array(err, dtype=np.float32)
         if flux.shape != self.shape or err.shape != self.shape or dq.shape != self.shape:
             raise CubeFormatError(f"new data of shape {flux.shape}/{err.shape}/{dq.shape} "
                                   f"does not match the cube's {self.shape}")
-        return replace(self, flux=flux, err=err, dq=np.asarray(dq, dtype=np.uint32),
+        return replace(self, flux=flux, err=err, dq=dq,
                        mask=_mask(flux, err, dq, self.mask_bits), source="", sha256="")
 
 
