@@ -158,3 +158,12 @@ def test_bad_spectral_axis_is_named(cube_path: Path, tmp_path: Path) -> None:
         hdul.writeto(tmp_path / "freq.fits", checksum=True)
     with pytest.raises(CubeFormatError, match=r"freq.fits HDU SCI: SCI CTYPE3='FREQ'"):
         read_s3d(tmp_path / "freq.fits")
+
+
+def test_variance_errtype_is_converted(cube_path: Path, tmp_path: Path) -> None:
+    with fits.open(cube_path) as hdul:
+        hdul[0].header["ERRTYPE"] = "VAR"
+        hdul["ERR"].data = hdul["ERR"].data ** 2
+        hdul.writeto(tmp_path / "var.fits", checksum=True)
+    cube, orig = read_s3d(tmp_path / "var.fits"), read_s3d(cube_path)
+    np.testing.assert_allclose(cube.err, orig.err, rtol=1e-6)

@@ -116,3 +116,17 @@ def test_moments_and_pv_products(template, tmp_path: Path) -> None:
     with fits.open(write_pv(pv, res.cube, tmp_path / "pv.fits")) as hdul:
         assert hdul[0].header["CTYPE2"] == "VOPT" and hdul[0].data.shape == pv.data.shape
     assert plot_pv(pv, tmp_path / "pv.png").stat().st_size > 1000
+
+
+def test_sideband_continuum_is_subtracted(template) -> None:
+    model = ForwardModel.build("bowshock", template, Z, lines=[HALPHA])
+    p = model.params({"sb_tip": 60.0, "r_tip": 0.4})
+    line = np.asarray(model.cube(p))
+    ones = np.ones(template.shape, np.float32)
+    zeros = np.zeros(template.shape, np.uint32)
+    plain = moment_maps(template.with_data(line, ones, zeros), HALPHA, Z, half_width_kms=600.0)
+    with_cont = template.with_data(line + 0.7, ones, zeros)
+    sub = moment_maps(with_cont, HALPHA, Z, half_width_kms=600.0, continuum="sidebands")
+    bright = plain.flux > 0.1 * np.nanmax(plain.flux)
+    np.testing.assert_allclose(sub.velocity[bright], plain.velocity[bright], atol=0.5)
+    np.testing.assert_allclose(sub.flux[bright], plain.flux[bright], rtol=1e-3)
