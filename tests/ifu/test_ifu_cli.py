@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from ifu_helpers import small_template
 
@@ -72,3 +73,14 @@ def test_cli_errors_are_clear(tmp_path: Path, capsys: pytest.CaptureFixture[str]
     assert "model='disk' is invalid" in error(
         capsys, "synth", "--model", "bowshock", "--params", str(bad), "--like", str(tpl),
         "--out", str(tmp_path / "x.fits"))
+
+
+def test_template_command_with_wave_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]
+                                          ) -> None:
+    from exocube.ifu.cube import read_s3d
+
+    lin = run(capsys, "template", "--out", str(tmp_path / "lin_s3d.fits"))
+    tab = run(capsys, "template", "--out", str(tmp_path / "tab_s3d.fits"), "--wave-table")
+    a, b = read_s3d(lin["template"]), read_s3d(tab["template"])
+    assert b.wave_table and not a.wave_table and b.shape == (1447, 53, 49)
+    assert np.max(np.abs(a.wavelength_um - b.wavelength_um)) < 1e-9

@@ -4,6 +4,7 @@ curve against galpy, the bow shock's tip jump, gradients, vmap, parameter errors
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import astropy.units as apu
 import numpy as np
@@ -249,3 +250,17 @@ def test_oversampled_grid_conserves_flux_and_converges(template) -> None:
     # averaging 3 x 3 sub-pixels of a Gaussian knot changes the total by well under 1 %
     assert abs(a.sum() / c.sum() - 1.0) < 0.01
     assert fine.grid.x.shape == (template.shape[1] * 3, template.shape[2] * 3)
+
+
+def test_resolving_power_from_a_dispersion_table(tmp_path: Path) -> None:
+    from astropy.io import fits
+
+    wave = np.linspace(0.9, 1.9, 11)
+    cols = [fits.Column(name="WAVELENGTH", format="D", array=wave),
+            fits.Column(name="DLDS", format="D", array=np.full(11, 6e-4)),
+            fits.Column(name="R", format="D", array=700 + 500 * (wave - 0.9))]
+    fits.HDUList([fits.PrimaryHDU(), fits.BinTableHDU.from_columns(cols)]).writeto(
+        tmp_path / "disp.fits")
+    r = ResolvingPower.from_fits(tmp_path / "disp.fits")
+    assert float(r(1.4)) == pytest.approx(950.0)
+    assert float(r.sigma_um(1.4)) == pytest.approx(1.4 / 950.0 / 2.3548200450309493)
