@@ -15,7 +15,12 @@ ExocubeError
 ├── TransferError                    a download that failed for good
 │   ├── ChecksumError                bytes that do not match the expected hash/size
 │   └── QuotaExceededError           a transfer stopped at the run's download quota
-└── ParallelError                    the Dask cluster could not be reached or started
+├── ParallelError                    the Dask cluster could not be reached or started
+└── IFUError                         the IFU stage (exocube.ifu)
+    ├── CubeFormatError(InputDataError)  not an s3d cube, bad WCS, all-NaN data
+    ├── CubeChecksumError                CHECKSUM/DATASUM of an HDU do not match
+    ├── LineCoverageError(ValueError)    requested lines outside the cube's wavelengths
+    └── ModelParameterError(ParameterError)  unknown or out-of-range model parameter
 """
 
 from __future__ import annotations
@@ -105,3 +110,23 @@ class QuotaExceededError(TransferError):
 
 class ParallelError(ExocubeError):
     """The parallel engine (Dask) could not be started or reached."""
+
+
+class IFUError(ExocubeError):
+    """The IFU stage (:mod:`exocube.ifu`) cannot read, model or write a cube."""
+
+
+class CubeFormatError(IFUError, InputDataError):
+    """A FITS file is not a usable s3d cube or drizzled image (the message names the HDU)."""
+
+
+class CubeChecksumError(IFUError):
+    """An HDU's CHECKSUM or DATASUM does not match its bytes: the file is corrupted."""
+
+
+class LineCoverageError(IFUError, ValueError):
+    """Requested emission lines fall outside the cube's wavelength range."""
+
+
+class ModelParameterError(IFUError, ParameterError):
+    """A forward-model parameter is unknown, missing, not finite or out of its range."""

@@ -53,7 +53,8 @@ class MastOptions(_Strict):
 
     base_url: str = "https://mast.stsci.edu"
     obs_collection: str = "JWST"
-    target_name: str = "WASP-39"
+    target_name: str | None = "WASP-39"
+    proposal_id: str | None = None  # a program (e.g. "3149"); None: any
     instrument_name: str | None = None
     product_subgroups: list[str] = ["X1D"]
     max_observations: int = Field(default=5, ge=1)

@@ -37,8 +37,11 @@ def base_url(opts: AcquireOptions) -> str:
 def observations_request(opts: AcquireOptions) -> dict[str, Any]:
     """The ``Mast.Caom.Filtered`` request for the configured observations."""
     o = opts.mast
-    filters = [{"paramName": "obs_collection", "values": [o.obs_collection]},
-               {"paramName": "target_name", "values": [o.target_name]}]
+    filters = [{"paramName": "obs_collection", "values": [o.obs_collection]}]
+    if o.target_name:
+        filters.append({"paramName": "target_name", "values": [o.target_name]})
+    if o.proposal_id:
+        filters.append({"paramName": "proposal_id", "values": [o.proposal_id]})
     if o.instrument_name:
         filters.append({"paramName": "instrument_name", "values": [o.instrument_name]})
     return {"service": "Mast.Caom.Filtered", "format": "json", "pagesize": o.max_observations,
