@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -118,7 +119,8 @@ def test_forward_rejects_wrong_parameter_count(trained: Path) -> None:
 
 LIGHTNING_BANNERS = ("Tip:", "litmodels", "litlogger", "GPU available", "TPU available",
                      "HPU available", "Seed set to", "`Trainer.fit` stopped", "| Name",
-                     "Trainable params")
+                     "Trainable params", "The `srun` command is available",
+                     "isinstance(treespec, LeafSpec)")
 
 
 def is_emoji(char: str) -> bool:
@@ -130,7 +132,11 @@ def test_training_output_has_no_lightning_banners_or_emoji(
         tiny_store: str, store_db: str, tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     """Through ``exocube train fit``; the demo's own output is checked in tests/test_cli.py."""
-    fit_cli(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit_cli(tiny_store, store_db, tmp_path, "--trainer.max_epochs", "1")
+    shown = "\n".join(str(w.message) for w in caught)
+    assert [b for b in LIGHTNING_BANNERS if b in shown] == [], shown
     out, err = capfd.readouterr()
     text = out + err
     assert [b for b in LIGHTNING_BANNERS if b in text] == [], text[-3000:]

@@ -12,7 +12,11 @@ Lightning's own INFO lines (accelerator availability, "Tip:" adverts, the seed,
 "fit stopped") are kept out of exocube's output: its loggers are set to WARNING,
 so its warnings still show; ``exocube -v`` lets the INFO lines through. The
 model summary table is off unless asked for (``--trainer.enable_model_summary
-true``).
+true``). Two of Lightning's warnings that say nothing about the user's run are
+dropped: the hint that ``srun`` is on the PATH (printed on every machine with
+SLURM's client installed, inside a job or not) and its own deprecation of
+torch's ``LeafSpec`` check (between Lightning and torch, nothing a user can
+change). Every other warning shows.
 
 By default: seed 0 (``--trainer.deterministic true`` for bit-identical
 re-runs, at about 10x the CPU cost of the 3-D convolutions), the best checkpoint by
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any
 
 from lightning import Trainer
@@ -72,11 +77,18 @@ LIGHTNING_LOGGERS = ("lightning.pytorch", "lightning.fabric", "pytorch_lightning
                      "lightning_fabric")
 
 
+NOISE_WARNINGS = (r"The `srun` command is available on your system",
+                  r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+
+
 def quiet_lightning() -> None:
-    """Lightning's loggers at WARNING, or at INFO when exocube's own INFO is on (``-v``)."""
+    """Lightning's loggers at WARNING, or at INFO when exocube's own INFO is on (``-v``);
+    its two warnings that concern no run (:data:`NOISE_WARNINGS`) dropped."""
     verbose = logging.getLogger("exocube").getEffectiveLevel() <= logging.INFO
     for name in LIGHTNING_LOGGERS:
         logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    for message in NOISE_WARNINGS:
+        warnings.filterwarnings("ignore", message=message)
 
 
 def main(args: list[str] | None = None, run: bool = True) -> SurrogateCLI:
