@@ -26,6 +26,7 @@ from exocube.serve.api.main import api_router
 from exocube.serve.limits import BodySizeLimit
 from exocube.serve.schemas import LEGACY_ALIASES
 from exocube.serve.state import ServiceState
+from exocube.surrogate import ModelChoice
 
 log = logging.getLogger(__name__)
 _CANONICAL = {alias: name for name, alias in LEGACY_ALIASES.items()}
@@ -45,8 +46,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.batcher.stop()
 
 
-def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
-    """The service over the catalogue ``database_url`` (default: the settings' one)."""
+def create_app(settings: Settings | None = None, database_url: str | None = None,
+               choice: ModelChoice | None = None) -> FastAPI:
+    """The service over the catalogue ``database_url`` (default: the settings' one),
+    answering with the models ``choice`` gives (default: promoted, else newest)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="exocube prediction service",
@@ -57,7 +60,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         lifespan=lifespan,
     )
     app.state.service = ServiceState(settings=settings,
-                                     database_url=database_url or str(settings.database_url))
+                                     database_url=database_url or str(settings.database_url),
+                                     choice=choice or ModelChoice())
     app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
     app.include_router(api_router)
     app.add_exception_handler(RequestValidationError, _validation_error)

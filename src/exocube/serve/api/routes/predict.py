@@ -1,16 +1,30 @@
-"""``POST /predict/{scalar,datacube,joint}`` with content negotiation."""
+"""``POST /predict/{scalar,datacube,joint}`` with content negotiation.
+
+The request flow: negotiate the media type, answer from the cache or queue a job
+in the micro-batcher (a full queue is a 503 with ``Retry-After``), wait for the
+answer while watching the connection (a client that leaves withdraws its job,
+so nobody's work is computed), check the connection again, then encode the
+answer in a worker thread (datacubes) or on the loop (scalars, a few hundred
+bytes), so a large encoding never stalls the other requests.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
 from fastapi.responses import Response
 
+from exocube.errors import ServiceBusyError
 from exocube.serve.api.deps import PredictKeyDep, StateDep
-from exocube.serve.encoding import MEDIA_TYPES, NETCDF, NPY, RAW, encode, negotiate
+from exocube.serve.encoding import MEDIA_TYPES, NETCDF, NPY, RAW, Encoded, encode, negotiate
 from exocube.serve.schemas import DatacubeResponse, PlanetParams, ScalarResponse
 from exocube.serve.state import ServiceState
+from exocube.surrogate import Prediction
+
+log = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/predict", tags=["predict"], dependencies=[PredictKeyDep])
 
@@ -21,7 +35,8 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
     413: {"description": "Request body too large."},
     422: {"description": "A parameter is invalid or the request lies too far outside the "
           "training data; `detail` names the field, the value and the bound."},
-    503: {"description": "No model answers this mode (the detail says why)."},
+    503: {"description": "No model answers this mode (the detail says why), or the queue "
+          "of waiting requests is full (`Retry-After` gives the seconds to wait)."},
 }
 _BINARY = {NETCDF: {"schema": {"type": "string", "format": "binary"}},
            NPY: {"schema": {"type": "string", "format": "binary"}},
@@ -40,8 +55,13 @@ VariablesQuery = Annotated[str | None, Query(
     "fields; for NumPy only fields of one kind, 3-D or 2-D).", max_length=200)]
 
 
-async def _predict(state: ServiceState, mode: str, body: PlanetParams, accept: str | None,
+#: The status logged for an answer nobody receives (the client closed the connection).
+CLIENT_GONE = 499
+
+
+async def _predict(state: ServiceState, mode: str, body: PlanetParams, request: Request,
                    variables: str | None) -> Response:
+    accept = request.headers.get("accept")
     media = negotiate(accept)
     if media is None:
         raise HTTPException(status.HTTP_406_NOT_ACCEPTABLE,
@@ -54,10 +74,49 @@ async def _predict(state: ServiceState, mode: str, body: PlanetParams, accept: s
     key = (mode, model_id, tuple(sorted(params.items())), body.allow_extrapolation)
     prediction = state.cache.get(key)
     if prediction is None:
-        prediction = await state.batcher.submit(mode, params, body.allow_extrapolation)
+        prediction = await _computed(state, mode, params, body.allow_extrapolation, request)
+        if prediction is None:
+            return Response(status_code=CLIENT_GONE)
         state.cache.put(key, prediction)
-    out = encode(prediction, media, names)
+    if await request.is_disconnected():
+        state.batcher.stats.discarded += 1
+        return Response(status_code=CLIENT_GONE)
+    out = await _encoded(prediction, media, names)
     return Response(out.body, media_type=out.media_type, headers=out.headers)
+
+
+async def _computed(state: ServiceState, mode: str, params: dict[str, float], allow: bool,
+                    request: Request) -> Prediction | None:
+    """The batcher's answer, or None when the client left first (its job is withdrawn)."""
+    try:
+        job = state.batcher.enqueue(mode, params, allow)
+    except ServiceBusyError as exc:
+        raise HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, detail=str(exc),
+                            headers={"Retry-After": str(exc.retry_after_s)}) from exc
+    watch = asyncio.ensure_future(_disconnection(request))
+    try:
+        await asyncio.wait((job.future, watch), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watch.cancel()
+        if not job.future.done():
+            job.future.cancel()  # the client left (or the request was cancelled)
+    if job.future.cancelled():
+        log.debug("client left before its %s prediction; job withdrawn", mode)
+        return None
+    return job.future.result()
+
+
+async def _disconnection(request: Request) -> None:
+    """Returns when the client closes the connection (the body has been read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
+
+
+async def _encoded(p: Prediction, media: str, names: tuple[str, ...] | None) -> Encoded:
+    """Encode off the event loop when the answer carries fields (megabytes of JSON)."""
+    if not p.fields:
+        return encode(p, media, names)
+    return await asyncio.to_thread(encode, p, media, names)
 
 
 @router.post("/scalar", response_model=ScalarResponse, responses=_responses(ScalarResponse))
@@ -65,7 +124,7 @@ async def predict_scalar(body: PlanetParams, request: Request, state: StateDep,
                          variables: VariablesQuery = None) -> Response:
     """Scalar diagnostics: global mean surface temperature [K], day-night contrast [K],
     habitable surface fraction."""
-    return await _predict(state, "scalar", body, request.headers.get("accept"), variables)
+    return await _predict(state, "scalar", body, request, variables)
 
 
 @router.post("/datacube", response_model=DatacubeResponse,
@@ -73,11 +132,11 @@ async def predict_scalar(body: PlanetParams, request: Request, state: StateDep,
 async def predict_datacube(body: PlanetParams, request: Request, state: StateDep,
                            variables: VariablesQuery = None) -> Response:
     """The 3-D fields (ta, ua, va, hus, zg on plev x lat x lon) and surface fields (ps, ts)."""
-    return await _predict(state, "datacube", body, request.headers.get("accept"), variables)
+    return await _predict(state, "datacube", body, request, variables)
 
 
 @router.post("/joint", response_model=DatacubeResponse, responses=_responses(DatacubeResponse))
 async def predict_joint(body: PlanetParams, request: Request, state: StateDep,
                         variables: VariablesQuery = None) -> Response:
     """Fields and scalar diagnostics from one model call."""
-    return await _predict(state, "joint", body, request.headers.get("accept"), variables)
+    return await _predict(state, "joint", body, request, variables)
