@@ -6,7 +6,6 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from exocube.config import get_settings
 
@@ -28,20 +27,23 @@ def list_models(url: UrlOpt = None) -> None:
     target = url or get_settings().database_url
     rows = catalogue_rows(target)
     promoted = promotions(target)
-    table = Table("id", "name", "created (UTC)", "dataset", "metrics", "promoted for",
-                  "checkpoint")
+    lines = [("id", "name", "created (UTC)", "dataset", "promoted for", "metrics",
+              "checkpoint")]
     for r in rows:
         metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((r.metrics or {}).items())
                             if isinstance(v, int | float))
-        modes = ", ".join(m for m, mid in sorted(promoted.items()) if mid == r.id)
-        table.add_row(str(r.id), r.name, f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at
-                      else "", r.dataset_version or "", metrics, modes,
-                      "missing" if unusable_reason(r) else r.checkpoint_uri)
-    console.print(table)
+        modes = ",".join(m for m, mid in sorted(promoted.items()) if mid == r.id)
+        lines.append((str(r.id), r.name, f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at
+                      else "", r.dataset_version or "", modes or "-", metrics or "-",
+                      "missing: " + r.checkpoint_uri if unusable_reason(r) else r.checkpoint_uri))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    for line in lines:
+        cells = [c.ljust(w) for c, w in zip(line, widths, strict=False)] + [line[-1]]
+        console.print("  ".join(cells), highlight=False, soft_wrap=True, markup=False)
     default = [m for m in ("scalar", "datacube", "joint") if m not in promoted]
     if default:
         console.print(f"modes without a promotion ({', '.join(default)}) are answered by the "
-                      "newest model that can answer them", highlight=False)
+                      "newest model that can answer them", highlight=False, soft_wrap=True)
 
 
 @app.command()
