@@ -117,3 +117,24 @@ def test_full_queue_answers_503_with_retry_after(tiny_model: TinyModel,
         assert first.result().status_code == 200
         assert [f.result().status_code for f in queued] == [200] * 4
         assert post(live.url, variant(base, 11)).status_code == 200  # room again
+
+
+def test_field_requests_are_answered_in_calls_of_max_batch_fields(
+        tiny_model: TinyModel, tmp_path: Path) -> None:
+    """10 queued datacube requests, at most 4 per call: calls of 4, 4 and 2, in order."""
+    with server(tiny_model, tmp_path, max_batch_fields=4) as live, \
+            ThreadPoolExecutor(11) as pool:
+        batcher: MicroBatcher = live.app.state.service.batcher
+        base = training_params(live.app)
+        with model_held(live, pool, base) as first:
+            before = BatchStats(**{**vars(batcher.stats), "sizes": dict(batcher.stats.sizes)})
+            queued = [pool.submit(post, live.url, variant(base, i + 1)) for i in range(10)]
+            wait_until(lambda: batcher.pending == 10, "10 requests wait in the queue")
+        answers = [f.result() for f in queued]
+        assert first.result().status_code == 200
+        assert [a.status_code for a in answers] == [200] * 10
+        assert [a.json()["params"]["pco2_bar"] for a in answers] == pytest.approx(
+            [variant(base, i + 1)["pco2_bar"] for i in range(10)])
+        assert batcher.stats.calls - before.calls == 3
+        new_sizes = {k: v - before.sizes.get(k, 0) for k, v in batcher.stats.sizes.items()}
+        assert {k: v for k, v in new_sizes.items() if v} == {4: 2, 2: 1}

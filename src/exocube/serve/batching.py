@@ -4,9 +4,11 @@ A request becomes a job in one first-in, first-out queue of at most
 ``max_queue`` waiting jobs; one more is refused with :class:`ServiceBusyError`
 (HTTP 503 with ``Retry-After``). One worker takes the oldest job, gathers
 whatever else waits within ``max_wait`` (up to ``max_batch`` jobs, oldest
-first), groups them by mode and answers each group with one ``predict_many``
-call: field predictions in a worker thread, so the event loop keeps accepting
-requests meanwhile; scalar ones (the small scalar head) on the loop itself.
+first), groups them by mode and answers each group with ``predict_many``: scalar
+ones (the small scalar head) in one call on the loop itself; field predictions
+in a worker thread, so the event loop keeps accepting requests meanwhile, in
+calls of at most ``max_batch_fields`` requests (the 3-D U-Net on a CPU costs
+more per request in larger batches), each answered as soon as its call ends.
 
 A job whose client has gone is cancelled by its request (see
 ``routes/predict.py``) and leaves the queue at once: it takes no queue place
@@ -65,9 +67,11 @@ class MicroBatcher:
     most ``max_wait_s`` seconds."""
 
     def __init__(self, surrogate: Callable[[], Surrogate | None], max_batch: int,
-                 max_wait_s: float, max_queue: int) -> None:
+                 max_wait_s: float, max_queue: int, max_batch_fields: int | None = None
+                 ) -> None:
         self._surrogate = surrogate
         self.max_batch, self.max_wait_s, self.max_queue = max_batch, max_wait_s, max_queue
+        self.max_batch_fields = max_batch_fields or max_batch
         self._waiting: deque[Job] = deque()
         self._arrived: asyncio.Event | None = None
         self._task: asyncio.Task[None] | None = None
@@ -162,12 +166,19 @@ class MicroBatcher:
             await asyncio.sleep(0)  # let disconnections seen meanwhile cancel their jobs
             groups: dict[tuple[str, bool], list[Job]] = {}
             for job in jobs:
-                if not job.future.done():
-                    groups.setdefault((job.mode, job.allow_extrapolation), []).append(job)
-                else:
-                    self.stats.dropped += 1  # cancelled after it left the queue
+                groups.setdefault((job.mode, job.allow_extrapolation), []).append(job)
             for (mode, allow), group in groups.items():
-                await self._answer(mode, allow, group)
+                size = self.max_batch if mode == "scalar" else self.max_batch_fields
+                for start in range(0, len(group), size):
+                    live = self._live(group[start:start + size])
+                    if live:
+                        await self._answer(mode, allow, live)
+
+    def _live(self, jobs: list[Job]) -> list[Job]:
+        """The jobs still wanted; the others (cancelled after leaving the queue) are dropped."""
+        live = [j for j in jobs if not j.future.done()]
+        self.stats.dropped += len(jobs) - len(live)
+        return live
 
     async def _answer(self, mode: str, allow: bool, group: list[Job]) -> None:
         surrogate = self._surrogate()

@@ -32,7 +32,8 @@ class ServiceState:
         opts = self.settings.serve
         self.cache = PredictionCache(opts.cache_size, int(opts.cache_max_mb * 2**20))
         self.batcher = MicroBatcher(lambda: self.surrogate, opts.max_batch,
-                                    opts.max_wait_ms / 1000.0, opts.max_queue)
+                                    opts.max_wait_ms / 1000.0, opts.max_queue,
+                                    opts.max_batch_fields)
 
     @property
     def api_keys(self) -> list[str]:
