@@ -119,7 +119,7 @@ def test_full_queue_answers_503_with_retry_after(tiny_model: TinyModel,
         assert post(live.url, variant(base, 11)).status_code == 200  # room again
 
 
-def test_field_requests_are_answered_in_calls_of_max_batch_fields(
+def test_field_requests_are_batched_by_max_batch_fields(
         tiny_model: TinyModel, tmp_path: Path) -> None:
     """10 queued datacube requests, at most 4 per call: calls of 4, 4 and 2, in order."""
     with server(tiny_model, tmp_path, max_batch_fields=4) as live, \

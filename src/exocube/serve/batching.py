@@ -3,12 +3,13 @@
 A request becomes a job in one first-in, first-out queue of at most
 ``max_queue`` waiting jobs; one more is refused with :class:`ServiceBusyError`
 (HTTP 503 with ``Retry-After``). One worker takes the oldest job, gathers
-whatever else waits within ``max_wait`` (up to ``max_batch`` jobs, oldest
-first), groups them by mode and answers each group with ``predict_many``: scalar
-ones (the small scalar head) in one call on the loop itself; field predictions
-in a worker thread, so the event loop keeps accepting requests meanwhile, in
-calls of at most ``max_batch_fields`` requests (the 3-D U-Net on a CPU costs
-more per request in larger batches), each answered as soon as its call ends.
+whatever else waits within ``max_wait``, oldest first, up to ``max_batch``
+jobs of which at most ``max_batch_fields`` ask for fields (the 3-D U-Net on a
+CPU costs more per request in larger batches), groups them by mode and answers
+each group with one ``predict_many`` call: field predictions in a worker
+thread, so the event loop keeps accepting requests meanwhile; scalar ones (the
+small scalar head) on the loop itself. Requests are answered in arrival order,
+batch by batch.
 
 A job whose client has gone is cancelled by its request (see
 ``routes/predict.py``) and leaves the queue at once: it takes no queue place
@@ -141,14 +142,20 @@ class MicroBatcher:
         return self._waiting.popleft()
 
     async def _gather(self) -> list[Job]:
-        """The oldest job and those behind it, up to ``max_batch``, within ``max_wait_s``."""
+        """The oldest job and those behind it, within ``max_wait_s``: up to ``max_batch``,
+        of which up to ``max_batch_fields`` ask for fields."""
         assert self._arrived is not None
         jobs = [await self._next()]
+        fields = int(jobs[0].mode != "scalar")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.max_wait_s
         while len(jobs) < self.max_batch:
             if self._waiting:
+                is_fields = self._waiting[0].mode != "scalar"
+                if is_fields and fields >= self.max_batch_fields:
+                    break
                 jobs.append(self._waiting.popleft())
+                fields += is_fields
                 continue
             left = deadline - loop.time()
             if left <= 0:
@@ -168,11 +175,9 @@ class MicroBatcher:
             for job in jobs:
                 groups.setdefault((job.mode, job.allow_extrapolation), []).append(job)
             for (mode, allow), group in groups.items():
-                size = self.max_batch if mode == "scalar" else self.max_batch_fields
-                for start in range(0, len(group), size):
-                    live = self._live(group[start:start + size])
-                    if live:
-                        await self._answer(mode, allow, live)
+                live = self._live(group)  # a field call before may have taken a while
+                if live:
+                    await self._answer(mode, allow, live)
 
     def _live(self, jobs: list[Job]) -> list[Job]:
         """The jobs still wanted; the others (cancelled after leaving the queue) are dropped."""
