@@ -12,6 +12,7 @@ from exocube.params import ALL_NAMES
 from exocube.serve.batching import MicroBatcher
 from exocube.serve.cache import PredictionCache
 from exocube.surrogate import MODES, ModelChoice, Surrogate
+from exocube.surrogate.loading import MODEL_MODES
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,11 @@ class ServiceState:
         answering = await asyncio.to_thread(probe, surrogate)
         self.surrogate, self.answering = surrogate, answering
         self.cache.clear()
-        for mode in MODES:
+        for mode in MODEL_MODES:
             if mode in surrogate.models:
                 log.info("mode %s: %s", mode, surrogate.models[mode].info.describe())
             else:
-                log.info("mode %s: unavailable: %s", mode, surrogate.unavailable[mode])
+                log.warning("mode %s: unavailable: %s", mode, surrogate.unavailable[mode])
 
     def status(self) -> dict[str, dict[str, object]]:
         if self.surrogate is None:
