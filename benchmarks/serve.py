@@ -229,9 +229,41 @@ async def _drive(url: str, kind: str, clients: int, duration: float,
             "p99": float(np.percentile(lat, 99)), "rps": len(lat) / wall}
 
 
+async def _abandon(url: str, body: dict[str, float], rounds: int = 3) -> dict[str, object]:
+    """32 clients send a datacube request and leave after 0.2 s; then one more request is
+    timed. Before issue 11 the server computed the 32 anyway and the next one waited."""
+    host, port = url.removeprefix("http://").split(":")
+    times = []
+    async with httpx.AsyncClient(base_url=url, timeout=120) as http:
+        for k in range(rounds):
+            writers = []
+            for i in range(32):
+                b = json.dumps({**body, "pco2_bar": body["pco2_bar"] * (1 + 1e-5 * (i + 1)),
+                                "radius_earth": body["radius_earth"] * (1 + 1e-6 * k)}).encode()
+                _, w = await asyncio.open_connection(host, int(port))
+                w.write(b"POST /predict/datacube HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                        b"application/json\r\nContent-Length: " + str(len(b)).encode()
+                        + b"\r\n\r\n" + b)
+                writers.append(w)
+            await asyncio.sleep(0.2)
+            for w in writers:
+                w.close()
+            await asyncio.sleep(0.05)
+            t0 = time.perf_counter()
+            r = await http.post("/predict/datacube", json={**body, "pco2_bar": body["pco2_bar"]
+                                                          * (1 - 1e-5 * (k + 1))})
+            times.append(time.perf_counter() - t0)
+            r.raise_for_status()
+            await asyncio.sleep(1.0)  # let a call in progress at the departures finish
+    return {"kind": "abandon", "median": statistics.median(times), "times": times}
+
+
 def drive_main(args: argparse.Namespace) -> None:
     """The second process: one load level, JSON result on stdout."""
     body = json.loads(args.body)
+    if args.kind == "abandon":
+        print(json.dumps(asyncio.run(_abandon(args.drive, body))))
+        return
     print(json.dumps(asyncio.run(_drive(args.drive, args.kind, args.clients, args.duration,
                                         body))))
 
@@ -275,11 +307,20 @@ def main() -> None:
                      str(clients), "--duration", str(args.duration), "--body", json.dumps(body)],
                     check=True, capture_output=True, text=True)
                 results.append(json.loads(out.stdout))
+        out = subprocess.run([sys.executable, __file__, "--drive", url, "--kind", "abandon",
+                              "--body", json.dumps(body)],
+                             check=True, capture_output=True, text=True)
+        abandon = json.loads(out.stdout)
         still_ready = httpx.get(url + "/ready", timeout=10).json()["ready"]
     finally:
         proc.terminate()
         proc.wait(30)
     report(results, base_scalar, base_cube, sizes, still_ready)
+    n1 = next(r for r in results if r["kind"] == "datacube-json" and r["clients"] == 1)
+    print(f"next datacube request after 32 clients left theirs: median "
+          f"{abandon['median'] * 1e3:.0f} ms of {len(abandon['times'])} rounds (each "
+          f"{', '.join(f'{t * 1e3:.0f}' for t in abandon['times'])} ms) vs the 1-client JSON "
+          f"p50 {n1['p50'] * 1e3:.0f} ms (baseline)")
     print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

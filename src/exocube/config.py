@@ -71,7 +71,7 @@ class ServeOptions(BaseModel):
     cache_size: int = Field(default=1024, ge=0)
     cache_max_mb: float = Field(default=256.0, ge=0.0)
     max_batch: int = Field(default=32, ge=1)
-    max_batch_fields: int = Field(default=8, ge=1)
+    max_batch_fields: int = Field(default=4, ge=1)
     max_wait_ms: float = Field(default=0.0, ge=0.0)
     max_queue: int = Field(default=64, ge=1)
     max_body_bytes: int = Field(default=65536, ge=1024)
