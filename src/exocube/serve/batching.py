@@ -33,7 +33,7 @@ from exocube.surrogate import Prediction, Surrogate
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@dataclass(eq=False)  # identity: a job leaves the queue by ``deque.remove``
 class Job:
     """One queued request; cancel ``future`` to withdraw it."""
 
