@@ -157,7 +157,8 @@ def datacube_sizes(url: str, body: dict[str, float]) -> tuple[int, int, int, int
     r = httpx.post(url + "/predict/datacube", json=body, timeout=60)
     r.raise_for_status()
     json_b = len(r.content)
-    dedup_b = r.content.rindex(b',"temperature_field":') + 2
+    dedup_b = max(r.content.rfind(b',"temperature_field":'),  # orjson, or json.dumps before
+                  r.content.rfind(b', "temperature_field": ')) + 2
     d = httpx.post(url + "/predict/datacube", json=body, headers={"Accept": "application/x-npy"},
                    timeout=60)
     d.raise_for_status()
