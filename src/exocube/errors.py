@@ -12,6 +12,7 @@ ExocubeError
 ├── CatalogError                     catalogue database problems
 ├── StoreError                       cube store (Zarr) problems
 ├── ModelUnavailableError            no trained model can answer a prediction mode
+├── ServiceBusyError                 the prediction service's queue is full; retry later
 ├── TransferError                    a download that failed for good
 │   ├── ChecksumError                bytes that do not match the expected hash/size
 │   └── QuotaExceededError           a transfer stopped at the run's download quota
@@ -84,6 +85,18 @@ class StoreError(ExocubeError):
 
 class ModelUnavailableError(ExocubeError):
     """No trained model can answer the requested prediction mode (the message says why)."""
+
+
+class ServiceBusyError(ExocubeError):
+    """The prediction service has as many requests waiting as it queues; retry after
+    ``retry_after_s`` seconds."""
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        self.retry_after_s = retry_after_s
+        super().__init__(message)
+
+    def __reduce__(self) -> tuple[type, tuple[str, int]]:
+        return (type(self), (str(self), self.retry_after_s))
 
 
 class TransferError(ExocubeError):

@@ -67,7 +67,10 @@ def test_ready_is_false_until_a_model_is_loaded(tiny_model: TinyModel, tmp_path:
         r = c.post("/admin/reload", headers={"X-API-Key": API_KEY})
         assert r.status_code == 200 and r.json()["ready"] is True
         assert c.get("/ready").status_code == 200
-        assert c.get("/models").json()["models"][0]["checkpoint"] == tiny_model.checkpoint
+        public = c.get("/models").json()["models"][0]
+        assert "checkpoint" not in public and "store" not in public
+        admin = c.get("/admin/models", headers={"X-API-Key": API_KEY}).json()["models"][0]
+        assert admin["checkpoint"] == tiny_model.checkpoint
 
 
 def test_ready_is_false_before_the_lifespan_runs(tiny_model: TinyModel, tmp_path: Path) -> None:

@@ -82,7 +82,7 @@ def test_scalar_json_carries_versions(client: TestClient, app: FastAPI) -> None:
     assert r.status_code == 200
     assert set(doc["scalars"]) == set(SCALAR_NAMES) and "fields" not in doc
     model = app.state.service.surrogate.models["scalar"].info
-    assert doc["model"] == {"id": model.id, "name": model.name, "checkpoint": model.checkpoint}
+    assert doc["model"] == {"id": model.id, "name": model.name, "selected_by": "newest"}
     assert doc["dataset_version"] == model.dataset_version
     assert doc["out_of_domain"] is False and doc["hull_distance"] < 1e-3
     assert doc["units"]["global_mean_ts"] == "K"

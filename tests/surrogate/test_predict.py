@@ -102,7 +102,8 @@ def test_spectral_is_reported_unavailable(surrogate: Surrogate) -> None:
         surrogate.predict(training_point(surrogate), "spectral")
     status = surrogate.status()
     assert status["spectral"] == {"available": False, "model_id": None, "model_name": None,
-                                  "dataset_version": None, "reason": SPECTRAL_REASON}
+                                  "dataset_version": None, "reason": SPECTRAL_REASON,
+                                  "selected_by": None}
     assert all(status[m]["available"] for m in ("scalar", "datacube", "joint"))
 
 
@@ -154,7 +155,7 @@ def test_newest_loadable_model_is_used(tiny_model: TinyModel, sqlite_url: str) -
     upgrade(upgrade_only)
     record_model("gone", "datacube", "/nonexistent/best.ckpt", None, {}, {},
                  database_url=upgrade_only)
-    with pytest.raises(ModelUnavailableError, match="does not exist"):
+    with pytest.raises(ModelUnavailableError, match="checkpoint file is missing"):
         Surrogate.from_catalogue(upgrade_only).model_for("datacube")
 
 

@@ -3,7 +3,8 @@
 The catalogue records where every artefact came from: sources and their
 downloaded artifacts, acquisition runs with their checkpoints, GCM simulations
 with their parameter vectors, cube-store dataset versions with the files each
-added and the quality of each run, and trained models with their metrics.
+added and the quality of each run, trained models with their metrics, and
+the model promoted for each prediction mode.
 
 The schema is created and changed only by Alembic migrations
 (``exocube db upgrade``); the models here must match the newest migration
@@ -174,3 +175,13 @@ class Model(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModelPromotion(Base):
+    """The model a user promoted to answer one prediction mode (at most one per mode)."""
+
+    __tablename__ = "model_promotions"
+
+    mode: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    promoted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

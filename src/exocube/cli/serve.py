@@ -18,18 +18,36 @@ PSCOMPPARS = PSCOMPPARS_SNAPSHOT
 DEMO_PLANETS = ("TRAPPIST-1 e", "LHS 1140 b", "TOI-700 d", "Proxima Cen b")
 
 
+ModelOpt = Annotated[str | None, typer.Option(
+    "--model", help="Answer with this catalogue model: an id, or a name (the newest model of "
+    "that name). Default: the promoted model of each mode, else the newest.")]
+SelectOpt = Annotated[str | None, typer.Option(
+    "--select", help="Choose the models by a rule: newest (ignore promotions), promoted (the "
+    "default), best:METRIC or min:METRIC (lowest recorded value, e.g. best:val/loss), "
+    "max:METRIC (highest).")]
+
+
 def serve(
     host: Annotated[str | None, typer.Option(help="Address to listen on (serve.host).")] = None,
     port: Annotated[int | None, typer.Option(help="Port (serve.port).")] = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
+    model: ModelOpt = None,
+    select: SelectOpt = None,
 ) -> None:
-    """Serve predictions over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs."""
+    """Serve predictions over HTTP (FastAPI + uvicorn); OpenAPI docs at /docs. The start-up
+    log names the model answering each mode and how it was chosen."""
+    import logging
+
     import uvicorn
 
     from exocube.serve import create_app
+    from exocube.surrogate import ModelChoice
 
+    choice = ModelChoice.parse(model, select)
     settings = get_settings()
-    uvicorn.run(create_app(settings), host=host or settings.serve.host,
+    if log_level.lower() in ("info", "debug", "trace"):
+        logging.getLogger("exocube.serve").setLevel(logging.INFO)
+    uvicorn.run(create_app(settings, choice=choice), host=host or settings.serve.host,
                 port=port if port is not None else settings.serve.port, log_level=log_level)
 
 
@@ -61,14 +79,19 @@ def predict(
         "--allow-extrapolation", help="Answer far outside the training data too.")] = False,
     show: Annotated[list[str] | None, typer.Option(
         "--show", help="With --catalog: print these planets' scalar results.")] = None,
+    model: ModelOpt = None,
+    select: SelectOpt = None,
 ) -> None:
-    """Predict with the newest catalogue model: one planet (--param) or a catalogue."""
-    from exocube.surrogate import Surrogate
+    """Predict one planet (--param) or a catalogue, with the promoted catalogue model of the
+    mode (else the newest), or the one --model or --select gives; prints which model answered."""
+    from exocube.surrogate import ModelChoice, Surrogate
 
     if (catalog is None) == (not param):
         raise typer.BadParameter("give either --param NAME=VALUE ... or --catalog FILE.csv")
-    surrogate = Surrogate.from_catalogue()
+    surrogate = Surrogate.from_catalogue(choice=ModelChoice.parse(model, select))
     if catalog is not None:
+        console.print(surrogate.model_for(mode).info.describe(), highlight=False,
+                      soft_wrap=True)
         from exocube.surrogate.planets import predict_catalogue
 
         with console.status(f"predicting the planets of {catalog.name}"):
@@ -80,10 +103,9 @@ def predict(
     tmp = out.with_name(out.name + ".tmp")
     prediction.to_dataset().to_netcdf(tmp, engine="netcdf4")
     os.replace(tmp, out)
-    meta = prediction.metadata()
-    console.print(f"model {meta['model']['id']} ({meta['model']['name']}), dataset "
-                  f"{meta['dataset_version']}; out of domain: {meta['out_of_domain']} "
-                  f"(hull distance {meta['hull_distance']:.3f})", highlight=False)
+    console.print(f"{prediction.model.describe()}; out of domain: {prediction.out_of_domain} "
+                  f"(hull distance {prediction.hull_distance:.3f})", highlight=False,
+                  soft_wrap=True)
     if prediction.defaulted:
         console.print("defaults used for: " + ", ".join(
             f"{n}={prediction.params[n]:g}" for n in prediction.defaulted), highlight=False)
@@ -127,7 +149,7 @@ def print_catalogue_summary(summary: object, show: list[str]) -> None:
 
 
 def demo_planets(out: Path, catalog: Path = PSCOMPPARS) -> None:
-    """The demo's last step: scalar predictions of the newest model for every usable planet
+    """The demo's last step: scalar predictions of the catalogue's model for every usable planet
     of the archive snapshot, printing a few named ones (extrapolation allowed and flagged)."""
     from exocube.surrogate import Surrogate
     from exocube.surrogate.planets import predict_catalogue

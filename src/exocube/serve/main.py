@@ -30,6 +30,7 @@ from exocube.serve.limits import BodySizeLimit
 from exocube.serve.openapi import install_openapi
 from exocube.serve.schemas import LEGACY_ALIASES
 from exocube.serve.state import ServiceState
+from exocube.surrogate import ModelChoice
 
 log = logging.getLogger(__name__)
 _CANONICAL = {alias: name for name, alias in LEGACY_ALIASES.items()}
@@ -52,8 +53,10 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await state.batcher.stop()
 
 
-def create_app(settings: Settings | None = None, database_url: str | None = None) -> FastAPI:
-    """The service over the catalogue ``database_url`` (default: the settings' one)."""
+def create_app(settings: Settings | None = None, database_url: str | None = None,
+               choice: ModelChoice | None = None) -> FastAPI:
+    """The service over the catalogue ``database_url`` (default: the settings' one),
+    answering with the models ``choice`` gives (default: promoted, else newest)."""
     settings = settings or get_settings()
     app = FastAPI(
         title="exocube prediction service",
@@ -64,7 +67,8 @@ def create_app(settings: Settings | None = None, database_url: str | None = None
         lifespan=lifespan,
     )
     app.state.service = ServiceState(settings=settings,
-                                     database_url=database_url or str(settings.database_url))
+                                     database_url=database_url or str(settings.database_url),
+                                     choice=choice or ModelChoice())
     app.add_middleware(BodySizeLimit, max_bytes=settings.serve.max_body_bytes)
     app.include_router(api_router)
     install_openapi(app)

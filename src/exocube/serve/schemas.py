@@ -154,9 +154,11 @@ class MessageResponse(BaseModel):
 
 
 class ModelRef(BaseModel):
+    """The model that answered, and how it was chosen (promoted, newest, a selection)."""
+
     id: int
     name: str
-    checkpoint: str
+    selected_by: str
 
 
 class ScalarResponse(BaseModel):
@@ -192,6 +194,7 @@ class ModeStatus(BaseModel):
     model_name: str | None
     dataset_version: str | None
     reason: str | None
+    selected_by: str | None = None
 
 
 class ReadyResponse(BaseModel):
@@ -204,17 +207,31 @@ class HealthResponse(BaseModel):
 
 
 class ModelPublic(BaseModel):
+    """A loaded model as anyone may see it: no server file paths."""
+
     id: int
     name: str
-    checkpoint: str
     recorded_mode: str
     serves: list[str]
+    selected_by: dict[str, str] = Field(description="For each mode served: how the model "
+                                        "was chosen (promoted, newest, a selection).")
     dataset_version: str | None
-    store: str | None
     created_at: str
     metrics: dict[str, float]
 
 
+class ModelAdmin(ModelPublic):
+    """A loaded model with its checkpoint file and cube store (admin key only)."""
+
+    checkpoint: str
+    store: str | None
+
+
 class ModelsResponse(BaseModel):
     models: list[ModelPublic]
+    modes: dict[str, ModeStatus]
+
+
+class ModelsAdminResponse(BaseModel):
+    models: list[ModelAdmin]
     modes: dict[str, ModeStatus]

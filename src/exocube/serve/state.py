@@ -11,7 +11,8 @@ from exocube.errors import ExocubeError
 from exocube.params import ALL_NAMES
 from exocube.serve.batching import MicroBatcher
 from exocube.serve.cache import PredictionCache
-from exocube.surrogate import MODES, Surrogate
+from exocube.surrogate import MODES, ModelChoice, Surrogate
+from exocube.surrogate.loading import MODEL_MODES
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +23,7 @@ class ServiceState:
 
     settings: Settings
     database_url: str
+    choice: ModelChoice = field(default_factory=ModelChoice)
     surrogate: Surrogate | None = None
     answering: dict[str, bool] = field(default_factory=dict)
     cache: PredictionCache = field(init=False)
@@ -31,25 +33,32 @@ class ServiceState:
         opts = self.settings.serve
         self.cache = PredictionCache(opts.cache_size, int(opts.cache_max_mb * 2**20))
         self.batcher = MicroBatcher(lambda: self.surrogate, opts.max_batch,
-                                    opts.max_wait_ms / 1000.0)
+                                    opts.max_wait_ms / 1000.0, opts.max_queue,
+                                    opts.max_batch_fields)
 
     @property
     def api_keys(self) -> list[str]:
         return [k.get_secret_value() for k in self.settings.api_keys]
 
     async def load(self) -> None:
-        """(Re)load the catalogue's models and probe each mode with a training run."""
+        """(Re)load the models ``choice`` gives (promotions are read again), probe each mode
+        with a training run, and log which model answers each mode."""
         surrogate = await asyncio.to_thread(
             Surrogate.from_catalogue, self.database_url, self.settings.serve.max_hull_distance,
-            self.settings.serve.torch_threads)
+            self.settings.serve.torch_threads, self.choice)
         answering = await asyncio.to_thread(probe, surrogate)
         self.surrogate, self.answering = surrogate, answering
         self.cache.clear()
+        for mode in MODEL_MODES:
+            if mode in surrogate.models:
+                log.info("mode %s: %s", mode, surrogate.models[mode].info.describe())
+            else:
+                log.warning("mode %s: unavailable: %s", mode, surrogate.unavailable[mode])
 
     def status(self) -> dict[str, dict[str, object]]:
         if self.surrogate is None:
             return {m: {"available": False, "answering": False, "model_id": None,
-                        "model_name": None, "dataset_version": None,
+                        "model_name": None, "dataset_version": None, "selected_by": None,
                         "reason": "models are not loaded yet"} for m in MODES}
         out = self.surrogate.status()
         for mode, st in out.items():

@@ -20,11 +20,18 @@ from typing import Any
 from exocube.config import Settings, get_settings
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.task import SurrogateTask
-from exocube.surrogate.loading import MODES, SPECTRAL_REASON, LoadedModel, ModelInfo
+from exocube.surrogate.loading import (
+    MODES,
+    SPECTRAL_REASON,
+    LoadedModel,
+    ModelChoice,
+    ModelInfo,
+)
 from exocube.surrogate.prediction import Prediction
 from exocube.surrogate.surrogate import Surrogate, check_request
 
-__all__ = ["MODES", "SPECTRAL_REASON", "LoadedModel", "ModelInfo", "Prediction", "Surrogate",
+__all__ = ["MODES", "SPECTRAL_REASON", "LoadedModel", "ModelChoice", "ModelInfo", "Prediction",
+           "Surrogate",
            "check_request", "default_surrogate", "get_data_module", "get_surrogate_model",
            "predict"]
 
@@ -38,7 +45,8 @@ def default_surrogate(database_url: str | None = None) -> Surrogate:
 
 def predict(params: Mapping[str, object], mode: str = "datacube",
             allow_extrapolation: bool = False, database_url: str | None = None) -> Prediction:
-    """Predict one planet's climate with the catalogue's newest model for ``mode``.
+    """Predict one planet's climate with the catalogue's model for ``mode`` (the promoted
+    one, else the newest; for another choice use ``Surrogate.from_catalogue(url, choice=...)``).
 
     Raises ParameterError for an invalid parameter set or one far outside the
     training data (unless ``allow_extrapolation``), ModelUnavailableError when no

@@ -43,11 +43,12 @@ class Prediction:
         return self.model.dataset_version
 
     def metadata(self) -> dict[str, Any]:
-        """Everything but the arrays, JSON-ready."""
+        """Everything but the arrays, JSON-ready; no server file paths (HTTP clients get
+        this): the model by id and name, and how it was chosen."""
         return {
             "mode": self.mode,
             "model": {"id": self.model.id, "name": self.model.name,
-                      "checkpoint": self.model.checkpoint},
+                      "selected_by": self.model.selected_by},
             "dataset_version": self.dataset_version,
             "out_of_domain": self.out_of_domain,
             "hull_distance": self.hull_distance,
@@ -75,6 +76,7 @@ class Prediction:
             "Conventions": "CF-1.8", "source": "exocube surrogate", "mode": self.mode,
             "model_id": self.model.id, "model_name": self.model.name,
             "model_checkpoint": self.model.checkpoint,
+            "model_selected_by": self.model.selected_by,
             "dataset_version": self.dataset_version or "",
             "out_of_domain": int(self.out_of_domain), "hull_distance": self.hull_distance,
             "tidally_locked": int(self.tidally_locked),

@@ -18,7 +18,13 @@ from exocube.ml.hull import distance_to_hull
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
 from exocube.ml.transforms import encode_params
 from exocube.params import ALL_NAMES, OPTIONAL_NAMES, validate_params
-from exocube.surrogate.loading import MODES, LoadedModel, select_models
+from exocube.surrogate.loading import (
+    DEFAULT_CHOICE,
+    MODES,
+    LoadedModel,
+    ModelChoice,
+    select_models,
+)
 from exocube.surrogate.prediction import Prediction
 
 log = logging.getLogger(__name__)
@@ -64,11 +70,13 @@ class Surrogate:
     @classmethod
     def from_catalogue(cls, database_url: str | None = None,
                        max_hull_distance: float | None = None,
-                       torch_threads: int | None = None) -> Surrogate:
-        """Load the newest model for each mode from the catalogue (default: settings);
-        the hull limit and PyTorch threads default to the ``serve`` settings."""
+                       torch_threads: int | None = None,
+                       choice: ModelChoice = DEFAULT_CHOICE) -> Surrogate:
+        """Load the model ``choice`` gives for each mode (default: the promoted one, else the
+        newest) from the catalogue (default: settings); the hull limit and PyTorch threads
+        default to the ``serve`` settings."""
         settings = get_settings()
-        models, unavailable = select_models(database_url or str(settings.database_url))
+        models, unavailable = select_models(database_url or str(settings.database_url), choice)
         limit = max_hull_distance if max_hull_distance is not None else (
             settings.serve.max_hull_distance)
         return cls(models, unavailable, limit, torch_threads or settings.serve.torch_threads)
@@ -80,10 +88,12 @@ class Surrogate:
             if mode in self.models:
                 info = self.models[mode].info
                 out[mode] = {"available": True, "model_id": info.id, "model_name": info.name,
-                             "dataset_version": info.dataset_version, "reason": None}
+                             "dataset_version": info.dataset_version, "reason": None,
+                             "selected_by": info.selected_by}
             else:
                 out[mode] = {"available": False, "model_id": None, "model_name": None,
-                             "dataset_version": None, "reason": self.unavailable[mode]}
+                             "dataset_version": None, "reason": self.unavailable[mode],
+                             "selected_by": None}
         return out
 
     def model_for(self, mode: str) -> LoadedModel:

@@ -1,0 +1,72 @@
+"""``exocube models``: list the catalogue's models, promote one for a mode, unpromote."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from exocube.config import get_settings
+
+app = typer.Typer(help="Trained models in the catalogue: list, promote, unpromote. A promoted "
+                  "model answers its modes in `exocube serve` and `exocube predict` until "
+                  "unpromoted; without a promotion the newest model answers.",
+                  no_args_is_help=True)
+console = Console()
+UrlOpt = Annotated[str | None, typer.Option(help="Database URL (default: settings).")]
+ModesOpt = Annotated[list[str] | None, typer.Option(
+    "--mode", help="scalar, datacube or joint (repeat; default: every mode).")]
+
+
+@app.command("list")
+def list_models(url: UrlOpt = None) -> None:
+    """Every catalogue model, newest first, with its metrics and promotions."""
+    from exocube.surrogate.loading import catalogue_rows, promotions, unusable_reason
+
+    target = url or get_settings().database_url
+    rows = catalogue_rows(target)
+    promoted = promotions(target)
+    lines = [("id", "name", "created (UTC)", "dataset", "promoted for", "metrics",
+              "checkpoint")]
+    for r in rows:
+        metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted((r.metrics or {}).items())
+                            if isinstance(v, int | float))
+        modes = ",".join(m for m, mid in sorted(promoted.items()) if mid == r.id)
+        lines.append((str(r.id), r.name, f"{r.created_at:%Y-%m-%d %H:%M}" if r.created_at
+                      else "", r.dataset_version or "", modes or "-", metrics or "-",
+                      "missing: " + r.checkpoint_uri if unusable_reason(r) else r.checkpoint_uri))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]) - 1)]
+    for line in lines:
+        cells = [c.ljust(w) for c, w in zip(line, widths, strict=False)] + [line[-1]]
+        console.print("  ".join(cells), highlight=False, soft_wrap=True, markup=False)
+    default = [m for m in ("scalar", "datacube", "joint") if m not in promoted]
+    if default:
+        console.print(f"modes without a promotion ({', '.join(default)}) are answered by the "
+                      "newest model that can answer them", highlight=False, soft_wrap=True)
+
+
+@app.command()
+def promote(
+    model_id: Annotated[int, typer.Argument(help="The catalogue id of the model.")],
+    mode: ModesOpt = None,
+    url: UrlOpt = None,
+) -> None:
+    """Make a model answer its modes (or --mode ones) until unpromoted."""
+    from exocube.surrogate.promotion import promote as promote_model
+
+    modes = promote_model(url or get_settings().database_url, model_id, mode or None)
+    console.print(f"model {model_id} promoted for {', '.join(modes)}; a running server "
+                  "switches after POST /admin/reload", highlight=False)
+
+
+@app.command()
+def unpromote(mode: ModesOpt = None, url: UrlOpt = None) -> None:
+    """Remove the promotions (of --mode ones): the newest model answers again."""
+    from exocube.surrogate.promotion import unpromote as unpromote_models
+
+    removed = unpromote_models(url or get_settings().database_url, mode or None)
+    if not removed:
+        console.print("no promotion to remove", highlight=False)
+    for m, mid in sorted(removed.items()):
+        console.print(f"mode {m}: model {mid} is no longer promoted", highlight=False)
