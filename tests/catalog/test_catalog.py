@@ -113,7 +113,7 @@ def test_the_home_catalogue_is_created_and_migrated_on_first_use(exocube_home: P
     url = load_settings().database_url
     with session_scope(url) as s:
         assert s.scalars(sa.select(Model)).all() == []
-    assert (exocube_home / "catalog.sqlite").is_file() and current_revision(url) == "0001"
+    assert (exocube_home / "catalog.sqlite").is_file() and current_revision(url) == head()
 
 
 def test_a_catalogue_outside_the_home_is_not_migrated_behind_the_users_back(
