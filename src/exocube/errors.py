@@ -13,7 +13,9 @@ ExocubeError
 ├── ModelUnavailableError            no trained model can answer a prediction mode
 ├── TransferError                    a download that failed for good
 │   └── ChecksumError                bytes that do not match the expected hash/size
-└── ParallelError                    the Dask cluster could not be reached or started
+├── ParallelError                    the Dask cluster could not be reached or started
+└── SimulationError                  a GCM run could not be prepared or driven
+    └── MissingToolError             a system program (gfortran, mpiexec, sbatch) is missing
 """
 
 from __future__ import annotations
@@ -71,3 +73,12 @@ class ChecksumError(TransferError):
 
 class ParallelError(ExocubeError):
     """The parallel engine (Dask) could not be started or reached."""
+
+
+class SimulationError(ExocubeError):
+    """A GCM run could not be prepared, started or driven (not a model crash: those are
+    recorded as failed runs)."""
+
+
+class MissingToolError(SimulationError):
+    """A system program is not installed; the message names the Debian package."""
