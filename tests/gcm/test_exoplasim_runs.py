@@ -160,3 +160,14 @@ def _wait_for_a_year(out: Path, proc: subprocess.Popen, timeout: float = 600.0) 
                 return
         time.sleep(0.2)
     pytest.fail("no run finished a model year in time")
+
+
+def test_min_years_stops_an_equilibrated_run_before_the_cap(exoplasim_ready,
+                                                            tmp_path: Path) -> None:
+    out = tmp_path / "ens"
+    done = simulate(design(tmp_path, EARTH), out, "--years", "5", "--min-years", "2",
+                    "--max-toa-imbalance", "1e6", "--max-ts-drift", "1e9")
+    assert done.returncode == 0, done.stdout + done.stderr
+    s = state(out, "earth")
+    assert s["years_done"] == 2 and s["diagnostics"]["equilibrated"] is True
+    assert rows()["earth"].equilibrated is True

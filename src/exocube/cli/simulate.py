@@ -43,7 +43,11 @@ def exoplasim(
                                          "parameters, one run per row (docs/gcm.md).")],
     out: Annotated[Path, typer.Option("--out", help="Ensemble directory (created; re-run "
                                       "the same command to continue it).")],
-    years: Annotated[int, typer.Option("--years", min=1, help="Model years per run.")] = 10,
+    years: Annotated[int, typer.Option("--years", min=1, help="Model years per run (the cap "
+                                       "with --min-years).")] = 10,
+    min_years: Annotated[int | None, typer.Option(
+        "--min-years", min=2, help="Stop a run early once it has run this many years and is "
+        "equilibrated.")] = None,
     resolution: Annotated[str, typer.Option("--resolution", help=f"One of {RESOLUTIONS}.")
                           ] = "T21",
     cluster: Annotated[str, typer.Option(
@@ -73,7 +77,8 @@ def exoplasim(
 ) -> None:
     """Run an ExoPlaSim ensemble over a design CSV, resumably, and catalogue every run."""
     rows = read_design(design)
-    length = RunLength(years=years, year_days=year_days, write_days=write_days, times=times)
+    length = RunLength(years=years, year_days=year_days, write_days=write_days, times=times,
+                       min_years=min_years)
     criteria = EquilibriumCriteria(max_toa, max_drift)
     slurm = parallel.SlurmOptions(
         jobs=slurm_jobs, cores=ncpus, memory=slurm_memory, walltime=slurm_walltime,

@@ -276,7 +276,8 @@ def _drive(config: ExoPlaSimRunConfig, rdir: Path, out_dir: Path, state: RunStat
         state.resumes.append({"year": state.years_done, "restart": restart.name,
                               "pid": os.getpid()})
     state.r_gas_j_kg_k = float(model.gascon)
-    while state.years_done < state.years_target:
+    while (state.status == "running" and state.years_done < state.years_target
+           and not _equilibrated_early(config, workdir, state, criteria)):
         year = state.years_done
         y0 = time.perf_counter()
         try:
@@ -294,10 +295,25 @@ def _drive(config: ExoPlaSimRunConfig, rdir: Path, out_dir: Path, state: RunStat
         _prune(workdir, year)
         state.save(state_path)
         restart = workdir / f"MOST_REST.{year:05d}"
-    else:
+    if state.status == "running":
         _finish(config, workdir, out_dir, state, criteria)
     state.wall_time_s += time.perf_counter() - t0
     state.save(state_path)
+
+
+def _year_files(workdir: Path, years_done: int) -> list[Path]:
+    """The last two post-processed years (what the diagnostics read)."""
+    return [workdir / f"MOST.{y:05d}.nc" for y in range(max(0, years_done - 2), years_done)]
+
+
+def _equilibrated_early(config: ExoPlaSimRunConfig, workdir: Path, state: RunState,
+                        criteria: EquilibriumCriteria) -> bool:
+    """With ``min_years`` set: stop once that many years are done and the run is equilibrated."""
+    min_years = config.length.min_years
+    if min_years is None or state.years_done < max(min_years, 2):
+        return False
+    return diagnose(_year_files(workdir, state.years_done), config.length.year_days,
+                    criteria).equilibrated
 
 
 def _model(config: ExoPlaSimRunConfig, workdir: Path, year: int, restart: Path | None) -> Any:
@@ -381,8 +397,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 
 def _finish(config: ExoPlaSimRunConfig, workdir: Path, out_dir: Path, state: RunState,
             criteria: EquilibriumCriteria) -> None:
-    years = [workdir / f"MOST.{y:05d}.nc" for y in range(max(0, state.years_done - 2),
-                                                          state.years_done)]
+    years = _year_files(workdir, state.years_done)
     diag = diagnose([p for p in years if p.exists()], config.length.year_days, criteria)
     target = out_dir / f"{config.row.run_id}.nc"
     write_output(years[-1], target, config, state, diag.to_dict())

@@ -48,17 +48,23 @@ MINUTES_PER_DAY = 1440
 @dataclass(frozen=True)
 class RunLength:
     """How long a run is: ``years`` restart segments of ``year_days`` days, output every
-    ``write_days`` days, post-processed into ``times`` time steps per segment."""
+    ``write_days`` days, post-processed into ``times`` time steps per segment. With
+    ``min_years``, a run stops early once it has run that many years and is equilibrated
+    (``years`` is then the cap)."""
 
     years: int = 10
     year_days: float = 360.0
     write_days: float = 5.0
     times: int = 12
+    min_years: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("years", "times"):
             if getattr(self, name) < 1:
                 raise InputDataError(f"{name}={getattr(self, name)} is invalid: expected >= 1")
+        if self.min_years is not None and not (2 <= self.min_years <= self.years):
+            raise InputDataError(f"min_years={self.min_years} is invalid: expected 2 <= "
+                                 f"min_years <= years ({self.years})")
         if not (0 < self.write_days <= self.year_days):
             raise InputDataError(
                 f"write_days={self.write_days} is invalid: expected 0 < write_days <= "
