@@ -7,6 +7,7 @@ in the virtual environment, never into the home directory; later tests reuse the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -171,3 +172,38 @@ def test_min_years_stops_an_equilibrated_run_before_the_cap(exoplasim_ready,
     s = state(out, "earth")
     assert s["years_done"] == 2 and s["diagnostics"]["equilibrated"] is True
     assert rows()["earth"].equilibrated is True
+
+
+def test_driver_killed_alone_leaves_no_model_running_into_the_resumed_run(
+        exoplasim_ready, tmp_path: Path) -> None:
+    """SIGKILL of the driver process only (the OOM-killer case): its Dask worker dies with
+    it, but the Fortran model runs on; the re-run stops that leftover before resuming."""
+    from exocube.gcm.exoplasim import stray_models
+
+    out = tmp_path / "ens"
+    csv = design(tmp_path, EARTH)
+    long_year = ["--year-days", "60", "--write-days", "5", "--times", "2"]
+    cmd = [EXOCUBE, "simulate", "exoplasim", "--design", str(csv), "--out", str(out),
+           "--years", "1", "--workers", "1", *long_year]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    workdir = out / "runs" / "earth" / "model"
+    try:
+        end = time.monotonic() + 600
+        while not (workdir.is_dir() and stray_models(workdir)):
+            assert proc.poll() is None and time.monotonic() < end, "no model process seen"
+            time.sleep(0.2)
+        proc.kill()  # the driver only, not its process group
+        proc.wait()
+        time.sleep(1.0)
+        left = stray_models(workdir)
+        assert left, "the model did not outlive its driver; this test proves nothing here"
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=900, check=False)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)  # whatever of the first run remains
+    assert done.returncode == 0, done.stdout + done.stderr
+    s = state(out, "earth")
+    assert s["status"] == "complete" and [g["year"] for g in s["segments"]] == [0]
+    assert s["stopped_models"] == [{"year": 0, "pids": left}]
+    assert not stray_models(workdir)

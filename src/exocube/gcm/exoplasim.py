@@ -33,6 +33,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -80,6 +81,7 @@ class RunState:
     years_done: int = 0
     segments: list[dict[str, Any]] = field(default_factory=list)
     resumes: list[dict[str, Any]] = field(default_factory=list)
+    stopped_models: list[dict[str, Any]] = field(default_factory=list)
     error: str | None = None
     log_tail: str | None = None
     output: str | None = None
@@ -269,6 +271,9 @@ def _drive(config: ExoPlaSimRunConfig, rdir: Path, out_dir: Path, state: RunStat
     t0 = time.perf_counter()
     workdir = rdir / "model"
     restart = _restart_file(workdir, state.years_done)
+    stopped = stop_stray_models(workdir)
+    if stopped:
+        state.stopped_models.append({"year": state.years_done, "pids": stopped})
     _clear_unfinished_year(workdir, state.years_done)
     model = _model(config, workdir, state.years_done, restart)
     if restart is not None:
@@ -340,6 +345,50 @@ def _restart_file(workdir: Path, years_done: int) -> Path | None:
             f"{workdir.parent.name}: {years_done} years are done but the restart file {path} "
             "is missing, so the run cannot continue; delete the run directory to start again")
     return path
+
+
+def stray_models(workdir: Path) -> list[int]:
+    """Process ids of ExoPlaSim model executables still running in ``workdir``: left by a
+    driver that was killed (its Dask worker dies with it, the Fortran model runs on until
+    the end of its year). Linux only (reads ``/proc``)."""
+    target = str(workdir.resolve())
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if (os.readlink(proc / "cwd") == target
+                    and (proc / "comm").read_text().startswith("most_plasim")):
+                found.append(int(proc.name))
+        except OSError:  # gone, or not ours to inspect
+            continue
+    return found
+
+
+def stop_stray_models(workdir: Path, timeout_s: float = 30.0) -> list[int]:
+    """Kill leftover model processes of this run (we hold its lock, so nobody drives it);
+    the ids of those stopped."""
+    pids = stray_models(workdir) if workdir.is_dir() else []
+    stopped = list(pids)
+    for pid in pids:
+        log.warning("stopping ExoPlaSim process %d left running in %s", pid, workdir)
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    end = time.monotonic() + timeout_s
+    while pids and time.monotonic() < end:
+        pids = [p for p in pids if _alive(p)]
+        time.sleep(0.1)
+    if pids:
+        raise SimulationError(f"ExoPlaSim processes {pids} in {workdir} did not stop; stop "
+                              "them before running this run again")
+    return stopped
+
+
+def _alive(pid: int) -> bool:
+    """Running (a zombie waiting for its parent to reap it counts as stopped)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 def _clear_unfinished_year(workdir: Path, years_done: int) -> None:
