@@ -144,3 +144,15 @@ def test_equilibrium_flag_follows_the_thresholds(tmp_path: Path) -> None:
     assert not diagnose([y0, y1], 360.0, EquilibriumCriteria(0.4, 0.1)).equilibrated
     alone = diagnose([y1], 360.0)
     assert math.isnan(alone.ts_drift_k_per_year) and not alone.equilibrated
+
+
+def test_cli_bad_design_row_is_one_line_naming_the_field(tmp_path: Path, capsys) -> None:
+    from exocube.cli import main
+
+    csv = design(tmp_path, "m1,1.1,1.3,-12.0,0.9,3100,5.0,0.0,0.2")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["simulate", "exoplasim", "--design", str(csv), "--out", str(tmp_path / "o")])
+    assert exit_info.value.code == 1
+    err = capsys.readouterr().err
+    assert "orbital_period_days='-12.0' is invalid" in err and "Traceback" not in err
+    assert not (tmp_path / "o").exists()
