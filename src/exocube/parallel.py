@@ -87,7 +87,8 @@ def _remote_client(address: str, timeout: str) -> Iterator[Client]:
 
 @dataclass(frozen=True)
 class SlurmOptions:
-    """One SLURM job per Dask worker (dask-jobqueue ``SLURMCluster``)."""
+    """One SLURM job per Dask worker (dask-jobqueue ``SLURMCluster``): one worker thread,
+    ``cores`` CPUs booked (a run's MPI processes)."""
 
     jobs: int = 2
     cores: int = 1
@@ -127,7 +128,9 @@ def slurm_client(options: SlurmOptions | None = None, **cluster_kwargs: Any) -> 
     opts = options or SlurmOptions()
     check_slurm()
     kwargs: dict[str, Any] = {
-        "cores": opts.cores, "processes": 1, "memory": opts.memory, "walltime": opts.walltime,
+        # one worker thread per job (one run at a time), opts.cores CPUs booked for its MPI
+        "cores": 1, "job_cpu": opts.cores, "processes": 1, "memory": opts.memory,
+        "walltime": opts.walltime,
         "queue": opts.partition, "account": opts.account, "python": sys.executable,
         "log_directory": opts.log_directory,
         "scheduler_options": {"host": opts.host or socket.gethostname(),

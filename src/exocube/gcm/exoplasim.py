@@ -37,6 +37,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -63,6 +64,9 @@ STATE_FORMAT = 1
 LOG_TAIL_LINES = 40
 REASON_MARKERS = ("Program received signal", "Abort", "Non-finite", "NaN", "Error", "error")
 NOT_REASONS = ("Backtrace for this error", "ExoPlaSim has crashed")
+# ExoPlaSim changes the working directory and exocube redirects file descriptors 1 and 2:
+# both are per process, so runs in one process (a worker with several threads) take turns.
+PROCESS_LOCK = threading.Lock()
 STALE = ("plasim_output", "plasim_status", "plasim_diag", "plasim_snapshot", "Abort_Message")
 
 
@@ -240,7 +244,7 @@ def run_exoplasim(config_doc: dict[str, Any], run_dir: str, out_dir: str,
     rdir = Path(run_dir)
     rdir.mkdir(parents=True, exist_ok=True)
     state_path = rdir / "state.json"
-    with run_lock(rdir):
+    with PROCESS_LOCK, run_lock(rdir):
         state = _initial_state(state_path, config)
         if state.status in ("complete", "failed"):
             return _outcome(state, config, started, [], ran=False)
