@@ -156,3 +156,11 @@ def test_cli_bad_design_row_is_one_line_naming_the_field(tmp_path: Path, capsys)
     err = capsys.readouterr().err
     assert "orbital_period_days='-12.0' is invalid" in err and "Traceback" not in err
     assert not (tmp_path / "o").exists()
+
+
+def test_out_path_the_shell_would_split_is_refused(tmp_path: Path) -> None:
+    from exocube.gcm.exoplasim_ensemble import check_out_path
+
+    check_out_path(tmp_path / "ens-1")
+    with pytest.raises(InputDataError, match="passes paths to the shell unquoted"):
+        check_out_path(tmp_path / "my runs")

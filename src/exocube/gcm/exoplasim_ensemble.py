@@ -16,6 +16,7 @@ import json
 import logging
 import math
 import os
+import re
 import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -49,6 +50,7 @@ from exocube.params import ALL_NAMES
 
 log = logging.getLogger(__name__)
 
+SAFE_PATH = re.compile(r"^[A-Za-z0-9_./+-]+$")
 MANIFEST = "ensemble.json"
 KIND = "exocube-exoplasim-ensemble"
 
@@ -74,6 +76,15 @@ def run_configs(rows: Sequence[DesignRow], length: RunLength, resolution: str = 
 def ensemble_id(configs: Sequence[ExoPlaSimRunConfig], criteria: EquilibriumCriteria) -> str:
     text = json.dumps({"runs": [c.digest() for c in configs], "criteria": asdict(criteria)})
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def check_out_path(out: Path) -> None:
+    """ExoPlaSim hands its paths to the shell unquoted: refuse what the shell would split."""
+    path = str(out.resolve())
+    if not SAFE_PATH.match(path):
+        raise InputDataError(
+            f"--out {path!r} has characters ExoPlaSim cannot handle (it passes paths to the "
+            "shell unquoted); use a path of letters, digits and _ . / + - only")
 
 
 def claim_directory(out: Path, configs: Sequence[ExoPlaSimRunConfig],
@@ -195,6 +206,7 @@ def plan_ensemble(
 ) -> EnsemblePlan:
     """Check tools and catalogue, claim ``out`` and mark the runs submitted."""
     configs = run_configs(rows, length, resolution, ncpus)
+    check_out_path(out)
     check_tools(ncpus)
     upgrade(database_url)
     check_catalogue(database_url, configs)
