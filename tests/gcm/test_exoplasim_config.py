@@ -80,6 +80,19 @@ def test_bad_extras_and_duplicates_are_refused(tmp_path: Path) -> None:
         read_design(design(tmp_path, LOCKED + ",red", header=HEADER + ",colour"))
 
 
+def test_default_model_year_is_the_orbit_or_360_days_when_locked(tmp_path: Path) -> None:
+    header = HEADER + ",rotation_period_days"
+    locked, rotating = read_design(design(tmp_path, LOCKED + ",12.0",
+                                          "e,1,1,365.6,1,5772,4.44,0,1,1.0", header=header))
+    assert ExoPlaSimRunConfig(locked, RunLength()).configure_kwargs(None)["runsteps"] \
+        == 360 * 48
+    assert ExoPlaSimRunConfig(rotating, RunLength()).year_days == 365.0  # ExoPlaSim's int()
+    assert ExoPlaSimRunConfig(rotating, RunLength()).configure_kwargs(None)["runsteps"] \
+        == 365 * 32
+    with pytest.raises(InputDataError, match="would write no output"):
+        ExoPlaSimRunConfig(locked, RunLength(write_days=400)).configure_kwargs(None)
+
+
 def test_run_length_must_be_whole_time_steps(tmp_path: Path) -> None:
     (row,) = read_design(design(tmp_path, LOCKED))
     with pytest.raises(InputDataError, match=r"write_days=0\.01 days"):

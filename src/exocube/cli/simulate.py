@@ -57,8 +57,9 @@ def exoplasim(
         "--workers", min=1, help="Local workers (runs at a time); default from settings.")
     ] = None,
     ncpus: Annotated[int, typer.Option("--ncpus", min=1, help="MPI processes per run.")] = 1,
-    year_days: Annotated[float, typer.Option(
-        "--year-days", help="Length of one model year (restart segment) in days.")] = 360.0,
+    year_days: Annotated[float | None, typer.Option(
+        "--year-days", help="Length of one model year (restart segment) in days; default: "
+        "the orbital year of a rotating planet, 360 for a locked one.")] = None,
     write_days: Annotated[float, typer.Option(
         "--write-days", help="ExoPlaSim output interval in days.")] = 5.0,
     times: Annotated[int, typer.Option(

@@ -321,7 +321,7 @@ def _equilibrated_early(config: ExoPlaSimRunConfig, workdir: Path, state: RunSta
     min_years = config.length.min_years
     if min_years is None or state.years_done < max(min_years, 2):
         return False
-    return diagnose(_year_files(workdir, state.years_done), config.length.year_days,
+    return diagnose(_year_files(workdir, state.years_done), config.year_days,
                     criteria).equilibrated
 
 
@@ -451,7 +451,7 @@ def _tail(path: Path, lines: int = LOG_TAIL_LINES) -> str:
 def _finish(config: ExoPlaSimRunConfig, workdir: Path, out_dir: Path, state: RunState,
             criteria: EquilibriumCriteria) -> None:
     years = _year_files(workdir, state.years_done)
-    diag = diagnose([p for p in years if p.exists()], config.length.year_days, criteria)
+    diag = diagnose([p for p in years if p.exists()], config.year_days, criteria)
     target = out_dir / f"{config.row.run_id}.nc"
     write_output(years[-1], target, config, state, diag.to_dict())
     state.status = "complete"
@@ -474,7 +474,7 @@ def output_attrs(config: ExoPlaSimRunConfig, state: RunState,
         "surface": row.surface, "pch4_bar": row.pch4_bar, "obliquity_deg": row.obliquity_deg,
         "timestep_minutes": row.timestep_minutes, "resolution": config.resolution,
         "layers": config.layers, "years_run": state.years_done,
-        "year_days": config.length.year_days,
+        "year_days": config.year_days,
         "exoplasim_configure": json.dumps(config.configure_kwargs(None), sort_keys=True),
     }
     if state.r_gas_j_kg_k is not None:  # ExoPlaSim's gas constant for the composition

@@ -43,17 +43,20 @@ EXTRA_COLUMNS = ("tidally_locked", "surface", "pch4_bar", "obliquity_deg", "time
 RESOLUTIONS = ("T21", "T42", "T63", "T85", "T106", "T127", "T170")
 EARTH_OBLIQUITY = 23.441
 MINUTES_PER_DAY = 1440
+LOCKED_YEAR_DAYS = 360.0  # no seasons: ExoPlaSim's default year
 
 
 @dataclass(frozen=True)
 class RunLength:
-    """How long a run is: ``years`` restart segments of ``year_days`` days, output every
-    ``write_days`` days, post-processed into ``times`` time steps per segment. With
+    """How long a run is: ``years`` restart segments of ``year_days`` days (default: the
+    planet's orbital year in whole days for a rotating planet, as ExoPlaSim's calendar
+    counts it, and 360 days for a tidally locked one), output every ``write_days`` days,
+    post-processed into ``times`` time steps per segment. With
     ``min_years``, a run stops early once it has run that many years and is equilibrated
     (``years`` is then the cap)."""
 
     years: int = 10
-    year_days: float = 360.0
+    year_days: float | None = None
     write_days: float = 5.0
     times: int = 12
     min_years: int | None = None
@@ -65,7 +68,8 @@ class RunLength:
         if self.min_years is not None and not (2 <= self.min_years <= self.years):
             raise InputDataError(f"min_years={self.min_years} is invalid: expected 2 <= "
                                  f"min_years <= years ({self.years})")
-        if not (0 < self.write_days <= self.year_days):
+        if self.write_days <= 0 or (self.year_days is not None
+                                    and self.write_days > self.year_days):
             raise InputDataError(
                 f"write_days={self.write_days} is invalid: expected 0 < write_days <= "
                 f"year_days ({self.year_days})")
@@ -126,6 +130,15 @@ class ExoPlaSimRunConfig:
                 f"ncpus={self.ncpus}, layers={self.layers}, precision={self.precision}: expected "
                 "ncpus >= 1, layers >= 2 and precision 4 or 8")
 
+    @property
+    def year_days(self) -> float:
+        """Days in one model year (restart segment) of this run."""
+        if self.length.year_days is not None:
+            return self.length.year_days
+        if self.row.tidally_locked:
+            return LOCKED_YEAR_DAYS
+        return float(max(1, int(self.row.params["orbital_period_days"])))
+
     def model_kwargs(self, workdir: Path, inityear: int) -> dict[str, Any]:
         """Keyword arguments of ``exoplasim.Model``."""
         return {"workdir": str(workdir), "modelname": self.row.run_id,
@@ -136,6 +149,11 @@ class ExoPlaSimRunConfig:
     def configure_kwargs(self, restartfile: Path | None) -> dict[str, Any]:
         """Keyword arguments of ``Model.configure`` for this planet."""
         row, p = self.row, self.row.params
+        if self.length.write_days > self.year_days:
+            raise InputDataError(
+                f"run {row.run_id}: write_days={self.length.write_days} is longer than its "
+                f"model year of {self.year_days} days, so ExoPlaSim would write no output; "
+                "use a shorter --write-days or a longer --year-days")
         pco2 = p["pco2_bar"]
         kwargs: dict[str, Any] = {
             "flux": p["insolation_earth"] * S_EARTH,
@@ -150,8 +168,7 @@ class ExoPlaSimRunConfig:
             "fixedorbit": True,
             "ozone": False,
             "timestep": row.timestep_minutes,
-            "runsteps": self.length.steps(self.length.year_days, row.timestep_minutes,
-                                          "year_days"),
+            "runsteps": self.length.steps(self.year_days, row.timestep_minutes, "year_days"),
             "snapshots": 0,
             "restartfile": str(restartfile) if restartfile else None,
             "otherargs": {"NSTPW@plasim_namelist": str(self.length.steps(
