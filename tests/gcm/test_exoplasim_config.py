@@ -69,6 +69,14 @@ def test_bad_design_value_names_field_and_value(tmp_path: Path, line: str,
         assert name in str(info.value)
 
 
+def test_zero_co2_is_zero_not_exoplasims_default(tmp_path: Path) -> None:
+    (row,) = read_design(design(tmp_path, LOCKED))
+    row = type(row)(**{**row.to_dict(), "params": {**row.params, "pco2_bar": 0.0}})
+    kw = ExoPlaSimRunConfig(row, RunLength()).configure_kwargs(None)
+    assert "pCO2" not in kw and kw["otherargs"]["CO2@radmod_namelist"] == "0.0"
+    assert kw["pN2"] == kw["pressure"]
+
+
 def test_bad_extras_and_duplicates_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match="surface='lava'"):
         read_design(design(tmp_path, LOCKED + ",lava", header=HEADER + ",surface"))

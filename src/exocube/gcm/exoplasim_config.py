@@ -17,7 +17,9 @@ these optional ExoPlaSim columns:
 - ``timestep_minutes``: default 30 for a locked planet, 45 otherwise (ExoPlaSim's
   own defaults for ``TLmodel`` and ``Model``).
 
-The atmosphere is N2 + CO2 (+ CH4): ``pN2 = surface_pressure_bar - pco2_bar - pch4_bar``.
+The atmosphere is N2 + CO2 (+ CH4): ``pN2 = surface_pressure_bar - pco2_bar - pch4_bar``;
+``pco2_bar = 0`` sets ExoPlaSim's CO2 concentration to 0 (without a CO2 partial pressure
+ExoPlaSim would assume 300 ppmv).
 """
 
 from __future__ import annotations
@@ -176,6 +178,8 @@ class ExoPlaSimRunConfig:
         }
         if pco2 > 0:
             kwargs["pCO2"] = pco2
+        else:  # ExoPlaSim would use its default 300 ppmv without a CO2 partial pressure
+            kwargs["otherargs"]["CO2@radmod_namelist"] = "0.0"
         if row.pch4_bar > 0:
             kwargs["pCH4"] = row.pch4_bar
         kwargs["aquaplanet" if row.surface == "ocean" else "desertplanet"] = True
