@@ -21,10 +21,11 @@ import netCDF4
 import pytest
 import sqlalchemy as sa
 
-from conftest import service_unavailable
 from exocube.catalog import Simulation, session_scope
 from exocube.config import get_settings
 from exocube.cubes import ingest, open_store
+
+from .exoplasim_services import service_unavailable
 
 pytestmark = pytest.mark.slow
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from conftest import service_unavailable
 from exocube import parallel
 from exocube.catalog import Simulation, session_scope
 from exocube.config import get_settings
 from exocube.errors import ExocubeError
 from exocube.gcm.exoplasim_config import RunLength, read_design
 from exocube.gcm.exoplasim_ensemble import simulate_ensemble
+
+from .exoplasim_services import service_unavailable
 
 pytestmark = pytest.mark.slow
 
