@@ -114,8 +114,13 @@ def test_directory_holding_another_ensemble_is_refused(tmp_path: Path) -> None:
     ident = claim_directory(out, run_configs(rows, RunLength(years=2)), EquilibriumCriteria())
     assert claim_directory(out, run_configs(rows, RunLength(years=2)),
                            EquilibriumCriteria()) == ident
+    assert claim_directory(out, run_configs(rows, RunLength(years=5)),  # extended: same one
+                           EquilibriumCriteria()) == ident
     with pytest.raises(InputDataError, match=f"holds another ExoPlaSim ensemble \\(id {ident}"):
-        claim_directory(out, run_configs(rows, RunLength(years=3)), EquilibriumCriteria())
+        claim_directory(out, run_configs(rows, RunLength(years=2, year_days=10)),
+                        EquilibriumCriteria())
+    with pytest.raises(InputDataError, match="holds another ExoPlaSim ensemble"):
+        claim_directory(out, run_configs(rows, RunLength(years=2)), EquilibriumCriteria(2.0))
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")

@@ -208,3 +208,20 @@ def test_driver_killed_alone_leaves_no_model_running_into_the_resumed_run(
     assert s["status"] == "complete" and [g["year"] for g in s["segments"]] == [0]
     assert s["stopped_models"] == [{"year": 0, "pids": left}]
     assert not stray_models(workdir)
+
+
+def test_a_higher_year_cap_extends_complete_runs_from_their_restart(exoplasim_ready,
+                                                                    tmp_path: Path) -> None:
+    out = tmp_path / "ens"
+    csv = design(tmp_path, LOCKED)
+    first = simulate(csv, out, "--years", "2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    sha_2 = state(out, "mdwarf")["sha256"]
+    more = simulate(csv, out, "--years", "3")
+    assert more.returncode == 0, more.stdout + more.stderr
+    s = state(out, "mdwarf")
+    assert s["status"] == "complete" and [g["year"] for g in s["segments"]] == [0, 1, 2]
+    assert s["resumes"][-1]["year"] == 2 and s["resumes"][-1]["restart"] == "MOST_REST.00001"
+    assert s["sha256"] != sha_2 and rows()["mdwarf"].years_run == 3
+    with netCDF4.Dataset(out / "mdwarf.nc") as ds:
+        assert ds.years_run == 3

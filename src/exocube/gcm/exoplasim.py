@@ -265,9 +265,23 @@ def _initial_state(path: Path, config: ExoPlaSimRunConfig) -> RunState:
     if state.config_digest != config.digest():
         raise InputDataError(
             f"{path.parent} was made from another configuration of run {config.row.run_id} "
-            "(design row, years or resolution changed); write to another --out directory or "
-            "delete that run directory")
+            "(design row, year length or resolution changed); write to another --out "
+            "directory or delete that run directory")
+    state.years_target = config.length.years
+    if state.status == "complete" and _extended(config, state):
+        log.info("run %s: extending from %d to %d years", state.run_id, state.years_done,
+                 state.years_target)
+        state.status = "running"
     return state
+
+
+def _extended(config: ExoPlaSimRunConfig, state: RunState) -> bool:
+    """A complete run given a higher year cap continues, unless it stopped at equilibrium."""
+    if state.years_done >= config.length.years:
+        return False
+    stopped_early = config.length.min_years is not None and bool(
+        (state.diagnostics or {}).get("equilibrated"))
+    return not stopped_early
 
 
 def _drive(config: ExoPlaSimRunConfig, rdir: Path, out_dir: Path, state: RunState,

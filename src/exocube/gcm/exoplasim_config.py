@@ -208,9 +208,12 @@ class ExoPlaSimRunConfig:
                    postprocess_variables=tuple(doc["postprocess_variables"]))
 
     def digest(self) -> str:
-        """SHA-256 of the configuration (what a run directory was made from)."""
-        text = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(text.encode()).hexdigest()
+        """SHA-256 of the configuration a run directory was made from; the year cap and
+        ``min_years`` are left out, so that an ensemble can be extended."""
+        doc = self.to_dict()
+        doc["length"] = {k: v for k, v in doc["length"].items()
+                         if k not in ("years", "min_years")}
+        return hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
 
 
 def read_design(path: Path) -> list[DesignRow]:

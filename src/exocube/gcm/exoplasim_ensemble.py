@@ -89,7 +89,8 @@ def check_out_path(out: Path) -> None:
 
 def claim_directory(out: Path, configs: Sequence[ExoPlaSimRunConfig],
                     criteria: EquilibriumCriteria) -> str:
-    """Create or re-open ``out`` for this ensemble; refuse a directory holding another."""
+    """Create or re-open ``out`` for this ensemble; refuse a directory holding another
+    (other design rows, year length, output or resolution; the year cap may change)."""
     ident = ensemble_id(configs, criteria)
     manifest = out / MANIFEST
     if manifest.exists():
@@ -99,19 +100,25 @@ def claim_directory(out: Path, configs: Sequence[ExoPlaSimRunConfig],
                 f"{out} holds another ExoPlaSim ensemble (id {doc.get('ensemble_id')}, "
                 f"{len(doc.get('runs', []))} runs, created by exocube {doc.get('exocube')}) "
                 f"and this design/settings give id {ident}; write to another --out directory")
+        _write_manifest(out, ident, configs, criteria)  # the current year cap
         return ident
     if out.exists() and any(out.iterdir()):
         raise InputDataError(
             f"{out} is not empty and has no {MANIFEST}, so it is not an exocube ExoPlaSim "
             "ensemble; write to an empty or new --out directory")
     out.mkdir(parents=True, exist_ok=True)
+    _write_manifest(out, ident, configs, criteria)
+    return ident
+
+
+def _write_manifest(out: Path, ident: str, configs: Sequence[ExoPlaSimRunConfig],
+                    criteria: EquilibriumCriteria) -> None:
     doc = {"kind": KIND, "ensemble_id": ident, "exocube": __version__,
            "exoplasim": exoplasim_version(), "criteria": asdict(criteria),
            "runs": [c.to_dict() for c in configs]}
     tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(doc, indent=1))
-    os.replace(tmp, manifest)
-    return ident
+    os.replace(tmp, out / MANIFEST)
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:
