@@ -17,6 +17,8 @@ ExocubeError
 │   ├── ChecksumError                bytes that do not match the expected hash/size
 │   └── QuotaExceededError           a transfer stopped at the run's download quota
 ├── ParallelError                    the Dask cluster could not be reached or started
+├── SimulationError                  a GCM run could not be prepared or driven
+│   └── MissingToolError             a system program (gfortran, mpiexec, sbatch) is missing
 └── IFUError                         the IFU stage (exocube.ifu)
     ├── CubeFormatError(InputDataError)  not an s3d cube, bad WCS, all-NaN data
     ├── CubeChecksumError                CHECKSUM/DATASUM of an HDU do not match
@@ -123,6 +125,15 @@ class QuotaExceededError(TransferError):
 
 class ParallelError(ExocubeError):
     """The parallel engine (Dask) could not be started or reached."""
+
+
+class SimulationError(ExocubeError):
+    """A GCM run could not be prepared, started or driven (not a model crash: those are
+    recorded as failed runs)."""
+
+
+class MissingToolError(SimulationError):
+    """A system program is not installed; the message names the Debian package."""
 
 
 class IFUError(ExocubeError):

@@ -9,22 +9,28 @@ KiB, so every array of a run would be a fresh ``mmap`` with page faults
 (generation cost 2.5 times more CPU, ingest about 1.5 times); here allocations
 up to 32 MiB stay on the heap. Workers of an existing scheduler keep their own
 settings. A SLURM
-cluster is available through :func:`slurm_client` when dask-jobqueue is
-installed.
+cluster (one job per worker, dask-jobqueue's ``SLURMCluster``) comes from
+:func:`slurm_client`, and :func:`cluster_client` picks one of the three from a
+``--cluster`` value (``local``, ``slurm`` or a scheduler address).
 """
 
 from __future__ import annotations
 
 import logging
+import shutil
+import socket
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 import dask
 from distributed import Client, LocalCluster
 
 from exocube.config import DaskOptions, get_settings
-from exocube.errors import ParallelError
+from exocube.errors import MissingToolError, ParallelError
 
 log = logging.getLogger(__name__)
 
@@ -79,19 +85,92 @@ def _remote_client(address: str, timeout: str) -> Iterator[Client]:
         dask_client.close()
 
 
+@dataclass(frozen=True)
+class SlurmOptions:
+    """One SLURM job per Dask worker (dask-jobqueue ``SLURMCluster``): one worker thread,
+    ``cores`` CPUs booked (a run's MPI processes)."""
+
+    jobs: int = 2
+    cores: int = 1
+    memory: str = "2GiB"
+    walltime: str = "24:00:00"
+    partition: str | None = None
+    account: str | None = None
+    host: str | None = None  # scheduler address the jobs connect to (default: this host)
+    log_directory: str | None = None
+    start_timeout_s: float = 300.0
+
+
+def check_slurm() -> None:
+    """Refuse early when SLURM's client programs or controller are missing."""
+    if shutil.which("sbatch") is None or shutil.which("squeue") is None:
+        raise MissingToolError(
+            "SLURM is not installed (no sbatch/squeue on PATH): install the Debian package "
+            "slurm-wlm (slurm-client on a submit host), or use --cluster local")
+    proc = subprocess.run(["squeue", "--noheader"], capture_output=True, text=True,
+                          check=False, timeout=30)
+    if proc.returncode != 0:
+        raise ParallelError(
+            f"SLURM's controller does not answer (squeue: {proc.stderr.strip()}); start "
+            "slurmctld, slurmd and munged (see .ci/slurm-up.sh) or use --cluster local")
+
+
 @contextmanager
-def slurm_client(jobs: int, **cluster_kwargs: Any) -> Iterator[Client]:
-    """A Dask client on a SLURM cluster (needs the ``dask-jobqueue`` package)."""
+def slurm_client(options: SlurmOptions | None = None, **cluster_kwargs: Any) -> Iterator[Client]:
+    """A Dask client on a SLURM cluster (needs the ``dask-jobqueue`` package); waits for the
+    first worker job to start, up to ``options.start_timeout_s``."""
     try:
         from dask_jobqueue import SLURMCluster
     except ImportError as exc:
         raise ParallelError(
-            "SLURM support needs dask-jobqueue: pip install dask-jobqueue"
+            "SLURM support needs dask-jobqueue: pip install 'exocube[gcm]'"
         ) from exc
-    cluster = SLURMCluster(**cluster_kwargs)
-    cluster.scale(jobs=jobs)
+    opts = options or SlurmOptions()
+    check_slurm()
+    kwargs: dict[str, Any] = {
+        # one worker thread per job (one run at a time), opts.cores CPUs booked for its MPI
+        "cores": 1, "job_cpu": opts.cores, "processes": 1, "memory": opts.memory,
+        "walltime": opts.walltime,
+        "queue": opts.partition, "account": opts.account, "python": sys.executable,
+        "log_directory": opts.log_directory,
+        "scheduler_options": {"host": opts.host or socket.gethostname(),
+                              "dashboard_address": ":0"},
+    }
+    kwargs.update(cluster_kwargs)
+    cluster = SLURMCluster(**kwargs)
     try:
+        cluster.scale(jobs=opts.jobs)
         with Client(cluster) as dask_client:
+            _wait_for_first_worker(dask_client, opts)
             yield dask_client
     finally:
         cluster.close()
+
+
+def _wait_for_first_worker(dask_client: Client, opts: SlurmOptions) -> None:
+    try:
+        dask_client.wait_for_workers(1, timeout=opts.start_timeout_s)
+    except TimeoutError as exc:
+        raise ParallelError(
+            f"no SLURM worker job started within {opts.start_timeout_s:.0f} s; check "
+            f"`squeue` and the job logs ({opts.log_directory or 'the submit directory'})"
+        ) from exc
+
+
+@contextmanager
+def cluster_client(cluster: str = "local", *, n_workers: int | None = None,
+                   slurm: SlurmOptions | None = None) -> Iterator[Client]:
+    """``local`` (a LocalCluster of ``n_workers``), ``slurm``, or a scheduler address."""
+    if cluster == "slurm":
+        with slurm_client(slurm) as dask_client:
+            yield dask_client
+        return
+    if cluster == "local":
+        opts = get_settings().dask
+        if n_workers is not None:
+            opts = opts.model_copy(update={"n_workers": n_workers, "scheduler_address": None})
+        with client(options=opts) as dask_client:
+            yield dask_client
+        return
+    with client(scheduler_address=cluster) as dask_client:
+        yield dask_client

@@ -109,6 +109,15 @@ class Simulation(Base):
     output_uri: Mapped[str | None] = mapped_column(Text)
     sha256: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # a real GCM's run (migration 0003_simulation_runs)
+    wall_time_s: Mapped[float | None] = mapped_column(Float)
+    years_run: Mapped[int | None] = mapped_column(Integer)
+    equilibrated: Mapped[bool | None] = mapped_column(Boolean)
+    diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    log_tail: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Dataset(Base):

@@ -22,6 +22,7 @@ from exocube.cli import ifu as ifu_cmd
 from exocube.cli import ingest as ingest_cmd
 from exocube.cli import models as models_cmd
 from exocube.cli import serve as serve_cmd
+from exocube.cli import simulate as simulate_cmd
 from exocube.cli import train as train_cmd
 from exocube.errors import ExocubeError
 
@@ -62,6 +63,7 @@ def _root(
 app.add_typer(db.app, name="db")
 app.add_typer(ifu_cmd.app, name="ifu")
 app.add_typer(models_cmd.app, name="models")
+app.add_typer(simulate_cmd.app, name="simulate")
 app.command()(ingest_cmd.ingest)
 app.command()(ingest_cmd.validate)
 app.command(context_settings=train_cmd.PASS_THROUGH)(train_cmd.train)
