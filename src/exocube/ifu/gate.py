@@ -144,8 +144,7 @@ def diagnose(
     samples: Mapping[str, np.ndarray], config: GateConfig | None = None, divergences: int = 0
 ) -> GateReport:
     """The gate's report for ``samples``: site name -> array (chain, draw, *shape)."""
-    import arviz as az
-
+    az = import_arviz()
     config = config or GateConfig()
     if not samples:
         raise GateConfigError("no parameters to diagnose: the samples mapping is empty")
@@ -157,9 +156,10 @@ def diagnose(
     if n_draws < 4:
         raise GateConfigError(f"{n_draws} draws per chain: split R-hat needs at least 4")
     data = az.convert_to_dataset(arrays)
-    rhat = az.rhat(data, method="rank")
-    bulk = az.ess(data, method="bulk")
-    tail = az.ess(data, method="tail")
+    with np.errstate(invalid="ignore", divide="ignore"):  # constant draws give NaN: a failure
+        rhat = az.rhat(data, method="rank")
+        bulk = az.ess(data, method="bulk")
+        tail = az.ess(data, method="tail")
     params = tuple(
         ParameterDiagnostics(name, r, b, t)
         for name, r, b, t in _scalars(arrays, rhat, bulk, tail)
@@ -178,6 +178,17 @@ def require_converged(
     if not report.passed:
         raise NotConvergedError(report, context)
     return report
+
+
+def import_arviz():
+    """arviz, without its import-time notice about the 1.0 refactor."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        import arviz
+
+    return arviz
 
 
 def _scalars(arrays, rhat, bulk, tail):
