@@ -207,8 +207,10 @@ class ChainStore:
         blocks = self.blocks(fit_id)
         diverging = np.concatenate([b.diverging for b in blocks], axis=1)
         attrs = _attrs(fit_id, res)
-        return az.from_dict(posterior=res.draws, sample_stats={"diverging": diverging},
-                            attrs=attrs)
+        idata = az.from_dict(posterior=res.draws, sample_stats={"diverging": diverging})
+        for group in idata.groups():
+            idata[group].attrs.update(attrs)
+        return idata
 
     def export_netcdf(self, fit_id: str, path: Path, allow_unconverged: bool = False) -> Path:
         """Write the fit as netCDF at ``path`` (temporary name, then rename)."""
