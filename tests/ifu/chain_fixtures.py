@@ -6,6 +6,7 @@ fit block by block, pausing between blocks so a test can kill it mid-fit.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -81,3 +82,11 @@ def _drive(url: str, fit_id: str, n_blocks: int) -> None:
 
 if __name__ == "__main__":
     _drive(sys.argv[1], sys.argv[2], int(sys.argv[3]))
+
+
+def slow_square(payload):
+    """A task for the broker tests: log the start, sleep, return x squared."""
+    with open(payload["log"], "a") as fh:
+        fh.write(f"{payload['x']} {os.getpid()}\n")
+    time.sleep(float(payload["sleep"]))
+    return {"square": payload["x"] ** 2}
