@@ -90,3 +90,8 @@ def slow_square(payload):
         fh.write(f"{payload['x']} {os.getpid()}\n")
     time.sleep(float(payload["sleep"]))
     return {"square": payload["x"] ** 2}
+
+
+def always_fails(payload):
+    """A task whose handler raises every time (the broker's dead-letter test)."""
+    raise RuntimeError(f"cube {payload['x']} is unusable")

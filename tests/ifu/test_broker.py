@@ -161,3 +161,19 @@ def test_bad_messages_and_handlers_are_refused():
         load_handler("nohandler")
     with pytest.raises(TaskError, match="cannot be imported"):
         load_handler("exocube.nonexistent:fn")
+
+
+def test_a_task_that_always_fails_is_parked_after_max_deliveries(
+        redis_url, prefix, sqlite_url, tmp_path, caplog):
+    catalog_db.upgrade(sqlite_url)
+    queue = WorkQueue(redis_url, prefix, visibility_timeout=5, max_deliveries=3)
+    bad = Task("bad", "fail", {"x": 7})
+    queue.submit([bad, *tasks(tmp_path / "log", 2, sleep=0)])
+    handlers = {"fail": load_handler("chain_fixtures:always_fails"),
+                "square": load_handler("chain_fixtures:slow_square")}
+    assert Worker(queue, sqlite_url, handlers).run(idle_timeout=0.2, poll=0.05) == 5
+    assert queue.dead() == [bad]
+    assert [t for t, _, _ in results(sqlite_url)] == ["t0", "t1"]
+    assert queue.pending() == 0 and queue.processing() == 0
+    assert sum("cube 7 is unusable" in r.getMessage() or "task bad failed" in r.getMessage()
+               for r in caplog.records) >= 3

@@ -14,8 +14,8 @@ import pytest
 from chain_fixtures import BLOCK, gaussian_provenance, gaussian_sampler
 
 from exocube.catalog import db as catalog_db
-from exocube.catalog.db import CatalogError
 from exocube.ifu.chains import (
+    BlockConflictError,
     ChainStore,
     EmptyFitError,
     FitMismatchError,
@@ -24,7 +24,7 @@ from exocube.ifu.chains import (
     start_fit,
 )
 from exocube.ifu.gate import GateConfig, NotConvergedError
-from exocube.ifu.sampling import BlockSampler, SamplerConfig
+from exocube.ifu.sampling import BlockSampler, SamplerConfig, decode_state
 
 HERE = Path(__file__).parent
 N_BLOCKS = 6
@@ -50,8 +50,8 @@ def test_blocks_are_committed_once_and_read_back_exactly(store, sampler):
     assert store.fit(fit_id).status == ("converged" if report.passed else "not_converged")
     # a block index already stored is refused by the unique constraint
     block = store.blocks(fit_id)[0]
-    block.state = sampler.warmup()
-    with pytest.raises(CatalogError, match=r"uq_fit_blocks_index|UNIQUE"):
+    block.state = decode_state(store.last_state_blob(fit_id)[1], sampler.state_template())
+    with pytest.raises(BlockConflictError, match=r"block 1 of fit \w+ is already stored"):
         store.append_block(fit_id, 1, block)
     assert store.block_indices(fit_id) == [0, 1, 2]
     # resuming a finished fit adds nothing

@@ -5,7 +5,10 @@ Keys under one prefix (``<prefix>`` below, one per campaign):
 - ``<prefix>:pending``: a list of task messages (JSON) waiting for a worker;
 - ``<prefix>:processing``: the messages a worker has claimed and not acknowledged;
 - ``<prefix>:lease:<task id>``: a key with a time-to-live (the visibility timeout)
-  that the claiming worker keeps alive with heartbeats.
+  that the claiming worker keeps alive with heartbeats;
+- ``<prefix>:deliveries``: a hash counting each task's deliveries;
+- ``<prefix>:dead``: messages delivered more than ``max_deliveries`` times (a task
+  that kills or fails every worker is parked there, not retried for ever).
 
 Delivery is at-least-once, results are exactly-once:
 
@@ -54,11 +57,18 @@ log = logging.getLogger(__name__)
 Handler = Callable[[Mapping[str, Any]], Mapping[str, Any]]
 
 _CLAIM = """
-local msg = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
-if not msg then return false end
-local id = cjson.decode(msg)['id']
-redis.call('SET', ARGV[1] .. id, ARGV[2], 'PX', ARGV[3])
-return msg
+while true do
+  local msg = redis.call('LMOVE', KEYS[1], KEYS[2], 'LEFT', 'RIGHT')
+  if not msg then return false end
+  local id = cjson.decode(msg)['id']
+  local n = redis.call('HINCRBY', KEYS[3], id, 1)
+  if n <= tonumber(ARGV[4]) then
+    redis.call('SET', ARGV[1] .. id, ARGV[2], 'PX', ARGV[3])
+    return msg
+  end
+  redis.call('LREM', KEYS[2], 1, msg)
+  redis.call('RPUSH', KEYS[4], msg)
+end
 """
 
 _REAP = """
@@ -73,6 +83,13 @@ for _, msg in ipairs(msgs) do
   end
 end
 return n
+"""
+
+_RELEASE = """
+redis.call('LREM', KEYS[2], 1, ARGV[1])
+redis.call('DEL', KEYS[3])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+return 1
 """
 
 _RENEW = """
@@ -129,10 +146,12 @@ class WorkQueue:
     """The queue ``prefix`` on the broker at ``url`` (``redis://host:port/db``)."""
 
     def __init__(self, url: str, prefix: str, visibility_timeout: float = 60.0,
-                 socket_timeout: float = 5.0) -> None:
+                 socket_timeout: float = 5.0, max_deliveries: int = 5) -> None:
         if visibility_timeout <= 0:
             raise BrokerError(f"visibility_timeout={visibility_timeout}: expected > 0 seconds")
-        self.url, self.prefix = url, prefix
+        if max_deliveries < 1:
+            raise BrokerError(f"max_deliveries={max_deliveries}: expected >= 1")
+        self.url, self.prefix, self.max_deliveries = url, prefix, max_deliveries
         self.visibility_ms = int(visibility_timeout * 1000)
         try:
             self._r = redis.Redis.from_url(url, socket_timeout=socket_timeout,
@@ -143,6 +162,7 @@ class WorkQueue:
         self._claim = self._r.register_script(_CLAIM)
         self._reap = self._r.register_script(_REAP)
         self._renew = self._r.register_script(_RENEW)
+        self._release = self._r.register_script(_RELEASE)
 
     @property
     def pending_key(self) -> str:
@@ -151,6 +171,10 @@ class WorkQueue:
     @property
     def processing_key(self) -> str:
         return f"{self.prefix}:processing"
+
+    @property
+    def dead_key(self) -> str:
+        return f"{self.prefix}:dead"
 
     def lease_key(self, task_id: str) -> str:
         return f"{self.prefix}:lease:{task_id}"
@@ -166,8 +190,11 @@ class WorkQueue:
         """The oldest pending task, moved to processing with a lease; ``None`` if empty."""
         token = uuid.uuid4().hex
         with self._errors("claim"):
-            raw = self._claim(keys=[self.pending_key, self.processing_key],
-                              args=[f"{self.prefix}:lease:", token, self.visibility_ms])
+            raw = self._claim(
+                keys=[self.pending_key, self.processing_key, f"{self.prefix}:deliveries",
+                      self.dead_key],
+                args=[f"{self.prefix}:lease:", token, self.visibility_ms, self.max_deliveries],
+            )
         return None if raw is None else Claim(Task.from_message(raw), raw, token)
 
     def renew(self, claim: Claim) -> bool:
@@ -183,6 +210,17 @@ class WorkQueue:
             pipe.lrem(self.processing_key, 1, claim.raw)
             pipe.delete(self.lease_key(claim.task.id))
             pipe.execute()
+
+    def release(self, claim: Claim) -> None:
+        """Return a claimed task to the end of pending now (its handler failed)."""
+        with self._errors("release a task"):
+            self._release(keys=[self.pending_key, self.processing_key,
+                                self.lease_key(claim.task.id)], args=[claim.raw])
+
+    def dead(self) -> list[Task]:
+        """The tasks parked after ``max_deliveries`` deliveries."""
+        with self._errors("list dead tasks"):
+            return [Task.from_message(m) for m in self._r.lrange(self.dead_key, 0, -1)]
 
     def reap(self) -> int:
         """Return every processing message whose lease expired to pending; how many."""
@@ -272,8 +310,15 @@ class Worker:
             if handler is None:
                 raise TaskError(f"task {task.id}: no handler for kind {task.kind!r} "
                                 f"(this worker knows {sorted(self.handlers)})")
-            with self._heartbeat(claim):
-                result = handler(task.payload)
+            try:
+                with self._heartbeat(claim):
+                    result = handler(task.payload)
+            except Exception:
+                # Not hidden: logged with its traceback, retried up to max_deliveries,
+                # then parked in the dead list for a person to look at.
+                log.exception("task %s failed on %s; returned to the queue", task.id, self.name)
+                self.queue.release(claim)
+                return
             stored = store_result(self.db_url, self.queue.prefix, task, result, self.name)
             log.info("task %s done by %s (stored: %s)", task.id, self.name, stored)
         self.queue.ack(claim)

@@ -33,7 +33,7 @@ import sqlalchemy as sa
 from exocube import __version__
 from exocube.catalog.db import session_scope
 from exocube.catalog.models import Fit, FitBlock, utcnow
-from exocube.errors import ExocubeError
+from exocube.errors import CatalogError, ExocubeError
 from exocube.ifu.gate import (
     GateConfig,
     GateReport,
@@ -61,6 +61,10 @@ class UnknownFitError(ExocubeError, KeyError):
 
 class FitMismatchError(ExocubeError, ValueError):
     """A resumed fit was started with other data, model or sampler settings."""
+
+
+class BlockConflictError(ExocubeError):
+    """A block index of a fit is already stored (two processes continuing one fit)."""
 
 
 class EmptyFitError(ExocubeError):
@@ -135,13 +139,21 @@ class ChainStore:
 
     def append_block(self, fit_id: str, index: int, block: Block) -> None:
         """Commit ``block`` as block ``index`` with its state, in one transaction."""
-        with session_scope(self.url) as s:
-            s.add(FitBlock(fit_id=fit_id, block_index=index, n_draws=block.n_draws,
-                           divergences=int(np.sum(block.diverging)),
-                           draws=_pack(block.draws, block.diverging),
-                           state=encode_state(block.state)))
-            row = s.get(Fit, fit_id)
-            row.updated_at = utcnow()
+        try:
+            with session_scope(self.url) as s:
+                s.add(FitBlock(fit_id=fit_id, block_index=index, n_draws=block.n_draws,
+                               divergences=int(np.sum(block.diverging)),
+                               draws=_pack(block.draws, block.diverging),
+                               state=encode_state(block.state)))
+                row = s.get(Fit, fit_id)
+                row.updated_at = utcnow()
+        except CatalogError as exc:
+            if isinstance(exc.__cause__, sa.exc.IntegrityError):
+                raise BlockConflictError(
+                    f"block {index} of fit {fit_id} is already stored: another process is "
+                    "continuing this fit (or it was resumed twice); nothing was written"
+                ) from exc
+            raise
         log.info("fit %s: block %d committed (%d draws/chain)", fit_id, index, block.n_draws)
 
     def block_indices(self, fit_id: str) -> list[int]:
