@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -142,3 +143,7 @@ def test_unknown_fit_and_mismatched_settings_are_refused(sqlite_url, sampler):
                          config=SamplerConfig(num_warmup=200, block_size=100, seed=9))
     with pytest.raises(FitMismatchError, match="seed"):
         run_fit(store, other, fit_id, n_blocks=1)
+    changed = replace(gaussian_provenance(), data_sha256="0" * 64)
+    with pytest.raises(FitMismatchError, match="same data"):
+        run_fit(store, sampler, fit_id, n_blocks=1, provenance=changed)
+    assert store.block_indices(fit_id) == []

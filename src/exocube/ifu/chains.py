@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
 import os
 import tempfile
@@ -259,14 +260,22 @@ def run_fit(
     n_blocks: int | None = None,
     gate: GateConfig | None = None,
     max_draws: int = 10_000,
-) -> GateReport:
+    provenance: Provenance | None = None,
+) -> GateReport | None:
     """Continue ``fit_id`` from its last committed state, committing each block.
 
     With ``n_blocks`` it stops when that many blocks are stored; without it, it
     continues until the gate holds or ``max_draws`` per chain are stored
     (``--until-converged``). The fit's status and diagnostics are updated at the end.
+    With ``provenance``, a fit started on other data, model or priors is refused.
     """
-    _check_same_sampler(store.fit(fit_id), sampler)
+    row = store.fit(fit_id)
+    _check_same_sampler(row, sampler)
+    if provenance is not None and _as_json(provenance.to_dict()) != dict(row.provenance):
+        raise FitMismatchError(
+            f"fit {fit_id} was started with provenance {row.provenance}, not "
+            f"{provenance.to_dict()}: resume it on the same data, model and priors"
+        )
     index, blob = store.last_state_blob(fit_id)
     if blob is None:  # killed during warm-up: warm-up is deterministic, redo it
         store.save_warmup(fit_id, encode_state(sampler.warmup()))
@@ -300,6 +309,11 @@ def _progress_report(store: ChainStore, fit_id: str, gate: GateConfig | None):
     return diagnose(draws, gate, divergences=count_divergences(blocks))
 
 
+def _as_json(value: Any) -> Any:
+    """``value`` as it reads back from a JSON column (tuples become lists)."""
+    return json.loads(json.dumps(value))
+
+
 def _check_same_sampler(row: Fit, sampler: BlockSampler) -> None:
     stored, current = dict(row.sampler), sampler.config.to_dict()
     if stored != current:
@@ -323,8 +337,6 @@ def _unpack(blob: bytes) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 
 def _attrs(fit_id: str, res: FitResult) -> dict[str, Any]:
-    import json
-
     p = res.provenance
     return {"fit_id": fit_id, "data_sha256": p["data_sha256"], "model": p["model"],
             "priors": json.dumps(p["priors"], sort_keys=True), "seed": int(p["seed"]),
