@@ -177,3 +177,30 @@ def test_a_task_that_always_fails_is_parked_after_max_deliveries(
     assert queue.pending() == 0 and queue.processing() == 0
     assert sum("cube 7 is unusable" in r.getMessage() or "task bad failed" in r.getMessage()
                for r in caplog.records) >= 3
+
+
+def test_heartbeats_keep_a_long_task_from_being_redelivered(redis_url, prefix, sqlite_url,
+                                                            tmp_path):
+    import threading
+
+    catalog_db.upgrade(sqlite_url)
+    log = tmp_path / "log"
+    queue = WorkQueue(redis_url, prefix, visibility_timeout=0.4)
+    queue.submit(tasks(log, 1, sleep=1.5))  # almost 4 visibility timeouts long
+    reaped, stop = [], threading.Event()
+
+    def reaper() -> None:
+        while not stop.wait(0.05):
+            reaped.append(queue.reap())
+
+    thread = threading.Thread(target=reaper)
+    thread.start()
+    try:
+        worker = Worker(queue, sqlite_url, {"square": load_handler("chain_fixtures:slow_square")})
+        assert worker.run_one() is not None
+    finally:
+        stop.set()
+        thread.join()
+    assert len(reaped) > 10 and set(reaped) == {0}
+    assert len(log.read_text().splitlines()) == 1
+    assert queue.pending() == 0 and queue.processing() == 0
