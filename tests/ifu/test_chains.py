@@ -139,6 +139,8 @@ def test_unknown_fit_and_mismatched_settings_are_refused(sqlite_url, sampler):
     with pytest.raises(UnknownFitError, match="no fit 'nope'"):
         run_fit(store, sampler, "nope", n_blocks=1)
     fit_id = start_fit(store, sampler, gaussian_provenance())
+    assert store.fit_ids() == [fit_id] == store.fit_ids("gaussian_mean")
+    assert store.fit_ids("disk") == []
     other = BlockSampler(sampler.model, sampler.model_args,
                          config=SamplerConfig(num_warmup=200, block_size=100, seed=9))
     with pytest.raises(FitMismatchError, match="seed"):

@@ -8,6 +8,7 @@ from chain_fixtures import (  # tests/ifu is on sys.path (rootdir-relative impor
     BLOCK,
     WARMUP,
     gaussian_data,
+    gaussian_mean_model,
     gaussian_posterior,
     gaussian_sampler,
     regression_data,
@@ -101,6 +102,20 @@ def test_linear_regression_recovers_the_conjugate_posterior():
     corr = np.corrcoef(coef.T)[0, 1]
     assert abs(corr - cov[0, 1] / (sd[0] * sd[1])) < 0.08
     assert concat_blocks(run.blocks)["coef"].shape[1] == run.report.n_draws
+
+
+@pytest.mark.slow  # a second compilation of the block program (~30 s on the shared CPU)
+def test_sequential_chains_sample_the_same_posterior():
+    y = gaussian_data()
+    cfg = SamplerConfig(num_warmup=WARMUP, block_size=BLOCK, chain_method="sequential")
+    s = BlockSampler(gaussian_mean_model, (y,), config=cfg)
+    run = s.until_converged(s.warmup(), max_draws=3000)
+    assert run.report.passed, run.report.table()
+    mean, sd = gaussian_posterior(y)
+    assert abs(run.draws["mu"].mean() - mean) < 4 * sd / np.sqrt(400)
+    restored = decode_state(encode_state(run.state), s.state_template())
+    assert np.array_equal(s.sample_block(run.state).draws["mu"],
+                          s.sample_block(restored).draws["mu"])
 
 
 @pytest.mark.parametrize("kwargs", [{"num_chains": 2}, {"num_warmup": 150, "block_size": 100},

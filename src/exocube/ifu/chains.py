@@ -129,9 +129,17 @@ class ChainStore:
             if row is None:
                 raise UnknownFitError(
                     f"no fit {fit_id!r} in the catalogue at {_safe(self.url)}; "
-                    "list fits with `exocube ifu report` or start a new fit"
+                    "check the id (ChainStore.fit_ids() lists them) or start a new fit"
                 )
             return row
+
+    def fit_ids(self, model_name: str | None = None) -> list[str]:
+        """The ids of the stored fits (of one model if given), oldest first."""
+        with session_scope(self.url) as s:
+            q = sa.select(Fit.id).order_by(Fit.created_at, Fit.id)
+            if model_name is not None:
+                q = q.where(Fit.model_name == model_name)
+            return list(s.scalars(q))
 
     def save_warmup(self, fit_id: str, state_blob: bytes) -> None:
         with session_scope(self.url) as s:
