@@ -45,8 +45,11 @@ def store(request) -> ChainStore:
 
 def test_blocks_are_committed_once_and_read_back_exactly(store, sampler):
     fit_id = start_fit(store, sampler, gaussian_provenance())
-    report = run_fit(store, sampler, fit_id, n_blocks=3)
+    seen = []
+    report = run_fit(store, sampler, fit_id, n_blocks=3,
+                     on_block=lambda i, b: seen.append((i, b.n_draws)))
     assert store.block_indices(fit_id) == [0, 1, 2]
+    assert seen == [(0, BLOCK), (1, BLOCK), (2, BLOCK)]
     assert store.draws(fit_id)["mu"].shape == (4, 3 * BLOCK)
     assert store.fit(fit_id).status == ("converged" if report.passed else "not_converged")
     # a block index already stored is refused by the unique constraint

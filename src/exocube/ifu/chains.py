@@ -23,7 +23,7 @@ import logging
 import os
 import tempfile
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -269,6 +269,7 @@ def run_fit(
     gate: GateConfig | None = None,
     max_draws: int = 10_000,
     provenance: Provenance | None = None,
+    on_block: Callable[[int, Block], None] | None = None,
 ) -> GateReport | None:
     """Continue ``fit_id`` from its last committed state, committing each block.
 
@@ -276,6 +277,7 @@ def run_fit(
     continues until the gate holds or ``max_draws`` per chain are stored
     (``--until-converged``). The fit's status and diagnostics are updated at the end.
     With ``provenance``, a fit started on other data, model or priors is refused.
+    ``on_block(index, block)`` is called after each block is committed (progress bars).
     """
     row = store.fit(fit_id)
     _check_same_sampler(row, sampler)
@@ -293,6 +295,8 @@ def run_fit(
     while _more(index, sampler.config.block_size, n_blocks, max_draws, report):
         block = sampler.sample_block(state)
         store.append_block(fit_id, index, block)
+        if on_block is not None:
+            on_block(index, block)
         index, state = index + 1, block.state
         report = _progress_report(store, fit_id, gate)
     if report is not None:
