@@ -24,6 +24,7 @@ from sqlalchemy import (
     Float,
     ForeignKey,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
@@ -194,3 +195,50 @@ class ModelPromotion(Base):
     mode: Mapped[str] = mapped_column(String(32), primary_key=True)
     model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
     promoted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Fit(Base):
+    """One Bayesian fit (exocube.ifu): its model, status, provenance and diagnostics."""
+
+    __tablename__ = "fits"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(32), default="warmup")
+    provenance: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sampler: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    warmup_state: Mapped[bytes | None] = mapped_column(LargeBinary)
+    diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class FitBlock(Base):
+    """One committed block of a fit's draws, with the sampler state after it."""
+
+    __tablename__ = "fit_blocks"
+    __table_args__ = (UniqueConstraint("fit_id", "block_index", name="uq_fit_blocks_index"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fit_id: Mapped[str] = mapped_column(ForeignKey("fits.id"))
+    block_index: Mapped[int] = mapped_column(Integer)
+    n_draws: Mapped[int] = mapped_column(Integer)
+    divergences: Mapped[int] = mapped_column(Integer, default=0)
+    draws: Mapped[bytes] = mapped_column(LargeBinary)
+    state: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class TaskResult(Base):
+    """The result of one brokered task, stored once per task id (idempotent)."""
+
+    __tablename__ = "task_results"
+    __table_args__ = (UniqueConstraint("task_id", name="uq_task_results_task"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    task_id: Mapped[str] = mapped_column(String(64))
+    queue: Mapped[str] = mapped_column(String(128))
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    worker: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
