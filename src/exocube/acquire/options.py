@@ -153,6 +153,9 @@ class AcquireOptions(_Strict):
     # planning gives up on a host it cannot connect to (refused, unknown name) after
     # this many attempts; timeouts and 5xx keep max_attempts
     plan_connect_attempts: int = Field(default=1, ge=1)
+    # seconds one source's planning may take in all (a server trickling its answer
+    # never trips read_timeout); then the source is listed as not planned
+    plan_timeout: float = Field(default=300.0, gt=0)
     backoff_base: float = Field(default=1.0, ge=0)
     backoff_max: float = Field(default=60.0, ge=0)
     retry_after_max: float = Field(default=300.0, ge=0)

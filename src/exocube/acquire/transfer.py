@@ -222,6 +222,18 @@ def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
 
 
+# redirects that cannot be followed (to file://, ftp:// or another scheme; a loop or
+# a chain longer than httpx's 20): asking again gives the same answer
+NOT_FOLLOWED = (httpx.UnsupportedProtocol, httpx.TooManyRedirects)
+
+
+def not_followed(method: str, url: str, exc: Exception) -> TransferError:
+    """The error for a request whose redirect exocube does not follow; not retried."""
+    return TransferError(
+        f"{method} {_short(url)}: redirect not followed: {exc} Only http:// and https:// "
+        "redirects are followed, at most 20; check the URL or the source's base URL setting")
+
+
 def check_breaker(breaker: CircuitBreaker, host: str, last: str) -> None:
     """``breaker.check(host)``; when the circuit opened during this transfer's
     retries, the message also gives the transfer's last real error."""
@@ -274,6 +286,8 @@ class Politeness:
             try:
                 async with self.limiter.slot(host):
                     resp = await client.request(method, url, **kwargs)
+            except NOT_FOLLOWED as exc:
+                raise not_followed(method, url, exc) from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 self.breaker.failure(host, exc)
                 if (isinstance(exc, httpx.ConnectError) and connect_attempts is not None
@@ -408,6 +422,8 @@ class HTTPDownloader:
                 async with self.client.stream("GET", url, headers=headers) as resp:
                     return await self._receive(url, part, resp, offset, expected, progress,
                                                allowance)
+        except NOT_FOLLOWED as exc:
+            raise not_followed("GET", url, exc) from exc
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
@@ -542,6 +558,10 @@ class HTTPDownloader:
         hashes = body.hashes
         if body.total is not None and hashes.size < body.total:
             raise _Retry(f"short body: got {hashes.size} of {body.total} bytes")
+        if body.total is not None and hashes.size > body.total:
+            part.discard()  # a 206 whose Content-Range reaches past its own total
+            raise _Restart(f"{hashes.size} bytes after resuming at {body.start}, more than the "
+                           f"{body.total} the server announced")
         check(hashes, expected, url)
         if body.resumable:
             meta = part.meta(url) or {}

@@ -53,7 +53,11 @@ def parse_listing(text: str, listing_url: str) -> list[dict[str, Any]]:
             out.append({"url": urljoin(listing_url, row["name"]), "name": row["name"],
                         "size": row.get("size"), "sha256": row.get("sha256")})
         return out
-    hrefs = [h for h in HREF.findall(text) if not h.startswith(("/", "..", "?"))]
+    links = HREF.findall(text)
+    if not links:  # an autoindex, even of an empty folder, links to its parent
+        raise InputDataError(f"listing {listing_url} has no links and is not a JSON manifest: "
+                             f"not a directory index (it starts {text[:60]!r})")
+    hrefs = [h for h in links if not h.startswith(("/", "..", "?"))]
     return [{"url": urljoin(listing_url, h), "name": unquote(h), "size": None, "sha256": None}
             for h in dict.fromkeys(hrefs) if not h.endswith("/")]
 
