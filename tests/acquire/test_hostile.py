@@ -209,3 +209,20 @@ def test_files_of_unknown_size_started_together_stay_within_the_quota() -> None:
     asyncio.run(go())
     assert budget.used == sum(a.received for a in allowances) == 10_000
     assert isinstance(budget.reserve(None), str)
+
+
+def test_an_off_site_link_in_a_listing_is_navigation_and_dot_slash_is_dropped(
+    hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An HTML page around the files may link elsewhere (``http://169.254.169.254/x.nc``):
+    not a file of the listing, never requested, and the listing's files are still
+    planned; Apache writes ``./a:b.nc`` for a name with a colon."""
+    page = (b'<a href="../">up</a><a href="http://169.254.169.254/latest/x.nc">x</a>'
+            b'<a href="./a:b.nc">a:b.nc</a><a href="ok.nc">ok</a>')
+    hostile.routes["/gcm/"] = lambda req, n: raw("200 OK", [("Content-Type", "text/html")], page)
+    for name in ("/gcm/a:b.nc", "/gcm/ok.nc"):
+        hostile.routes[name] = lambda req, n: raw("200 OK", [], BODY)
+    manifest_env(monkeypatch, hostile.url + "/gcm/")
+    plan = asyncio.run(plan_sources(get_settings(), ["gcm_outputs"]))
+    assert sorted(f.relpath.rsplit("/", 1)[1] for f in plan.files) == ["a:b.nc", "ok.nc"]
+    assert all(f.url.startswith(hostile.url) and f.size == len(BODY) for f in plan.files)
