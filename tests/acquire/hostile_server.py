@@ -3,8 +3,9 @@
 Each route is a function ``(request, hits) -> bytes | callable`` that returns the raw
 response (status line, headers and body, written as given, so headers can be
 duplicated, malformed or lie about the body), or a callable that is given the
-socket's file and writes what it wants at its own pace (slow bodies). ``hits``
-counts the requests of that path; ``requests`` keeps every request's headers.
+socket's file and writes what it wants at its own pace (slow bodies). ``default``
+answers every other path; ``hits`` counts the requests of that path;
+``requests`` keeps every request's headers.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ class _Handler(BaseHTTPRequestHandler):
             srv.hits[path] = srv.hits.get(path, 0) + 1
             n = srv.hits[path]
             srv.requests.append((self.command, self.path, dict(self.headers)))
-        route = srv.routes.get(path)
+        route = srv.routes.get(path, srv.default)
         if route is None:
             self.wfile.write(raw("404 Not Found", [], b"no such path"))
             return
@@ -78,6 +79,7 @@ class HostileServer(ThreadingHTTPServer):
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.routes: dict[str, Route] = {}
+        self.default: Route | None = None  # answers every path without a route
         self.hits: dict[str, int] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.lock = threading.Lock()

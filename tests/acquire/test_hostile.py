@@ -226,3 +226,25 @@ def test_an_off_site_link_in_a_listing_is_navigation_and_dot_slash_is_dropped(
     plan = asyncio.run(plan_sources(get_settings(), ["gcm_outputs"]))
     assert sorted(f.relpath.rsplit("/", 1)[1] for f in plan.files) == ["a:b.nc", "ok.nc"]
     assert all(f.url.startswith(hostile.url) and f.size == len(BODY) for f in plan.files)
+
+
+@pytest.mark.parametrize("size", [-5, 1.5, "12"])
+def test_a_mast_product_size_that_is_not_a_byte_count_is_refused(
+    archives: Any, size: object
+) -> None:
+    from conftest import mast_handler
+
+    archives.handlers["/api/v0/invoke"] = mast_handler([
+        {"obsid": "1", "productFilename": "x_x1d.fits", "dataURI": "mast:JWST/product/x_x1d.fits",
+         "size": size, "productSubGroupDescription": "X1D"}])
+    with pytest.raises(PlanningError, match="size") as info:
+        asyncio.run(plan_sources(get_settings(), ["mast"]))
+    assert repr(size) in str(info.value)
+
+
+@pytest.mark.parametrize("column", ["\u00b2", "\u0661\u0662"])  # superscript two, Arabic 12
+def test_an_index_size_in_other_digits_is_not_a_size(column: str) -> None:
+    from exocube.acquire.sources.genomes1000 import parse_index
+
+    line = f"vol1/ftp/a.vcf.gz\tfile\t{column}\t2015-06-01\t{'a' * 32}"
+    assert parse_index(line, "/vol1/ftp") == [("a.vcf.gz", None, "a" * 32)]

@@ -27,6 +27,7 @@ from exocube.acquire.quality.gzipcheck import validate_gzip
 from exocube.errors import InputDataError, TransferError
 
 MD5 = re.compile(r"[0-9a-fA-F]{32}")
+DIGITS = re.compile(r"[0-9]+")  # str.isdigit also takes "\u00b2" and other scripts' digits
 NAME = "genomes1000"
 DOMAIN = "genomics"
 DESCRIPTION = "1000 Genomes: index file with per-file MD5, FTP/HTTPS downloads"
@@ -56,7 +57,7 @@ def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | 
         path, kind = cols[0], cols[1]
         if kind != "file":
             continue
-        size = next((int(c) for c in cols[2:] if c.strip().isdigit()), None)
+        size = next((int(c) for c in cols[2:] if DIGITS.fullmatch(c.strip())), None)
         md5 = next((c.strip().lower() for c in cols[2:] if MD5.fullmatch(c.strip())), None)
         path = next((path.removeprefix(p) for p in prefixes if path.startswith(p)), path)
         rows.append((path, size, md5))
