@@ -248,3 +248,22 @@ def test_an_index_size_in_other_digits_is_not_a_size(column: str) -> None:
 
     line = f"vol1/ftp/a.vcf.gz\tfile\t{column}\t2015-06-01\t{'a' * 32}"
     assert parse_index(line, "/vol1/ftp") == [("a.vcf.gz", None, "a" * 32)]
+
+
+def test_a_listing_that_never_ends_is_not_read_into_memory(
+    hostile: HostileServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fast, endless answer (no Content-Length) stops at acquire.plan_max_bytes,
+    long before plan_timeout."""
+    def endless(wfile: Any) -> None:
+        wfile.write(b"HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n")
+        block = b'<a href="x.nc">' * 4096
+        for _ in range(100_000):  # 6 GB, unless the client stops
+            wfile.write(block)
+
+    hostile.routes["/big/"] = lambda req, n: endless
+    manifest_env(monkeypatch, hostile.url + "/big/", PLAN_MAX_BYTES=str(4 << 20))
+    t0 = time.monotonic()
+    with pytest.raises(PlanningError, match="plan_max_bytes"):
+        asyncio.run(plan_sources(get_settings(), ["gcm_outputs"]))
+    assert time.monotonic() - t0 < 10

@@ -122,7 +122,7 @@ async def plan_sources(
     """
     names = select_sources(SOURCES, sources, domains)
     polite = politeness_for(settings, names)
-    async with make_client(settings.acquire) as client:
+    async with make_client(settings.acquire, settings.acquire.plan_max_bytes) as client:
         ctx = PlanContext(settings.acquire, client, polite)
         parts = await asyncio.gather(*(_plan_one(ctx, name) for name in names))
     plan = Plan([], [], [])

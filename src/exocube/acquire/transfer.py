@@ -203,8 +203,42 @@ def set_read_size(nbytes: int) -> None:
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = nbytes
 
 
-def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
-    """An ``AsyncClient`` that follows redirects and asks for identity encoding."""
+class _CappedBody(httpx.AsyncByteStream):
+    """A response body that raises :class:`TransferError` once it passes ``max_bytes``."""
+
+    def __init__(self, stream: Any, max_bytes: int, url: str) -> None:
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self.url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.stream:
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                raise TransferError(
+                    f"{_short(self.url)}: the answer is larger than acquire.plan_max_bytes "
+                    f"({format_bytes(self.max_bytes)}); stopped reading it. Raise the setting "
+                    "if the archive's index or listing really is that large")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def _cap_bodies(max_bytes: int) -> Callable[[httpx.Response], Any]:
+    """A response hook bounding every body the client reads (before it is read)."""
+
+    async def hook(resp: httpx.Response) -> None:
+        resp.stream = _CappedBody(resp.stream, max_bytes, str(resp.request.url))
+
+    return hook
+
+
+def make_client(opts: AcquireOptions, max_body: int | None = None) -> httpx.AsyncClient:
+    """An ``AsyncClient`` that follows redirects and asks for identity encoding;
+    with ``max_body``, reading a body past that many bytes raises
+    :class:`TransferError` (planning: indexes and listings are read into memory)."""
     set_read_size(opts.read_size)
     limits = httpx.Limits(
         max_connections=max(opts.max_parallel_files, opts.connections_per_host) * 2,
@@ -215,6 +249,7 @@ def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
         limits=limits,
         follow_redirects=True,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        event_hooks={"response": [_cap_bodies(max_body)]} if max_body is not None else None,
     )
 
 

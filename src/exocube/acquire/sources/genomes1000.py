@@ -16,6 +16,7 @@ import asyncio
 import ftplib
 import io
 import re
+import time
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -24,6 +25,7 @@ from exocube.acquire.options import AcquireOptions
 from exocube.acquire.plan import PlanContext, PlannedFile
 from exocube.acquire.quality import QualityReport
 from exocube.acquire.quality.gzipcheck import validate_gzip
+from exocube.acquire.units import format_bytes
 from exocube.errors import InputDataError, TransferError
 
 MD5 = re.compile(r"[0-9a-fA-F]{32}")
@@ -64,13 +66,26 @@ def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | 
     return rows
 
 
-def _ftp_text(url: str, timeout: float) -> str:
+def _ftp_text(url: str, opts: AcquireOptions) -> str:
+    """The index over FTP, in a thread: it stops itself after ``plan_timeout``
+    seconds or ``plan_max_bytes`` bytes (the awaiting task cannot stop a thread)."""
     parts = urlsplit(url)
     out = io.BytesIO()
-    with ftplib.FTP(timeout=timeout) as ftp:
+    deadline = time.monotonic() + opts.plan_timeout
+
+    def write(block: bytes) -> None:
+        if out.tell() + len(block) > opts.plan_max_bytes:
+            raise TransferError(f"{url}: the index is larger than acquire.plan_max_bytes "
+                                f"({format_bytes(opts.plan_max_bytes)}); stopped reading it")
+        if time.monotonic() > deadline:
+            raise TransferError(f"{url}: reading the index took longer than "
+                                f"acquire.plan_timeout ({opts.plan_timeout:g} s)")
+        out.write(block)
+
+    with ftplib.FTP(timeout=opts.read_timeout) as ftp:
         ftp.connect(parts.hostname or "", parts.port or 21)
         ftp.login(parts.username or "anonymous", parts.password or "exocube@")
-        ftp.retrbinary(f"RETR {unquote(parts.path)}", out.write)
+        ftp.retrbinary(f"RETR {unquote(parts.path)}", write)
     return out.getvalue().decode("utf-8")
 
 
@@ -79,7 +94,7 @@ async def fetch_index(ctx: PlanContext) -> str:
     url = f"{o.base_url.rstrip('/')}/{o.index}"
     if url.startswith("ftp://"):
         try:
-            return await asyncio.to_thread(_ftp_text, url, ctx.opts.read_timeout)
+            return await asyncio.to_thread(_ftp_text, url, ctx.opts)
         except (ftplib.Error, OSError, EOFError) as exc:
             raise TransferError(f"cannot read the 1000 Genomes index {url}: {exc}") from exc
     return (await ctx.get(url)).text
