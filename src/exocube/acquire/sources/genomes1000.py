@@ -72,20 +72,28 @@ def _ftp_text(url: str, opts: AcquireOptions) -> str:
     parts = urlsplit(url)
     out = io.BytesIO()
     deadline = time.monotonic() + opts.plan_timeout
+    stopped: list[str] = []
 
     def write(block: bytes) -> None:
         if out.tell() + len(block) > opts.plan_max_bytes:
-            raise TransferError(f"{url}: the index is larger than acquire.plan_max_bytes "
-                                f"({format_bytes(opts.plan_max_bytes)}); stopped reading it")
-        if time.monotonic() > deadline:
-            raise TransferError(f"{url}: reading the index took longer than "
-                                f"acquire.plan_timeout ({opts.plan_timeout:g} s)")
+            stopped.append(f"the index is larger than acquire.plan_max_bytes "
+                           f"({format_bytes(opts.plan_max_bytes)}); stopped reading it")
+        elif time.monotonic() > deadline:
+            stopped.append(f"reading the index took longer than acquire.plan_timeout "
+                           f"({opts.plan_timeout:g} s)")
+        if stopped:
+            raise TransferError(f"{url}: {stopped[0]}")
         out.write(block)
 
-    with ftplib.FTP(timeout=opts.read_timeout) as ftp:
-        ftp.connect(parts.hostname or "", parts.port or 21)
-        ftp.login(parts.username or "anonymous", parts.password or "exocube@")
-        ftp.retrbinary(f"RETR {unquote(parts.path)}", write)
+    try:
+        with ftplib.FTP(timeout=opts.read_timeout) as ftp:
+            ftp.connect(parts.hostname or "", parts.port or 21)
+            ftp.login(parts.username or "anonymous", parts.password or "exocube@")
+            ftp.retrbinary(f"RETR {unquote(parts.path)}", write)
+    except ftplib.Error:
+        if stopped:  # the server's "426 Transfer aborted" on leaving is our doing
+            raise TransferError(f"{url}: {stopped[0]}") from None
+        raise
     return out.getvalue().decode("utf-8")
 
 
