@@ -17,6 +17,7 @@ from fault_server import FaultServer
 from conftest import index_line, md5, point_at, vcf_gz
 from exocube.acquire.ftp import FTPDownloader, FTPPermanentError
 from exocube.acquire.partial import Expected, PartFile
+from exocube.acquire.plan import PlanningError
 from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
 from exocube.acquire.transfer import Politeness
 from exocube.catalog import db as catalog_db
@@ -331,3 +332,17 @@ def test_hostile_names_never_reach_an_s3_destination(archives: FaultServer, s3_b
     s3 = boto3.client("s3", endpoint_url=settings.s3.endpoint_url, region_name="us-east-1")
     assert s3.list_objects_v2(Bucket=s3_bucket).get("KeyCount", 0) == 0
     assert not dest.staging.exists() or not list(dest.staging.rglob("*"))
+
+
+def test_genomes1000_index_over_ftp_is_read_only_up_to_plan_max_bytes(
+        ftp_root: tuple[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The FTP index is read in a thread the planning deadline cannot stop; it
+    stops itself at acquire.plan_max_bytes (and after acquire.plan_timeout)."""
+    url, root = ftp_root
+    base = root / "vol1" / "ftp"
+    base.mkdir(parents=True)
+    line = index_line("release/x.vcf.gz", b"x" * 10)
+    (base / "current.tree").write_text((line + "\n") * 2000)
+    point_at(monkeypatch, {"genomes1000__base_url": url + "/vol1/ftp", "plan_max_bytes": "4096"})
+    with pytest.raises(PlanningError, match="plan_max_bytes"):
+        asyncio.run(plan_sources(get_settings(), ["genomes1000"]))

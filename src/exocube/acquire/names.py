@@ -15,19 +15,25 @@ control character, has an empty segment (``a//b``, a leading or trailing
 ``/``), a segment made only of dots (``.``, ``..``, ``...``), a segment longer
 than :data:`MAX_SEGMENT_BYTES`, the quarantine folder as its first segment,
 or a last segment ending like a partial download's files (``.part``,
-``.part.json``), which would overwrite another file's part or sidecar.
+``.part.json``), which would overwrite another file's part or sidecar. The
+same checks apply to the name's Unicode compatibility form (NFKC), so that
+look-alikes such as ``\u2024\u2024`` (one dot leader) or ``\uff0e\uff0e\uff0f``
+(fullwidth dots and slash) are refused too: a tool or file system that
+normalises names would turn them into ``../``.
 Nothing is silently rewritten: a name is either used as decoded or refused
 with :class:`~exocube.errors.UnsafeNameError` naming it and the reason.
 
 :func:`collisions` finds the names of one plan that would land on the same
-file (also when they differ only in case, for case-insensitive file systems)
-or where another needs a directory.
+file or where another needs a directory. Names are compared as a case-insensitive
+or normalising file system (macOS, Windows, SMB) would: NFKC, case-folded,
+trailing dots and spaces of each segment dropped (:func:`fold`).
 """
 
 from __future__ import annotations
 
 import posixpath
 import re
+import unicodedata
 from collections.abc import Sequence
 from urllib.parse import unquote
 
@@ -47,6 +53,9 @@ def safe_relpath(name: str, *, source: str = "") -> str:
     """``name`` percent-decoded and checked to be a plain relative path; see the module."""
     decoded = _decode(name, source)
     reason = _unsafe(decoded)
+    compat = unicodedata.normalize("NFKC", decoded)
+    if not reason and compat != decoded and _unsafe(compat):
+        reason = f"its Unicode compatibility form (NFKC) {compat!r} is unsafe: {_unsafe(compat)}"
     if reason:
         raise UnsafeNameError(name, reason, source)
     return decoded
@@ -117,7 +126,7 @@ def collisions(relpaths: Sequence[str]) -> dict[int, str]:
     dirs: dict[str, str] = {}
     out: dict[int, str] = {}
     for i, rel in enumerate(relpaths):
-        key = rel.casefold()
+        key = fold(rel)
         parents = [key.rsplit("/", n)[0] for n in range(1, key.count("/") + 1)]
         clash = files.get(key) or dirs.get(key) or next(
             (files[p] for p in parents if p in files), None)
@@ -128,3 +137,10 @@ def collisions(relpaths: Sequence[str]) -> dict[int, str]:
         for p in parents:
             dirs.setdefault(p, rel)
     return out
+
+
+def fold(relpath: str) -> str:
+    """The form under which two names land on one file somewhere: NFKC, case-folded,
+    each segment without trailing dots and spaces (Windows and SMB drop them)."""
+    folded = unicodedata.normalize("NFKC", relpath).casefold()
+    return "/".join(seg.rstrip(". ") for seg in folded.split("/"))

@@ -153,6 +153,11 @@ class AcquireOptions(_Strict):
     # planning gives up on a host it cannot connect to (refused, unknown name) after
     # this many attempts; timeouts and 5xx keep max_attempts
     plan_connect_attempts: int = Field(default=1, ge=1)
+    # seconds one source's planning may take in all (a server trickling its answer
+    # never trips read_timeout); then the source is listed as not planned
+    plan_timeout: float = Field(default=300.0, gt=0)
+    # bytes of one planning answer (index, listing, query result), read into memory
+    plan_max_bytes: int = Field(default=1 << 30, ge=1024)
     backoff_base: float = Field(default=1.0, ge=0)
     backoff_max: float = Field(default=60.0, ge=0)
     retry_after_max: float = Field(default=300.0, ge=0)

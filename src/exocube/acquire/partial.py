@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import logging
 import os
 import queue
 import threading
@@ -19,7 +20,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from exocube.acquire.units import size_problem
 from exocube.errors import ChecksumError
+
+log = logging.getLogger(__name__)
 
 HASH_BLOCK = 1 << 20
 WRITE_BYTES = 16 << 10  # see PartWriter.write_chunks
@@ -35,6 +39,29 @@ class Expected:
 
 
 NOTHING_EXPECTED = Expected()
+
+_TEXT = (str, type(None))
+# what each sidecar value may be; "size" is a byte count (units.size_problem) or None
+SIDECAR_FIELDS: dict[str, tuple[type, ...] | str] = {
+    "url": (str,), "etag": _TEXT, "last_modified": _TEXT, "hash": _TEXT, "sha256": _TEXT,
+    "md5": _TEXT, "resumed": (bool,), "verified": (bool,), "resumable": (bool,),
+    "expected_size": "size", "size": "size",
+}
+
+
+def sidecar_problem(meta: dict[str, Any]) -> str:
+    """Why a sidecar's values cannot be trusted (``""`` if they can)."""
+    for key, kind in SIDECAR_FIELDS.items():
+        if key not in meta:
+            continue
+        value = meta[key]
+        if kind == "size":
+            why = "" if value is None else size_problem(value)
+        else:
+            why = "" if isinstance(value, kind) else f"is a {type(value).__name__}"
+        if why:
+            return f"its {key} {value!r:.40} {why}"
+    return ""
 
 
 class Hashes:
@@ -96,12 +123,22 @@ class PartFile:
         self.sidecar = final.with_name(final.name + ".part.json")
 
     def meta(self, url: str) -> dict[str, Any] | None:
-        """The sidecar, if it exists, describes ``url`` and its part file exists."""
+        """The sidecar, if it exists, describes ``url``, holds only values of the types
+        :data:`SIDECAR_FIELDS` gives (it is read back from disk, where anything may
+        have edited it), and its part file exists, no larger than the size it expects."""
         try:
             meta = json.loads(self.sidecar.read_text())
-        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
+        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
             return None  # no sidecar (a file where its folder would be: none either)
-        if meta.get("url") != url or not self.part.exists():
+        if not isinstance(meta, dict) or meta.get("url") != url or not self.part.exists():
+            return None
+        why = sidecar_problem(meta)
+        expected = meta.get("expected_size")
+        if not why and expected is not None and self.offset() > expected:
+            why = f"the part is larger than the expected {expected} bytes"
+        if why:
+            log.warning("%s: %s; the part is not trusted and the file is fetched from zero",
+                        self.sidecar, why)
             return None
         return meta
 

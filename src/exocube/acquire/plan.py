@@ -23,7 +23,8 @@ from exocube.acquire.names import safe_relpath
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import Expected
 from exocube.acquire.transfer import HTTPStatusError, Politeness
-from exocube.errors import ConfigError, ExocubeError, TransferError
+from exocube.acquire.units import size_problem
+from exocube.errors import ConfigError, ExocubeError, InputDataError, TransferError
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +33,9 @@ log = logging.getLogger(__name__)
 class PlannedFile:
     """One file a run will fetch; ``relpath`` (below the destination) is checked by
     :func:`~exocube.acquire.names.safe_relpath` and raises
-    :class:`~exocube.errors.UnsafeNameError` if it cannot be made safe."""
+    :class:`~exocube.errors.UnsafeNameError` if it cannot be made safe; ``size``
+    (``None``: unknown) by :func:`~exocube.acquire.units.size_problem`
+    (:class:`~exocube.errors.InputDataError` unless a byte count)."""
 
     source: str
     domain: str
@@ -49,6 +52,11 @@ class PlannedFile:
     def __post_init__(self) -> None:
         # the one place a file's location below the destination is decided
         self.relpath = safe_relpath(self.relpath, source=self.source)
+        why = "" if self.size is None else size_problem(self.size)
+        if why:
+            raise InputDataError(
+                f"source {self.source}: {self.relpath}: the size {self.size!r} given by the "
+                f"archive {why}. Its index or manifest is malformed; nothing is planned from it")
 
     @property
     def expected(self) -> Expected:

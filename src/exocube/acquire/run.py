@@ -122,7 +122,7 @@ async def plan_sources(
     """
     names = select_sources(SOURCES, sources, domains)
     polite = politeness_for(settings, names)
-    async with make_client(settings.acquire) as client:
+    async with make_client(settings.acquire, settings.acquire.plan_max_bytes) as client:
         ctx = PlanContext(settings.acquire, client, polite)
         parts = await asyncio.gather(*(_plan_one(ctx, name) for name in names))
     plan = Plan([], [], [])
@@ -140,13 +140,19 @@ async def plan_sources(
 async def _plan_one(ctx: PlanContext, name: str) -> list[PlannedFile] | PlanFailure:
     """The files of one source, or why it could not be planned.
 
-    Exocube's errors carry their reason; anything else raised while reading an
-    archive's answers (a parser meeting a body it does not expect) is reported
-    with its type (its traceback is logged at INFO, ``-v``) instead of ending the run.
+    A source gets ``acquire.plan_timeout`` seconds in all. Exocube's errors carry
+    their reason; anything else raised while reading an archive's answers (a
+    parser meeting a body it does not expect) is reported with its type (its
+    traceback is logged at INFO, ``-v``) instead of ending the run.
     """
     module = SOURCES[name]
     try:
-        files = await module.plan(ctx)
+        files = await asyncio.wait_for(module.plan(ctx), ctx.opts.plan_timeout)
+    except TimeoutError:
+        reason = (f"planning took longer than acquire.plan_timeout ({ctx.opts.plan_timeout:g} s;"
+                  f" base URL {module.base_url(ctx.opts)}): the archive answers too slowly")
+        log.info("source %s not planned: %s", name, reason)
+        return PlanFailure(name, module.DOMAIN, reason, "TimeoutError")
     except ExocubeError as exc:
         log.info("source %s not planned: %s", name, exc)
         return PlanFailure(name, module.DOMAIN, str(exc), type(exc).__name__)

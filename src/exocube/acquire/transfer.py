@@ -203,8 +203,42 @@ def set_read_size(nbytes: int) -> None:
     httpcore.AsyncHTTP11Connection.READ_NUM_BYTES = nbytes
 
 
-def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
-    """An ``AsyncClient`` that follows redirects and asks for identity encoding."""
+class _CappedBody(httpx.AsyncByteStream):
+    """A response body that raises :class:`TransferError` once it passes ``max_bytes``."""
+
+    def __init__(self, stream: Any, max_bytes: int, url: str) -> None:
+        self.stream = stream
+        self.max_bytes = max_bytes
+        self.url = url
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        seen = 0
+        async for chunk in self.stream:
+            seen += len(chunk)
+            if seen > self.max_bytes:
+                raise TransferError(
+                    f"{_short(self.url)}: the answer is larger than acquire.plan_max_bytes "
+                    f"({format_bytes(self.max_bytes)}); stopped reading it. Raise the setting "
+                    "if the archive's index or listing really is that large")
+            yield chunk
+
+    async def aclose(self) -> None:
+        await self.stream.aclose()
+
+
+def _cap_bodies(max_bytes: int) -> Callable[[httpx.Response], Any]:
+    """A response hook bounding every body the client reads (before it is read)."""
+
+    async def hook(resp: httpx.Response) -> None:
+        resp.stream = _CappedBody(resp.stream, max_bytes, str(resp.request.url))
+
+    return hook
+
+
+def make_client(opts: AcquireOptions, max_body: int | None = None) -> httpx.AsyncClient:
+    """An ``AsyncClient`` that follows redirects and asks for identity encoding;
+    with ``max_body``, reading a body past that many bytes raises
+    :class:`TransferError` (planning: indexes and listings are read into memory)."""
     set_read_size(opts.read_size)
     limits = httpx.Limits(
         max_connections=max(opts.max_parallel_files, opts.connections_per_host) * 2,
@@ -215,11 +249,24 @@ def make_client(opts: AcquireOptions) -> httpx.AsyncClient:
         limits=limits,
         follow_redirects=True,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
+        event_hooks={"response": [_cap_bodies(max_body)]} if max_body is not None else None,
     )
 
 
 def host_of(url: str) -> str:
     return urlsplit(url).netloc.lower()
+
+
+# redirects that cannot be followed (to file://, ftp:// or another scheme; a loop or
+# a chain longer than httpx's 20): asking again gives the same answer
+NOT_FOLLOWED = (httpx.UnsupportedProtocol, httpx.TooManyRedirects)
+
+
+def not_followed(method: str, url: str, exc: Exception) -> TransferError:
+    """The error for a request whose redirect exocube does not follow; not retried."""
+    return TransferError(
+        f"{method} {_short(url)}: redirect not followed: {exc} Only http:// and https:// "
+        "redirects are followed, at most 20; check the URL or the source's base URL setting")
 
 
 def check_breaker(breaker: CircuitBreaker, host: str, last: str) -> None:
@@ -274,6 +321,8 @@ class Politeness:
             try:
                 async with self.limiter.slot(host):
                     resp = await client.request(method, url, **kwargs)
+            except NOT_FOLLOWED as exc:
+                raise not_followed(method, url, exc) from exc
             except (httpx.TransportError, httpx.DecodingError) as exc:
                 self.breaker.failure(host, exc)
                 if (isinstance(exc, httpx.ConnectError) and connect_attempts is not None
@@ -408,6 +457,8 @@ class HTTPDownloader:
                 async with self.client.stream("GET", url, headers=headers) as resp:
                     return await self._receive(url, part, resp, offset, expected, progress,
                                                allowance)
+        except NOT_FOLLOWED as exc:
+            raise not_followed("GET", url, exc) from exc
         except (httpx.TimeoutException, httpcore.TimeoutException) as exc:
             raise _Retry(f"timeout ({type(exc).__name__})") from exc
         except (httpx.NetworkError, httpx.RemoteProtocolError, httpcore.NetworkError) as exc:
@@ -542,6 +593,10 @@ class HTTPDownloader:
         hashes = body.hashes
         if body.total is not None and hashes.size < body.total:
             raise _Retry(f"short body: got {hashes.size} of {body.total} bytes")
+        if body.total is not None and hashes.size > body.total:
+            part.discard()  # a 206 whose Content-Range reaches past its own total
+            raise _Restart(f"{hashes.size} bytes after resuming at {body.start}, more than the "
+                           f"{body.total} the server announced")
         check(hashes, expected, url)
         if body.resumable:
             meta = part.meta(url) or {}

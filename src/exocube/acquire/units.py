@@ -3,7 +3,9 @@
 :func:`format_bytes` is the one way acquisition messages, tables and logs show a
 size (``10.0 kB``, ``3.15 MB``, ``512 B``); JSON output and the catalogue keep
 exact byte counts. :func:`quota_bytes` turns a ``--max-download-gb`` or
-``--max-storage-tb`` value into bytes, refusing what cannot be a quota.
+``--max-storage-tb`` value into bytes, refusing what cannot be a quota;
+:func:`size_problem` says why a size read from a server's manifest or from a
+sidecar on disk cannot be a byte count.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from exocube.errors import ConfigError
 _UNITS = ("B", "kB", "MB", "GB", "TB", "PB", "EB")
 GB = 10**9
 TB = 10**12
+MAX_BYTES = 2**63 - 1  # a signed 64-bit file offset
 
 
 def format_bytes(nbytes: float) -> str:
@@ -55,3 +58,17 @@ def quota_bytes(value: float | None, unit: int, option: str) -> int | None:
         raise ConfigError(f"{option} {value!r} is less than one byte (the unit is "
                           f"{format_bytes(unit)})")
     return int(nbytes)
+
+
+def size_problem(value: object) -> str:
+    """Why ``value`` cannot be a byte count (``""`` if it can): it must be an ``int``,
+    not a bool, from 0 to :data:`MAX_BYTES`. Strings and floats are refused, not
+    converted: ``"2048"`` or ``1.5`` in a manifest means the manifest is not what
+    the reader thinks it is."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return f"is a {type(value).__name__}, not a whole number of bytes"
+    if value < 0:
+        return "is negative"
+    if value > MAX_BYTES:
+        return f"is larger than {format_bytes(MAX_BYTES)}, more than a file can hold"
+    return ""

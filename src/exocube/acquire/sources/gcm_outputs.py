@@ -5,8 +5,10 @@ as directory listings of NetCDF files. Each configured listing URL is read
 either as an HTML directory index (Apache/nginx autoindex: ``<a href=...>``) or as
 a JSON manifest (a list of ``{"name", "size", "sha256"}`` objects); files matching
 the include patterns are planned, sizes come from the manifest or HEAD requests.
-An href is fetched as written and stored under its decoded name; parent and
-absolute links of an autoindex are navigation and are not followed. A name
+An href is fetched as written and stored under its decoded name (without a
+leading ``./``, which Apache writes before names holding a colon); parent and
+absolute links of an autoindex, and links with a scheme (``https://other.host/x.nc``),
+are navigation and are not followed. A name
 that would leave the destination (``%2e%2e/x``, ``a/../../x.nc``) is refused by
 :func:`~exocube.acquire.names.safe_relpath` and the listing is not planned.
 Validation opens each NetCDF file and applies CF checks (Conventions, units,
@@ -33,6 +35,7 @@ DOMAIN = "climate"
 DESCRIPTION = "ROCKE-3D / ExoPlaSim NetCDF output from published directory listings"
 
 HREF = re.compile(r"""href\s*=\s*["']([^"'?#]+)["']""", re.IGNORECASE)
+SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # http://other.host/x.nc, mailto:
 
 
 def base_url(opts: AcquireOptions) -> str:
@@ -53,8 +56,13 @@ def parse_listing(text: str, listing_url: str) -> list[dict[str, Any]]:
             out.append({"url": urljoin(listing_url, row["name"]), "name": row["name"],
                         "size": row.get("size"), "sha256": row.get("sha256")})
         return out
-    hrefs = [h for h in HREF.findall(text) if not h.startswith(("/", "..", "?"))]
-    return [{"url": urljoin(listing_url, h), "name": unquote(h), "size": None, "sha256": None}
+    links = HREF.findall(text)
+    if not links:  # an autoindex, even of an empty folder, links to its parent
+        raise InputDataError(f"listing {listing_url} has no links and is not a JSON manifest: "
+                             f"not a directory index (it starts {text[:60]!r})")
+    hrefs = [h for h in links if not (h.startswith(("/", "..", "?")) or SCHEME.match(h))]
+    return [{"url": urljoin(listing_url, h), "name": unquote(h.removeprefix("./")),
+             "size": None, "sha256": None}
             for h in dict.fromkeys(hrefs) if not h.endswith("/")]
 
 

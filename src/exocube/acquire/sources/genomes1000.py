@@ -16,6 +16,7 @@ import asyncio
 import ftplib
 import io
 import re
+import time
 from fnmatch import fnmatch
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -24,9 +25,11 @@ from exocube.acquire.options import AcquireOptions
 from exocube.acquire.plan import PlanContext, PlannedFile
 from exocube.acquire.quality import QualityReport
 from exocube.acquire.quality.gzipcheck import validate_gzip
+from exocube.acquire.units import format_bytes
 from exocube.errors import InputDataError, TransferError
 
 MD5 = re.compile(r"[0-9a-fA-F]{32}")
+DIGITS = re.compile(r"[0-9]+")  # str.isdigit also takes "\u00b2" and other scripts' digits
 NAME = "genomes1000"
 DOMAIN = "genomics"
 DESCRIPTION = "1000 Genomes: index file with per-file MD5, FTP/HTTPS downloads"
@@ -56,20 +59,41 @@ def parse_index(text: str, base_path: str) -> list[tuple[str, int | None, str | 
         path, kind = cols[0], cols[1]
         if kind != "file":
             continue
-        size = next((int(c) for c in cols[2:] if c.strip().isdigit()), None)
+        size = next((int(c) for c in cols[2:] if DIGITS.fullmatch(c.strip())), None)
         md5 = next((c.strip().lower() for c in cols[2:] if MD5.fullmatch(c.strip())), None)
         path = next((path.removeprefix(p) for p in prefixes if path.startswith(p)), path)
         rows.append((path, size, md5))
     return rows
 
 
-def _ftp_text(url: str, timeout: float) -> str:
+def _ftp_text(url: str, opts: AcquireOptions) -> str:
+    """The index over FTP, in a thread: it stops itself after ``plan_timeout``
+    seconds or ``plan_max_bytes`` bytes (the awaiting task cannot stop a thread)."""
     parts = urlsplit(url)
     out = io.BytesIO()
-    with ftplib.FTP(timeout=timeout) as ftp:
-        ftp.connect(parts.hostname or "", parts.port or 21)
-        ftp.login(parts.username or "anonymous", parts.password or "exocube@")
-        ftp.retrbinary(f"RETR {unquote(parts.path)}", out.write)
+    deadline = time.monotonic() + opts.plan_timeout
+    stopped: list[str] = []
+
+    def write(block: bytes) -> None:
+        if out.tell() + len(block) > opts.plan_max_bytes:
+            stopped.append(f"the index is larger than acquire.plan_max_bytes "
+                           f"({format_bytes(opts.plan_max_bytes)}); stopped reading it")
+        elif time.monotonic() > deadline:
+            stopped.append(f"reading the index took longer than acquire.plan_timeout "
+                           f"({opts.plan_timeout:g} s)")
+        if stopped:
+            raise TransferError(f"{url}: {stopped[0]}")
+        out.write(block)
+
+    try:
+        with ftplib.FTP(timeout=opts.read_timeout) as ftp:
+            ftp.connect(parts.hostname or "", parts.port or 21)
+            ftp.login(parts.username or "anonymous", parts.password or "exocube@")
+            ftp.retrbinary(f"RETR {unquote(parts.path)}", write)
+    except ftplib.Error:
+        if stopped:  # the server's "426 Transfer aborted" on leaving is our doing
+            raise TransferError(f"{url}: {stopped[0]}") from None
+        raise
     return out.getvalue().decode("utf-8")
 
 
@@ -78,7 +102,7 @@ async def fetch_index(ctx: PlanContext) -> str:
     url = f"{o.base_url.rstrip('/')}/{o.index}"
     if url.startswith("ftp://"):
         try:
-            return await asyncio.to_thread(_ftp_text, url, ctx.opts.read_timeout)
+            return await asyncio.to_thread(_ftp_text, url, ctx.opts)
         except (ftplib.Error, OSError, EOFError) as exc:
             raise TransferError(f"cannot read the 1000 Genomes index {url}: {exc}") from exc
     return (await ctx.get(url)).text

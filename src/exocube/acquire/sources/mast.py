@@ -85,7 +85,7 @@ def _planned(
         source=NAME, domain=DOMAIN,
         relpath=f"{NAME}/{obs.get('obs_id', obs['obsid'])}/{prod['productFilename']}",
         url=f"{opts.mast.base_url.rstrip('/')}/api/v0.1/Download/file?uri={quote(uri, safe='')}",
-        size=int(size) if size not in (None, "") else None,
+        size=None if size in (None, "") else size,  # checked by PlannedFile
         media_type="application/fits", kind="fits",
         meta={"dataURI": uri, "obsid": str(obs["obsid"]), "subgroup": subgroup},
     )
