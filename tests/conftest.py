@@ -27,25 +27,17 @@ import sqlalchemy as sa  # noqa: E402
 
 from exocube.catalog import db as catalog_db  # noqa: E402
 from exocube.config import get_settings  # noqa: E402
+from services import REQUIRE_SERVICES, service_unavailable  # noqa: E402, F401
 
 pytest_plugins = ("pytester",)
 
 PG_ADMIN_URL = os.environ.get(
     "EXOCUBE_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-REQUIRE_SERVICES = os.environ.get("EXOCUBE_REQUIRE_SERVICES") == "1"
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(HOME_GUARD, "exocube-home-guard")
-
-
-def service_unavailable(name: str, reason: str) -> None:
-    """Skip, or fail under EXOCUBE_REQUIRE_SERVICES=1, because ``name`` is unreachable."""
-    msg = f"{name} unreachable: {reason}"
-    if REQUIRE_SERVICES:
-        pytest.fail(msg + " (EXOCUBE_REQUIRE_SERVICES=1 makes this a failure)")
-    pytest.skip(msg)
 
 
 def free_port() -> int:

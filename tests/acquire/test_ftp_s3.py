@@ -14,7 +14,7 @@ from typing import ClassVar
 import pytest
 from fault_server import FaultServer
 
-from conftest import index_line, md5, point_at, vcf_gz
+from conftest import fits_bytes, index_line, mast_handler, md5, point_at, vcf_gz
 from exocube.acquire.ftp import FTPDownloader, FTPPermanentError
 from exocube.acquire.partial import Expected, PartFile
 from exocube.acquire.plan import PlanningError
@@ -307,7 +307,6 @@ def test_hostile_names_never_reach_an_s3_destination(archives: FaultServer, s3_b
     import boto3
     from fault_server import HOSTILE_NAMES
 
-    from conftest import fits_bytes, mast_handler
     from exocube.acquire.plan import PlanningError
     from exocube.errors import UnsafeNameError
 

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from hostile_server import HostileServer, raw
 
-from conftest import point_at
+from conftest import mast_handler, point_at
 from exocube.acquire.budget import DownloadBudget
 from exocube.acquire.names import collisions, safe_relpath
 from exocube.acquire.options import AcquireOptions
@@ -232,8 +232,6 @@ def test_an_off_site_link_in_a_listing_is_navigation_and_dot_slash_is_dropped(
 def test_a_mast_product_size_that_is_not_a_byte_count_is_refused(
     archives: Any, size: object
 ) -> None:
-    from conftest import mast_handler
-
     archives.handlers["/api/v0/invoke"] = mast_handler([
         {"obsid": "1", "productFilename": "x_x1d.fits", "dataURI": "mast:JWST/product/x_x1d.fits",
          "size": size, "productSubGroupDescription": "X1D"}])

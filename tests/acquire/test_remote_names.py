@@ -21,7 +21,15 @@ from fault_server import (
     hostile_manifest,
 )
 
-from conftest import index_line, netcdf_bytes, point_at, run_sources, vcf_gz
+from conftest import (
+    fits_bytes,
+    index_line,
+    mast_handler,
+    netcdf_bytes,
+    point_at,
+    run_sources,
+    vcf_gz,
+)
 from exocube.acquire.destination import Destination
 from exocube.acquire.names import MAX_SEGMENT_BYTES, collisions, inside, safe_relpath
 from exocube.acquire.plan import Plan, PlannedFile, PlanningError
@@ -170,8 +178,6 @@ def test_gcm_listing_names_stay_inside(archives: FaultServer, migrated: str, box
 @NAMES
 def test_mast_product_names_stay_inside(archives: FaultServer, migrated: str, box: Path,
                                         name: str) -> None:
-    from conftest import fits_bytes, mast_handler
-
     x1d = fits_bytes("EXTRACT1D")
     archives.add("/api/v0.1/Download/file", x1d, content_type="application/fits")
     archives.handlers["/api/v0/invoke"] = mast_handler([

@@ -24,8 +24,7 @@ import sqlalchemy as sa
 from exocube.catalog import Simulation, session_scope
 from exocube.config import get_settings
 from exocube.cubes import ingest, open_store
-
-from .exoplasim_services import service_unavailable
+from services import service_unavailable
 
 pytestmark = pytest.mark.slow
 

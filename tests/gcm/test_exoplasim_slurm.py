@@ -21,8 +21,7 @@ from exocube.config import get_settings
 from exocube.errors import ExocubeError
 from exocube.gcm.exoplasim_config import RunLength, read_design
 from exocube.gcm.exoplasim_ensemble import simulate_ensemble
-
-from .exoplasim_services import service_unavailable
+from services import service_unavailable
 
 pytestmark = pytest.mark.slow
 

@@ -14,7 +14,6 @@ import pytest
 import redis
 import sqlalchemy as sa
 
-from conftest import service_unavailable
 from exocube.catalog import db as catalog_db
 from exocube.catalog.models import TaskResult
 from exocube.errors import CatalogError
@@ -27,6 +26,7 @@ from exocube.ifu.broker import (
     load_handler,
     store_result,
 )
+from services import service_unavailable
 
 REDIS_URL = os.environ.get("EXOCUBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 HERE = Path(__file__).parent
