@@ -19,7 +19,7 @@ import pytest
 from astropy.io import fits
 from ifu_helpers import small_template
 
-from exocube.errors import CubeFormatError
+from exocube.errors import CubeFormatError, ModelParameterError
 from exocube.ifu.cube import IFUCube, read_s3d, write_s3d
 from exocube.ifu.forward import ForwardModel
 from exocube.ifu.instrument import ResolvingPower, channel_edges_um, unit_factors
@@ -285,3 +285,56 @@ def test_lsf_fwhm_at_halpha_for_r_1000() -> None:
     rp = ResolvingPower.linear(1000.0)
     fwhm_kms = C_KMS * float(rp.sigma_um(lam)) * 2.0 * np.sqrt(2.0 * np.log(2.0)) / lam
     assert fwhm_kms == pytest.approx(299.79, abs=0.1)
+
+
+def test_disk_total_flux_does_not_depend_on_inclination() -> None:
+    """Optically thin emission: the same disk face-on and edge-on has the same total flux."""
+    c = build_template((40, 61, 61), (1.2800, 1.2800 + 0.000636 * 39), tile_offset=0.0)
+    fm = ForwardModel.build("disk", c, 0.964, psf=None)
+    totals = [float(np.asarray(fm.halpha_map(fm.params({"incl_deg": i, "h_r": 2.0,
+                                                          "z0": 0.4})), dtype=np.float64).sum())
+              for i in (0.0, 60.0, 90.0)]
+    assert max(totals) / min(totals) - 1.0 < 0.015
+
+
+def test_bowshock_toward_the_observer_is_blueshifted(wide: IFUCube) -> None:
+    fm = ForwardModel.build("bowshock", wide, 0.964, psf=None, lines=get_lines(["Halpha"]))
+    away = np.asarray(fm.velocity_field(fm.params({"incl_deg": 29.0, "v_far": 100.0})))
+    toward = np.asarray(fm.velocity_field(fm.params({"incl_deg": -29.0, "v_far": -100.0})))
+    np.testing.assert_allclose(toward, -away, atol=1e-3)
+    assert away.max() > 300.0
+
+
+# -- parameters ------------------------------------------------------------------------
+
+def test_numpy_scalars_are_parameter_values() -> None:
+    from exocube.ifu.params import check_params
+
+    got = check_params("disk", {"incl_deg": np.float32(80.0), "v_sys": np.int64(20),
+                                "sigma": np.array(35.0)})
+    assert (got["incl_deg"], got["v_sys"], got["sigma"]) == (80.0, 20.0, 35.0)
+    for bad in (np.array([1.0, 2.0]), np.bool_(True), "80", np.float64("nan")):
+        with pytest.raises(ModelParameterError, match=r"incl_deg=.* is invalid: expected a "
+                                                      r"finite number in deg"):
+            check_params("disk", {"incl_deg": bad})
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("[params]\nincl_deg = 120\n", r"p\.toml: incl_deg=120 is invalid: expected 0\.0 <= "
+                                    r"incl_deg <= 90\.0 deg"),
+    ("[params]\nincl = 80\n", r"p\.toml: incl=80 is invalid: expected a parameter of model "
+                              r"'disk'. known: x0, y0, pa_deg, incl_deg"),
+    ("[params]\nsigma = 'wide'\n", r"p\.toml: sigma='wide' is invalid: expected a finite "
+                                   r"number in km/s"),
+    ("[params]\nsigma =\n", r"params='.*p\.toml' is invalid: expected a readable TOML file"),
+    ('model = "bowshock"\n[params]\n', r"p\.toml: model='bowshock' is invalid: expected "
+                                       r"'disk'"),
+])
+def test_params_toml_errors_name_file_parameter_value_and_range(tmp_path: Path, text: str,
+                                                                match: str) -> None:
+    from exocube.ifu.params import load_params_toml
+
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    with pytest.raises(ModelParameterError, match=match):
+        load_params_toml(path, "disk")
