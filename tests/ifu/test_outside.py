@@ -338,3 +338,38 @@ def test_params_toml_errors_name_file_parameter_value_and_range(tmp_path: Path, 
     path.write_text(text)
     with pytest.raises(ModelParameterError, match=match):
         load_params_toml(path, "disk")
+
+
+# -- HST drizzled images -----------------------------------------------------------------
+
+def _drz(path: Path, photflam: object = 1.5e-19) -> Path:
+    hdr = fits.Header({"CTYPE1": "RA---TAN", "CTYPE2": "DEC--TAN", "CRPIX1": 10.0,
+                       "CRPIX2": 10.0, "CRVAL1": 150.0, "CRVAL2": 2.0, "CD1_1": -0.04 / 3600,
+                       "CD1_2": 0.0, "CD2_1": 0.0, "CD2_2": 0.04 / 3600, "BUNIT": "ELECTRONS/S",
+                       "PHOTFLAM": photflam})
+    fits.HDUList([fits.PrimaryHDU(),
+                  fits.ImageHDU(np.ones((20, 20), "f4"), hdr, name="SCI"),
+                  fits.ImageHDU(np.ones((20, 20), "f4"), name="WHT")]).writeto(path)
+    return path
+
+
+def test_drizzled_bad_photflam_and_truncation_are_named(tmp_path: Path) -> None:
+    from exocube.ifu.drizzled import read_drizzled
+
+    with pytest.raises(CubeFormatError, match=r"x_drc.fits: PHOTFLAM='n/a' is not a positive"):
+        read_drizzled(_drz(tmp_path / "x_drc.fits", photflam="n/a"))
+    raw = _drz(tmp_path / "y_drc.fits").read_bytes()
+    (tmp_path / "cut_drc.fits").write_bytes(raw[: len(raw) - 3000])
+    with pytest.raises(CubeFormatError, match=r"cut_drc.fits: .*truncated"):
+        read_drizzled(tmp_path / "cut_drc.fits", verify=False)
+
+
+def test_a_cut_off_dq_is_not_read_as_a_missing_dq(base, tmp_path: Path) -> None:
+    """Cut inside the DQ header: astropy drops the HDU with a warning; that is corruption."""
+    path, _ = base
+    raw = path.read_bytes()
+    start = raw.index(b"EXTNAME = 'DQ")
+    (tmp_path / "cut_s3d.fits").write_bytes(raw[: start + 200])
+    with pytest.raises(CubeFormatError, match=r"cut_s3d.fits: the file is truncated or "
+                                              r"corrupted"):
+        read_s3d(tmp_path / "cut_s3d.fits", verify=False)

@@ -233,11 +233,14 @@ def _open(path: Path) -> fits.HDUList:
     except (*_READ_ERRORS, EOFError) as exc:
         raise CubeFormatError(f"{path}: not a readable FITS file ({exc}); give an s3d cube "
                               "(*_s3d.fits)") from exc
-    truncated = [str(w.message) for w in caught if "truncated" in str(w.message)]
-    if truncated:
+    # astropy only warns when the file ends early or an HDU after the first cannot be
+    # parsed (it drops that HDU): a lost HDU must not read as an absent one.
+    broken = [" ".join(str(w.message).split()) for w in caught
+              if "truncated" in str(w.message) or "corrupted" in str(w.message)]
+    if broken:
         hdul.close()
-        raise CubeFormatError(f"{path}: the file is truncated ({truncated[0]}); download it "
-                              "again (exocube ifu fetch resumes and re-verifies)")
+        raise CubeFormatError(f"{path}: the file is truncated or corrupted ({broken[0]}); "
+                              "download it again (exocube ifu fetch resumes and re-verifies)")
     for w in caught:
         log.warning("%s: %s", path, w.message)
     return hdul
