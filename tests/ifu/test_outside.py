@@ -373,3 +373,19 @@ def test_a_cut_off_dq_is_not_read_as_a_missing_dq(base, tmp_path: Path) -> None:
     with pytest.raises(CubeFormatError, match=r"cut_s3d.fits: the file is truncated or "
                                               r"corrupted"):
         read_s3d(tmp_path / "cut_s3d.fits", verify=False)
+
+
+def test_cli_errors_print_brackets_as_written(tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """Rich markup must not eat '[params]' out of an error message."""
+    from exocube.cli import main
+
+    template = tmp_path / "t_s3d.fits"
+    write_s3d(small_template(), template)
+    bad = tmp_path / "p.toml"
+    bad.write_text("foo = 1\n[params]\n")
+    with pytest.raises(SystemExit) as exc:
+        main(["ifu", "synth", "--model", "disk", "--params", str(bad), "--like", str(template),
+              "--out", str(tmp_path / "o.fits")])
+    assert exc.value.code == 1
+    assert "only 'model' and a [params] table" in " ".join(capsys.readouterr().err.split())
