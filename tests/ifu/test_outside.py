@@ -389,3 +389,23 @@ def test_cli_errors_print_brackets_as_written(tmp_path: Path,
               "--out", str(tmp_path / "o.fits")])
     assert exc.value.code == 1
     assert "only 'model' and a [params] table" in " ".join(capsys.readouterr().err.split())
+
+
+# -- quick-look moments ------------------------------------------------------------------
+
+@pytest.mark.parametrize("sigma", [30.0, 400.0])
+def test_moments_of_a_noiseless_line_in_mjy_per_sr(sigma: float) -> None:
+    """Velocity unbiased by the per-frequency unit; intrinsic dispersion recovered exactly
+    (the LSF and the channel width both taken out)."""
+    from exocube.ifu.quicklook import moment_maps
+
+    c = build_template((300, 5, 5), (1.2700, 1.2700 + 0.000636 * 299), tile_offset=0.0)
+    assert str(c.unit) == "MJy / sr"
+    fm = ForwardModel.build("bowshock", c, 0.964, psf=None, lines=get_lines(["Halpha"]),
+                            window_kms=3000.0)
+    p = fm.params({"v_bh": 0.0, "v_far": 0.0, "sigma": sigma, "v_sys": 0.0})
+    cube = c.with_data(np.asarray(fm.cube(p)), np.full(c.shape, 1e-3, np.float32))
+    maps = moment_maps(cube, LINES_BY_NAME["Halpha"], 0.964, half_width_kms=2500.0,
+                       min_snr=None)
+    assert np.nanmax(np.abs(maps.velocity)) < 0.05
+    np.testing.assert_allclose(maps.dispersion_intrinsic, sigma, rtol=1e-3)
