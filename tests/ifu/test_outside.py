@@ -409,3 +409,17 @@ def test_moments_of_a_noiseless_line_in_mjy_per_sr(sigma: float) -> None:
                        min_snr=None)
     assert np.nanmax(np.abs(maps.velocity)) < 0.05
     np.testing.assert_allclose(maps.dispersion_intrinsic, sigma, rtol=1e-3)
+
+
+@pytest.mark.parametrize(("half_width", "z", "match"), [
+    (-5.0, 0.964, r"half width -5.0 km/s; give a positive"),
+    (20.0, 0.964, r"window of Halpha holds [01] channel"),
+    (800.0, float("nan"), r"redshift z=nan"),
+])
+def test_line_windows_refuse_empty_windows(base, half_width: float, z: float,
+                                           match: str) -> None:
+    from exocube.errors import LineCoverageError
+
+    _, cube = base
+    with pytest.raises(LineCoverageError, match=match):
+        cube.line_windows(get_lines(["Halpha"]), z, half_width)

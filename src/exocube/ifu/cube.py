@@ -32,7 +32,7 @@ from astropy.io import fits
 from astropy.io.fits.verify import VerifyError
 from astropy.wcs import WCS, FITSFixedWarning
 
-from exocube.errors import CubeChecksumError, CubeFormatError
+from exocube.errors import CubeChecksumError, CubeFormatError, LineCoverageError
 from exocube.ifu.dq import DEFAULT_MASK_FLAGS, mask_bits
 from exocube.ifu.lines import Line, check_covered, velocity_kms
 
@@ -147,11 +147,22 @@ class IFUCube:
     def line_windows(self, lines: Sequence[Line], z: float,
                      half_width_kms: float = 1500.0) -> list[LineWindow]:
         """The planes within ``half_width_kms`` of each line at ``z``, with velocity axes."""
-        check_covered(self.wavelength_um, lines, z, half_width_kms, self.source or "cube")
+        where = self.source or "cube"
+        if not (math.isfinite(half_width_kms) and half_width_kms > 0):
+            raise LineCoverageError(f"{where}: half width {half_width_kms!r} km/s; give a "
+                                    "positive window half width (e.g. 800)")
+        if not (math.isfinite(z) and z > -1):
+            raise LineCoverageError(f"{where}: redshift z={z!r}; give a finite z > -1")
+        check_covered(self.wavelength_um, lines, z, half_width_kms, where)
         out = []
         for line in lines:
             v = velocity_kms(self.wavelength_um, line, z)
             idx = np.flatnonzero(np.abs(v) <= half_width_kms)
+            if idx.size < 2:
+                raise LineCoverageError(
+                    f"{where}: the +-{half_width_kms} km/s window of {line.name} holds "
+                    f"{idx.size} channel(s); widen it (a channel is about "
+                    f"{abs(float(np.median(np.diff(v)))):.0f} km/s here)")
             sub = self.planes(int(idx[0]), int(idx[-1]) + 1)
             out.append(LineWindow(line, z, sub, velocity_kms(sub.wavelength_um, line, z)))
         return out
