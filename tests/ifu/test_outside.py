@@ -423,3 +423,24 @@ def test_line_windows_refuse_empty_windows(base, half_width: float, z: float,
     _, cube = base
     with pytest.raises(LineCoverageError, match=match):
         cube.line_windows(get_lines(["Halpha"]), z, half_width)
+
+
+def test_nan_instrument_settings_are_refused(tmp_path: Path,
+                                             capsys: pytest.CaptureFixture[str]) -> None:
+    """NaN PSF FWHM meant 'no PSF' and NaN R gave a cube of NaNs, both silently."""
+    from exocube.cli import main
+    from exocube.ifu.instrument import GaussianPSF
+
+    with pytest.raises(ModelParameterError, match=r"psf=.* is invalid"):
+        GaussianPSF(fwhm_arcsec=float("nan"))
+    with pytest.raises(ModelParameterError, match=r"resolving_power=.* finite"):
+        ResolvingPower.linear(float("nan"))
+    template = tmp_path / "t_s3d.fits"
+    write_s3d(small_template(), template)
+    for option in ("--psf-fwhm", "--resolving-power"):
+        with pytest.raises(SystemExit) as exc:
+            main(["ifu", "synth", "--model", "disk", "--like", str(template), "--out",
+                  str(tmp_path / "o.fits"), option, "nan"])
+        assert exc.value.code == 1
+        assert "is invalid" in capsys.readouterr().err
+    assert not (tmp_path / "o.fits").exists()

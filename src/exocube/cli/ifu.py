@@ -109,7 +109,7 @@ def synth(
     values = (load_params_toml(params_file, model.value) if params_file
               else check_params(model.value, {}))
     result = synthesize(model.value, values, read_s3d(like), z=z, snr=snr, seed=seed, err=err,
-                        psf=GaussianPSF(fwhm_arcsec=psf_fwhm) if psf_fwhm > 0 else None,
+                        psf=None if psf_fwhm == 0 else GaussianPSF(fwhm_arcsec=psf_fwhm),
                         resolving_power=ResolvingPower.linear(resolving_power),
                         window_kms=window_kms)
     cube_path, truth_path = write_synth(result, out)

@@ -57,9 +57,10 @@ class ResolvingPower:
 
     def __post_init__(self) -> None:
         w, r = np.asarray(self.wave_um), np.asarray(self.r)
-        if w.size < 2 or w.size != r.size or np.any(np.diff(w) <= 0) or np.any(r <= 0):
+        if (w.size < 2 or w.size != r.size or not np.all(np.isfinite(w))
+                or not np.all(np.isfinite(r)) or np.any(np.diff(w) <= 0) or np.any(r <= 0)):
             raise ModelParameterError("resolving_power", {"wave_um": self.wave_um, "r": self.r},
-                                      "at least 2 increasing wavelengths with R > 0")
+                                      "at least 2 finite increasing wavelengths with finite R > 0")
 
     @classmethod
     def linear(cls, r_ref: float = 1000.0, ref_um: float = HALPHA_RBH1_UM,
@@ -97,10 +98,13 @@ class GaussianPSF:
     scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        if not (self.fwhm_arcsec > 0 and self.ref_um > 0 and len(self.weights) >= 1
+        values = (self.fwhm_arcsec, self.ref_um, self.power, *self.weights, *self.scales)
+        if not (all(math.isfinite(v) for v in values)
+                and self.fwhm_arcsec > 0 and self.ref_um > 0 and len(self.weights) >= 1
                 and len(self.weights) == len(self.scales) and min(self.weights) >= 0
                 and sum(self.weights) > 0 and min(self.scales) > 0):
-            raise ModelParameterError("psf", self, "fwhm_arcsec > 0, weights >= 0 (not all 0) "
+            raise ModelParameterError("psf", self, "finite values, fwhm_arcsec > 0, weights >= 0 "
+                                      "(not all 0) "
                                       "and scales > 0, as many weights as scales")
 
     def sigmas_arcsec(self, wave_um: np.ndarray) -> np.ndarray:
