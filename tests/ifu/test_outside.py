@@ -444,3 +444,26 @@ def test_nan_instrument_settings_are_refused(tmp_path: Path,
         assert exc.value.code == 1
         assert "is invalid" in capsys.readouterr().err
     assert not (tmp_path / "o.fits").exists()
+
+
+def test_cli_moments_take_mask_flags(tmp_path: Path,
+                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A JUMP_DET voxel is kept by default and masked with --mask-flags (name or value)."""
+    from exocube.cli import main
+
+    c = small_template()
+    dq = np.array(c.dq)
+    dq[:, 7, 6] |= 4  # JUMP_DET through the Halpha window of one spaxel
+    path = tmp_path / "c_s3d.fits"
+    write_s3d(c.with_data(np.array(c.flux), np.array(c.err), dq), path)
+    nan_at = []
+    for flags in ([], ["--mask-flags", "DO_NOT_USE,NON_SCIENCE,JUMP_DET"],
+                  ["--mask-flags", "513,4"]):
+        with pytest.raises(SystemExit) as exc:
+            main(["ifu", "moments", str(path), "--out", str(tmp_path / "m"), "--min-snr",
+                  "0", "--no-png", *flags])
+        assert exc.value.code == 0, capsys.readouterr().err
+        capsys.readouterr()
+        with fits.open(tmp_path / "m_Halpha_moments.fits") as hdul:
+            nan_at.append(bool(np.isnan(hdul["FLUX"].data[7, 6])))
+    assert nan_at == [False, True, True]
