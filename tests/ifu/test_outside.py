@@ -467,3 +467,34 @@ def test_cli_moments_take_mask_flags(tmp_path: Path,
         with fits.open(tmp_path / "m_Halpha_moments.fits") as hdul:
             nan_at.append(bool(np.isnan(hdul["FLUX"].data[7, 6])))
     assert nan_at == [False, True, True]
+
+
+@pytest.mark.parametrize("unit", ["MJy/sr", "erg/(s cm2 um arcsec2)",
+                                  "1e-17 erg/(s cm2 Angstrom arcsec2)"])
+def test_line_flux_round_trip_in_any_surface_brightness_unit(unit: str) -> None:
+    """Model -> cube in BUNIT -> moment-0 gives back the model's Halpha flux."""
+    import astropy.units as u
+
+    from exocube.ifu.quicklook import moment_maps
+
+    c = replace(small_template(), unit=u.Unit(unit))
+    fm = ForwardModel.build("disk", c, 0.964, psf=None, lines=get_lines(["Halpha"]))
+    p = fm.params({})
+    cube = c.with_data(np.asarray(fm.cube(p)), np.full(c.shape, 1e-30, np.float32))
+    maps = moment_maps(cube, LINES_BY_NAME["Halpha"], 0.964, half_width_kms=800.0,
+                       min_snr=None)
+    total = float(np.asarray(fm.halpha_map(p), dtype=np.float64).sum())
+    assert np.nansum(maps.flux) == pytest.approx(total, rel=1e-5)
+
+
+def test_a_unit_without_solid_angle_names_the_cube(base, tmp_path: Path) -> None:
+    path, _ = base
+
+    def per_spaxel(h: fits.HDUList) -> None:
+        for name in ("SCI", "ERR"):
+            h[name].header["BUNIT"] = "erg/s/cm2/um"
+
+    cube = read_s3d(altered(path, tmp_path, per_spaxel))
+    with pytest.raises(CubeFormatError, match=r"odd_s3d.fits: BUNIT erg / \(s um cm2\) is not a "
+                                              r"surface brightness density"):
+        ForwardModel.build("disk", cube, 0.964, psf=None)

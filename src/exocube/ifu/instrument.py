@@ -141,7 +141,8 @@ def channel_edges_um(wave_um: np.ndarray) -> np.ndarray:
     return np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
 
 
-def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase) -> np.ndarray:
+def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase,
+                 where: str = "") -> np.ndarray:
     """What one SB_UNIT of line flux entirely in a channel is in ``unit``, per channel."""
     width = np.diff(edges_um) * u.um
     density = (1.0 * SB_UNIT) / width  # erg/s/cm^2/arcsec^2/um
@@ -154,6 +155,7 @@ def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase) ->
         per_sr = (density * u.arcsec**2).to_value(unit * u.sr, u.spectral_density(wave))
         return per_sr * (1.0 * u.arcsec**2).to_value(u.sr)
     except u.UnitConversionError as exc:
-        raise CubeFormatError(f"cube unit {unit} is not a surface brightness density (per "
-                              "wavelength or frequency, per solid angle); models cannot be "
-                              "written in it") from exc
+        raise CubeFormatError(f"{where or 'cube'}: BUNIT {unit} is not a surface brightness "
+                              "density (per wavelength or frequency, per solid angle, e.g. "
+                              "MJy/sr or erg/s/cm2/um/arcsec2); models and moments cannot use "
+                              "it: divide by the spaxel area and set BUNIT") from exc

@@ -90,7 +90,7 @@ def moment_maps(cube: IFUCube, line: Line, z: float, *, half_width_kms: float = 
     if continuum == "sidebands":
         f = f - _continuum(cube, line, z, half_width_kms)[None]
     edges = channel_edges_um(cube.wavelength_um)[_edge_slice(cube, sub)]
-    factors = unit_factors(sub.wavelength_um, edges, cube.unit)[:, None, None]
+    factors = unit_factors(sub.wavelength_um, edges, cube.unit, cube.source)[:, None, None]
     bad = sub.mask.any(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
         # Moments weight each channel by its line flux (SB units), not by the cube's
