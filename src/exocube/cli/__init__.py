@@ -13,6 +13,7 @@ import sys
 import typer
 from rich.console import Console
 from rich.logging import RichHandler
+from rich.markup import escape
 
 from exocube import __version__
 from exocube.cli import acquire, db
@@ -82,5 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     except ExocubeError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, markup=True)
+        # The message is text, not markup: '[params]' or '[nii]' must print as written.
+        err_console.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False,
+                          markup=True)
         sys.exit(1)

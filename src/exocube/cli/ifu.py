@@ -109,7 +109,7 @@ def synth(
     values = (load_params_toml(params_file, model.value) if params_file
               else check_params(model.value, {}))
     result = synthesize(model.value, values, read_s3d(like), z=z, snr=snr, seed=seed, err=err,
-                        psf=GaussianPSF(fwhm_arcsec=psf_fwhm) if psf_fwhm > 0 else None,
+                        psf=None if psf_fwhm == 0 else GaussianPSF(fwhm_arcsec=psf_fwhm),
                         resolving_power=ResolvingPower.linear(resolving_power),
                         window_kms=window_kms)
     cube_path, truth_path = write_synth(result, out)
@@ -128,17 +128,24 @@ def moments(
     min_snr: Annotated[float, typer.Option(help="Blank spaxels whose line S/N is below "
                                              "this (0: keep all).")] = 3.0,
     png: Annotated[bool, typer.Option(help="Also write a PNG.")] = True,
+    mask_flags: Annotated[list[str] | None, typer.Option(
+        help="DQ flags that mask a voxel (default DO_NOT_USE,NON_SCIENCE).")] = None,
+    resolving_power: Annotated[float, typer.Option(
+        help="R at 1.2893 um (R grows as lambda), for DISP_INT.")] = 1000.0,
 ) -> None:
     """Flux, velocity and dispersion maps per line, as FITS (and PNG)."""
     from exocube.ifu.cube import read_s3d
+    from exocube.ifu.dq import DEFAULT_MASK_FLAGS
+    from exocube.ifu.instrument import ResolvingPower
     from exocube.ifu.lines import get_lines
     from exocube.ifu.quicklook import moment_maps, plot_moments, write_moments
 
-    c = read_s3d(cube)
+    rpow = ResolvingPower.linear(resolving_power)
+    c = read_s3d(cube, mask_flags=_split(mask_flags) or DEFAULT_MASK_FLAGS)
     written = []
     for ln in get_lines(_split(line) or ["Halpha"]):
         maps = moment_maps(c, ln, z, half_width_kms=half_width, continuum=continuum,
-                           min_snr=min_snr or None)
+                           min_snr=min_snr or None, resolving_power=rpow)
         stem = f"{out}_{_safe(ln.name)}_moments"
         written.append(str(write_moments(maps, c, f"{stem}.fits")))
         if png:
@@ -159,6 +166,8 @@ def pv(
     half_width: Annotated[float, typer.Option(help="Half width of the window (km/s).")
                           ] = 1000.0,
     png: Annotated[bool, typer.Option(help="Also write a PNG.")] = True,
+    mask_flags: Annotated[list[str] | None, typer.Option(
+        help="DQ flags that mask a voxel (default DO_NOT_USE,NON_SCIENCE).")] = None,
 ) -> None:
     """A position-velocity diagram along an axis, as FITS (and PNG)."""
     from exocube.errors import CubeFormatError
@@ -170,7 +179,9 @@ def pv(
         cx, cy = (float(v) for v in centre.split(","))
     except ValueError:
         raise CubeFormatError(f"--centre {centre!r}: expected 'x,y' in arcsec") from None
-    c = read_s3d(cube)
+    from exocube.ifu.dq import DEFAULT_MASK_FLAGS
+
+    c = read_s3d(cube, mask_flags=_split(mask_flags) or DEFAULT_MASK_FLAGS)
     (ln,) = get_lines([line])
     diagram = pv_diagram(c, ln, z, pa_deg=pa, slit_width_arcsec=slit, centre_arcsec=(cx, cy),
                          half_width_kms=half_width)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -28,9 +29,10 @@ from typing import Any
 import astropy.units as u
 import numpy as np
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyError
 from astropy.wcs import WCS, FITSFixedWarning
 
-from exocube.errors import CubeChecksumError, CubeFormatError
+from exocube.errors import CubeChecksumError, CubeFormatError, LineCoverageError
 from exocube.ifu.dq import DEFAULT_MASK_FLAGS, mask_bits
 from exocube.ifu.lines import Line, check_covered, velocity_kms
 
@@ -40,6 +42,11 @@ PROVENANCE_KEYS = ("TELESCOP", "INSTRUME", "DETECTOR", "GRATING", "FILTER", "EXP
                    "PROGRAM", "OBSERVTN", "VISIT", "OBS_ID", "TARGNAME", "TARG_RA", "TARG_DEC",
                    "DATE-OBS", "TIME-OBS", "CAL_VER", "CRDS_CTX", "FILENAME", "DATE")
 SPECTRAL_CTYPES = ("WAVE", "WAVE-TAB")
+# Numeric WCS keywords of the three axes: each, when present, must be a finite number.
+WCS_NUMERIC_KEYS = tuple(f"{k}{i}" for i in (1, 2, 3) for k in ("CRVAL", "CDELT", "CRPIX")) + \
+    tuple(f"{k}{i}_{j}" for i in (1, 2, 3) for j in (1, 2, 3) for k in ("PC", "CD"))
+# Errors astropy raises on a truncated or corrupted HDU when its data are read.
+_READ_ERRORS = (OSError, ValueError, TypeError, VerifyError, IndexError)
 ERRTYPES = ("ERR", "UNCERTAINTY", "VAR", "IVAR")
 
 
@@ -62,7 +69,8 @@ class IFUCube:
     """An IFU cube in (wavelength, y, x) order, with its WCS facts and provenance.
 
     ``mask`` is True where a voxel must not be used: its DQ has a bit of
-    ``mask_bits`` set, or its flux or error is not finite. ``x_arcsec`` and
+    ``mask_bits`` set, its flux or error is not finite, or its error is not
+    positive (an error <= 0 would give the voxel infinite weight in a fit). ``x_arcsec`` and
     ``y_arcsec`` are the offsets of each spaxel centre east and north of the
     reference pixel (standard coordinates of the TAN projection).
     """
@@ -139,11 +147,22 @@ class IFUCube:
     def line_windows(self, lines: Sequence[Line], z: float,
                      half_width_kms: float = 1500.0) -> list[LineWindow]:
         """The planes within ``half_width_kms`` of each line at ``z``, with velocity axes."""
-        check_covered(self.wavelength_um, lines, z, half_width_kms, self.source or "cube")
+        where = self.source or "cube"
+        if not (math.isfinite(half_width_kms) and half_width_kms > 0):
+            raise LineCoverageError(f"{where}: half width {half_width_kms!r} km/s; give a "
+                                    "positive window half width (e.g. 800)")
+        if not (math.isfinite(z) and z > -1):
+            raise LineCoverageError(f"{where}: redshift z={z!r}; give a finite z > -1")
+        check_covered(self.wavelength_um, lines, z, half_width_kms, where)
         out = []
         for line in lines:
             v = velocity_kms(self.wavelength_um, line, z)
             idx = np.flatnonzero(np.abs(v) <= half_width_kms)
+            if idx.size < 2:
+                raise LineCoverageError(
+                    f"{where}: the +-{half_width_kms} km/s window of {line.name} holds "
+                    f"{idx.size} channel(s); widen it (a channel is about "
+                    f"{abs(float(np.median(np.diff(v)))):.0f} km/s here)")
             sub = self.planes(int(idx[0]), int(idx[-1]) + 1)
             out.append(LineWindow(line, z, sub, velocity_kms(sub.wavelength_um, line, z)))
         return out
@@ -173,7 +192,9 @@ class LineWindow:
 
 
 def _mask(flux: np.ndarray, err: np.ndarray, dq: np.ndarray, bits: int) -> np.ndarray:
-    return ((dq & np.uint32(bits)) != 0) | ~np.isfinite(flux) | ~np.isfinite(err)
+    with np.errstate(invalid="ignore"):
+        bad_err = ~(np.isfinite(err) & (err > 0))
+    return ((dq & np.uint32(bits)) != 0) | ~np.isfinite(flux) | bad_err
 
 
 def _celestial(header: fits.Header) -> WCS:
@@ -191,6 +212,7 @@ def verify_checksums(hdul: fits.HDUList, where: str) -> None:
     """Check CHECKSUM and DATASUM of every HDU that has them; name the first bad HDU."""
     for i, hdu in enumerate(hdul):
         name = hdu.name or f"#{i}"
+        _data(hdu, i, where)  # a truncated HDU fails here, naming itself
         if "DATASUM" in hdu.header and hdu.verify_datasum() == 0:
             raise CubeChecksumError(
                 f"{where}: HDU {i} ({name}) fails its DATASUM: the data bytes are corrupted; "
@@ -201,14 +223,38 @@ def verify_checksums(hdul: fits.HDUList, where: str) -> None:
                 "corrupted; download the file again")
 
 
+def _data(hdu: Any, index: int | str, where: str | Path) -> np.ndarray | None:
+    """An HDU's data, or a :class:`CubeFormatError` naming the HDU if it cannot be read."""
+    try:
+        return hdu.data
+    except _READ_ERRORS as exc:
+        raise CubeFormatError(
+            f"{where}: HDU {index} ({hdu.name}) cannot be read ({exc}): the file is truncated "
+            "or corrupted; download it again (exocube ifu fetch resumes and re-verifies)"
+        ) from None
+
+
 def _open(path: Path) -> fits.HDUList:
     if not path.is_file():
         raise CubeFormatError(f"{path}: no such file; give the path of an s3d FITS cube")
     try:
-        return fits.open(path, memmap=False, lazy_load_hdus=False)
-    except OSError as exc:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            hdul = fits.open(path, memmap=False, lazy_load_hdus=False)
+    except (*_READ_ERRORS, EOFError) as exc:
         raise CubeFormatError(f"{path}: not a readable FITS file ({exc}); give an s3d cube "
                               "(*_s3d.fits)") from exc
+    # astropy only warns when the file ends early or an HDU after the first cannot be
+    # parsed (it drops that HDU): a lost HDU must not read as an absent one.
+    broken = [" ".join(str(w.message).split()) for w in caught
+              if "truncated" in str(w.message) or "corrupted" in str(w.message)]
+    if broken:
+        hdul.close()
+        raise CubeFormatError(f"{path}: the file is truncated or corrupted ({broken[0]}); "
+                              "download it again (exocube ifu fetch resumes and re-verifies)")
+    for w in caught:
+        log.warning("%s: %s", path, w.message)
+    return hdul
 
 
 def _hdu(hdul: fits.HDUList, name: str, path: Path, what: str) -> fits.ImageHDU:
@@ -218,20 +264,62 @@ def _hdu(hdul: fits.HDUList, name: str, path: Path, what: str) -> fits.ImageHDU:
         names = [h.name for h in hdul]
         raise CubeFormatError(
             f"{path}: no {name} extension ({what}); HDUs are {names}: this is not an s3d "
-            "cube (JWST cube_build writes PRIMARY, SCI, ERR, DQ, WMAP)") from None
+            "cube (JWST cube_build writes PRIMARY, SCI, ERR, DQ, WMAP). If the HDU has "
+            f"another EXTNAME, name it in the primary header ({_EXT_KEYS.get(what, 'FLUXEXT')})"
+        ) from None
 
 
-def _unit(header: fits.Header, path: Path) -> u.UnitBase:
+_EXT_KEYS = {"the flux": "FLUXEXT", "the flux uncertainty": "ERREXT",
+             "the data quality": "MASKEXT"}
+
+
+def _check_wcs_numbers(header: fits.Header, where: str) -> None:
+    """Every numeric WCS keyword present is a finite number; CDELTi and CDi_i are not 0."""
+    for key in WCS_NUMERIC_KEYS:
+        if key not in header:
+            continue
+        try:
+            value = header[key]
+        except VerifyError:
+            value = header.cards[key].image.split("=", 1)[-1].split("/")[0].strip(" '")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
+                value):
+            raise CubeFormatError(f"{where}: {key}={value!r} is not a finite number; fix the "
+                                  "keyword (the WCS cannot be computed without it)")
+        if key[:-1] in ("CDELT",) and value == 0:
+            raise CubeFormatError(f"{where}: {key}=0: a pixel cannot have zero width; fix "
+                                  "the keyword")
+
+
+def _spectral_unit(header: fits.Header, where: str) -> u.UnitBase:
+    """CUNIT3 (default um) as an astropy length unit; 'micron', 'Angstrom', 'm' all work."""
+    text = str(header.get("CUNIT3", "um")).strip() or "um"
+    for fmt in ("fits", None):
+        try:
+            unit = u.Unit(text, format=fmt, parse_strict="raise")
+            break
+        except ValueError:
+            continue
+    else:
+        raise CubeFormatError(f"{where}: CUNIT3={text!r} is not a unit astropy understands; "
+                              "set CUNIT3 to a length unit such as 'um'")
+    if unit.physical_type != "length":
+        raise CubeFormatError(f"{where}: CUNIT3={text!r} is a {unit.physical_type}, not a "
+                              "length: CTYPE3 'WAVE' needs a wavelength unit such as 'um'")
+    return unit
+
+
+def _unit(header: fits.Header, path: Path, hdu: str = "SCI") -> u.UnitBase:
     bunit = str(header.get("BUNIT", "")).strip()
     if not bunit:
-        raise CubeFormatError(f"{path}: SCI has no BUNIT; set BUNIT (e.g. 'MJy/sr')")
+        raise CubeFormatError(f"{path}: {hdu} has no BUNIT; set BUNIT (e.g. 'MJy/sr')")
     try:
         return u.Unit(bunit, format="fits", parse_strict="raise")
     except ValueError:
         try:
             return u.Unit(bunit, parse_strict="raise")
         except ValueError as exc:
-            raise CubeFormatError(f"{path}: SCI BUNIT={bunit!r} is not a unit astropy "
+            raise CubeFormatError(f"{path}: {hdu} BUNIT={bunit!r} is not a unit astropy "
                                   f"understands ({exc})") from exc
 
 
@@ -242,20 +330,44 @@ def wavelengths_um(header: fits.Header, hdul: fits.HDUList | None, where: str) -
         raise CubeFormatError(f"{where}: SCI CTYPE3={ctype!r}; an s3d cube has 'WAVE' or "
                               "'WAVE-TAB' on axis 3")
     n = int(header["NAXIS3"])
+    _check_wcs_numbers(header, where)
+    header = header.copy()
+    if ctype == "WAVE":  # wcslib knows only the FITS spelling ('um', not 'micron')
+        header["CUNIT3"] = _spectral_unit(header, where).to_string("fits")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FITSFixedWarning)
         try:
             w = WCS(header, fobj=hdul) if ctype == "WAVE-TAB" else WCS(header)
-        except (ValueError, KeyError, MemoryError) as exc:
-            raise CubeFormatError(f"{where}: SCI WCS cannot be parsed ({exc})") from exc
-    spec = w.sub([3])
-    unit = spec.world_axis_units[0] or str(header.get("CUNIT3", "um"))
-    values = spec.pixel_to_world_values(np.arange(n, dtype=np.float64))
-    wave = (np.asarray(values, dtype=np.float64) * u.Unit(unit)).to_value(u.um)
-    if not np.all(np.isfinite(wave)) or np.any(np.diff(wave) <= 0):
-        raise CubeFormatError(f"{where}: wavelengths from the SCI WCS are not finite and "
-                              "increasing; check CRVAL3/CDELT3/CRPIX3 or the WCS-TABLE")
+            spec = w.sub([3])
+            unit = spec.world_axis_units[0] or str(header.get("CUNIT3", "um"))
+            values = spec.pixel_to_world_values(np.arange(n, dtype=np.float64))
+            wave = (np.asarray(values, dtype=np.float64) * u.Unit(unit)).to_value(u.um)
+        except (ValueError, KeyError, MemoryError, IndexError, TypeError,
+                u.UnitsError) as exc:
+            raise CubeFormatError(f"{where}: SCI WCS cannot be parsed ({exc}); check CTYPE3, "
+                                  "CUNIT3, CRVAL3/CDELT3/CRPIX3 or the WCS-TABLE") from None
+    if wave.shape != (n,) or not np.all(np.isfinite(wave)):
+        raise CubeFormatError(f"{where}: wavelengths from the SCI WCS are not {n} finite "
+                              "values; check CRVAL3/CDELT3/CRPIX3 or the WCS-TABLE")
+    step = np.diff(wave)
+    if not (np.all(step > 0) or np.all(step < 0)):
+        raise CubeFormatError(f"{where}: wavelengths from the SCI WCS are not monotonic "
+                              f"({wave[0]:.6g}-{wave[-1]:.6g} um); check CRVAL3/CDELT3/CRPIX3 "
+                              "or the WCS-TABLE")
     return wave
+
+
+def _flip_spectral_header(header: fits.Header, n: int) -> fits.Header:
+    """The SCI header of the same cube with its planes in reverse order (linear WCS)."""
+    hdr = header.copy()
+    if str(hdr.get("CTYPE3", "")).strip() == "WAVE-TAB":
+        return hdr  # written back from the (reversed) wavelengths as a new table
+    hdr["CRPIX3"] = n + 1.0 - float(hdr.get("CRPIX3", 0.0))
+    if "CD3_3" in hdr:
+        hdr["CD3_3"] = -float(hdr["CD3_3"])
+    else:
+        hdr["CDELT3"] = -float(hdr.get("CDELT3", 1.0))
+    return hdr
 
 
 def spaxel_offsets(header: fits.Header, ny: int, nx: int) -> tuple[np.ndarray, np.ndarray]:
@@ -271,63 +383,124 @@ def spaxel_offsets(header: fits.Header, ny: int, nx: int) -> tuple[np.ndarray, n
     return m[0, 0] * dx + m[0, 1] * dy, m[1, 0] * dx + m[1, 1] * dy
 
 
-def _errors(hdul: fits.HDUList, primary: fits.Header, path: Path, shape: tuple) -> np.ndarray:
+def _errors(hdul: fits.HDUList, primary: fits.Header, path: Path, shape: tuple,
+            unit: u.UnitBase) -> np.ndarray:
     name = str(primary.get("ERREXT", "ERR")).strip() or "ERR"
     hdu = _hdu(hdul, name, path, "the flux uncertainty")
     errtype = str(primary.get("ERRTYPE", hdu.header.get("ERRTYPE", "ERR"))).strip().upper()
     if errtype not in ERRTYPES:
         raise CubeFormatError(f"{path}: ERRTYPE={errtype!r}; expected one of {ERRTYPES}")
-    data = np.asarray(hdu.data, dtype=np.float32)
-    if data.shape != shape:
-        raise CubeFormatError(f"{path}: {name} has shape {data.shape}, SCI has {shape}")
+    data = _data(hdu, name, path)
+    shape_of = None if data is None else np.shape(data)
+    if shape_of != shape or hdu.is_image is False:
+        raise CubeFormatError(f"{path}: HDU {name} has shape {shape_of}, SCI has {shape}: "
+                              "ERR must be an image of the same shape")
+    data = np.asarray(data, dtype=np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         if errtype == "VAR":
             data = np.sqrt(data)
         elif errtype == "IVAR":
             data = 1.0 / np.sqrt(data)
+    err_bunit = str(hdu.header.get("BUNIT", "")).strip()
+    if err_bunit and errtype in ("ERR", "UNCERTAINTY"):
+        err_unit = _unit(hdu.header, path, name)
+        try:
+            data = data * err_unit.to(unit)
+        except u.UnitConversionError:
+            raise CubeFormatError(f"{path}: {name} BUNIT={err_bunit!r} cannot be converted to "
+                                  f"SCI's {unit}; ERR must be in the unit of SCI") from None
     return data.astype(np.float32)
+
+
+def _quality(hdul: fits.HDUList, primary: fits.Header, path: Path, shape: tuple
+             ) -> tuple[np.ndarray, str | None]:
+    """DQ as uint32 and its EXTNAME; zeros (a warning) if the file has no DQ extension."""
+    name = str(primary.get("MASKEXT", "DQ")).strip() or "DQ"
+    if name == "DQ" and name not in hdul:  # MASKEXT naming another HDU must find it
+        log.warning("%s: no DQ extension; only NaN voxels and ERR <= 0 are masked", path)
+        return np.zeros(shape, dtype=np.uint32), None
+    hdu = _hdu(hdul, name, path, "the data quality")
+    data = _data(hdu, name, path)
+    if data is None or np.shape(data) != shape:
+        raise CubeFormatError(f"{path}: HDU {name} has shape "
+                              f"{None if data is None else np.shape(data)}, SCI has {shape}: "
+                              "DQ must be an image of the same shape")
+    data = np.asarray(data)
+    if data.dtype.kind not in "ui":
+        with np.errstate(invalid="ignore"):
+            integral = np.isfinite(data) & (data == np.round(data))
+        if data.dtype.kind != "f" or not integral.all():
+            raise CubeFormatError(f"{path}: HDU {name} holds non-integer values; DQ must be "
+                                  "JWST bit flags (unsigned integers)")
+    if data.size and (data.min() < 0 or data.max() >= 2**32):
+        raise CubeFormatError(f"{path}: HDU {name} has values outside 0..2**32-1 "
+                              f"({data.min()}..{data.max()}); DQ must be 32-bit flags")
+    return data.astype(np.uint32), hdu.name
+
+
+def _orient(flux: np.ndarray, err: np.ndarray, dq: np.ndarray, wmap: np.ndarray | None,
+            wave: np.ndarray, header: fits.Header, path: Path) -> tuple:
+    """Planes in increasing wavelength: a cube stored red to blue is reversed on reading."""
+    if wave.size < 2 or wave[1] > wave[0]:
+        return flux, err, dq, wmap, wave, header
+    log.info("%s: wavelengths decrease along axis 3; planes reversed to increase", path)
+    rev = np.s_[::-1]
+    return (flux[rev].copy(), err[rev].copy(), dq[rev].copy(),
+            None if wmap is None else wmap[rev].copy(), wave[rev].copy(),
+            _flip_spectral_header(header, wave.size))
 
 
 def read_s3d(path: str | os.PathLike[str], mask_flags: Iterable[str | int] = DEFAULT_MASK_FLAGS,
              verify: bool = True) -> IFUCube:
-    """Read an s3d cube; ``mask_flags`` names the DQ bits that mask a voxel."""
+    """Read an s3d cube; ``mask_flags`` names the DQ bits that mask a voxel.
+
+    Planes are returned in increasing wavelength (a cube stored with
+    decreasing wavelengths is reversed, its header to match). A file without
+    a DQ extension (and no MASKEXT) reads with DQ = 0.
+    """
     path = Path(path)
     bits = mask_bits(mask_flags)
     with _open(path) as hdul:
         if verify:
             verify_checksums(hdul, str(path))
         primary = hdul[0].header.copy()
-        sci = _hdu(hdul, str(primary.get("FLUXEXT", "SCI")).strip() or "SCI", path, "the flux")
-        if sci.data is None or sci.data.ndim != 3:
-            shape = None if sci.data is None else sci.data.shape
-            raise CubeFormatError(f"{path}: SCI holds data of shape {shape}; an s3d cube is "
-                                  "3-D (wavelength, y, x). For a drizzled image use "
-                                  "read_drizzled")
-        flux = np.asarray(sci.data, dtype=np.float32)
-        err = _errors(hdul, primary, path, flux.shape)
-        dq_hdu = _hdu(hdul, str(primary.get("MASKEXT", "DQ")).strip() or "DQ", path,
-                      "the data quality")
-        dq = np.asarray(dq_hdu.data).astype(np.uint32)
-        if dq.shape != flux.shape:
-            raise CubeFormatError(f"{path}: DQ has shape {dq.shape}, SCI has {flux.shape}")
+        sci_name = str(primary.get("FLUXEXT", "SCI")).strip() or "SCI"
+        sci = _hdu(hdul, sci_name, path, "the flux")
+        data = _data(sci, sci_name, path)
+        if data is None or not sci.is_image or data.ndim != 3:
+            shape = None if data is None else np.shape(data)
+            raise CubeFormatError(f"{path}: {sci_name} holds data of shape {shape}; an "
+                                  "s3d cube is 3-D (wavelength, y, x). For a drizzled image "
+                                  "use read_drizzled")
+        flux = np.asarray(data, dtype=np.float32)
         header = sci.header.copy()
-        wave = wavelengths_um(header, hdul, f"{path} HDU SCI")
+        unit = _unit(header, path)
+        err = _errors(hdul, primary, path, flux.shape, unit)
+        dq, dq_name = _quality(hdul, primary, path, flux.shape)
+        wave = wavelengths_um(header, hdul, f"{path} HDU {sci_name}")
         wave_table = str(header.get("CTYPE3", "")).strip() == "WAVE-TAB"
-        wmap = np.asarray(hdul["WMAP"].data, dtype=np.float32) if "WMAP" in hdul else None
-        known = {"PRIMARY", sci.name, dq_hdu.name, "WMAP", "WCS-TABLE",
+        wmap = None
+        if "WMAP" in hdul:
+            wmap = np.asarray(_data(hdul["WMAP"], "WMAP", path), dtype=np.float32)
+            if wmap.shape != flux.shape:
+                raise CubeFormatError(f"{path}: HDU WMAP has shape {wmap.shape}, SCI has "
+                                      f"{flux.shape}; fix or remove the WMAP extension")
+        known = {"PRIMARY", sci.name, dq_name, "WMAP", "WCS-TABLE",
                  str(primary.get("ERREXT", "ERR")).strip()}
         extra = tuple(h.copy() for h in hdul[1:] if h.name not in known)
+    flux, err, dq, wmap, wave, header = _orient(flux, err, dq, wmap, wave, header, path)
     try:
         x, y = spaxel_offsets(header, flux.shape[1], flux.shape[2])
     except CubeFormatError as exc:
         raise CubeFormatError(f"{path} HDU SCI: {exc}") from None
     mask = _mask(flux, err, dq, bits)
     if mask.all():
-        raise CubeFormatError(f"{path}: every voxel is NaN or flagged (DQ bits {bits}); the "
-                              "cube has no usable data: check the file or the mask flags")
+        raise CubeFormatError(f"{path}: every voxel is NaN or flagged (or has ERR <= 0; DQ "
+                              f"bits {bits}); the cube has no usable data: check the file, "
+                              "its ERR extension or the mask flags")
     log.info("read %s: %s, %.0f%% masked", path, flux.shape, 100 * mask.mean())
     return IFUCube(flux=flux, err=err, dq=dq, mask=mask, wavelength_um=wave, x_arcsec=x,
-                   y_arcsec=y, unit=_unit(header, path), primary_header=primary,
+                   y_arcsec=y, unit=unit, primary_header=primary,
                    sci_header=header, wmap=wmap, wave_table=wave_table, mask_bits=bits,
                    source=str(path), sha256=sha256_of(path), extra_hdus=extra)
 

@@ -67,6 +67,9 @@ def mask_bits(flags: Iterable[str | int] = DEFAULT_MASK_FLAGS) -> int:
             bits |= flag
             continue
         name = str(flag).strip().upper()
+        if name.isdigit():  # a bit value given as text, e.g. on the command line
+            bits |= mask_bits([int(name)])
+            continue
         if name not in JWST_DQ_FLAGS:
             raise CubeFormatError(f"unknown JWST DQ flag {flag!r}; known: "
                                   f"{', '.join(JWST_DQ_FLAGS)}")

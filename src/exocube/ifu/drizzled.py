@@ -10,6 +10,7 @@ calibration.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from astropy.io import fits
 from astropy.wcs import WCS, FITSFixedWarning
 
 from exocube.errors import CubeFormatError
-from exocube.ifu.cube import _open, sha256_of, verify_checksums
+from exocube.ifu.cube import _data, _open, sha256_of, verify_checksums
 
 
 @dataclass(frozen=True, eq=False)
@@ -55,16 +56,21 @@ def _plane(hdul: fits.HDUList, name: str, shape: tuple[int, ...], path: Path
            ) -> np.ndarray | None:
     if name not in hdul:
         return None
-    data = np.asarray(hdul[name].data)
-    if data.shape[-2:] != shape:
+    data = np.asarray(_data(hdul[name], name, path))
+    if data.shape[-2:] != shape:  # CTX has several planes beyond 32 input images
         raise CubeFormatError(f"{path}: {name} has shape {data.shape}, SCI has {shape}")
     return data
 
 
-def _keyword(hdrs: tuple[fits.Header, ...], key: str) -> float | None:
+def _keyword(hdrs: tuple[fits.Header, ...], key: str, path: Path) -> float | None:
     for hdr in hdrs:
         if key in hdr:
-            return float(hdr[key])
+            value = hdr[key]
+            if isinstance(value, bool) or not isinstance(value, int | float) or not (
+                    math.isfinite(value) and value > 0):
+                raise CubeFormatError(f"{path}: {key}={value!r} is not a positive number; "
+                                      f"fix or remove the keyword")
+            return float(value)
     return None
 
 
@@ -74,7 +80,8 @@ def read_drizzled(path: str | os.PathLike[str], verify: bool = True) -> Drizzled
     with _open(path) as hdul:
         if verify:
             verify_checksums(hdul, str(path))
-        if "SCI" not in hdul or hdul["SCI"].data is None or hdul["SCI"].data.ndim != 2:
+        data = _data(hdul["SCI"], "SCI", path) if "SCI" in hdul else None
+        if data is None or not hdul["SCI"].is_image or data.ndim != 2:
             raise CubeFormatError(f"{path}: no 2-D SCI extension (HDUs: "
                                   f"{[h.name for h in hdul]}); a drizzled image has SCI, "
                                   "WHT, CTX")
@@ -83,12 +90,18 @@ def read_drizzled(path: str | os.PathLike[str], verify: bool = True) -> Drizzled
         hdrs = (sci_hdu.header, hdul[0].header)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FITSFixedWarning)
-            wcs = WCS(sci_hdu.header, naxis=2)
+            try:
+                wcs = WCS(sci_hdu.header, naxis=2)
+            except (ValueError, KeyError, MemoryError, TypeError) as exc:
+                raise CubeFormatError(f"{path} HDU SCI: the WCS cannot be parsed ({exc}); "
+                                      "check CTYPE1/2, CRVAL1/2, CRPIX1/2, CD/PC") from None
         out = DrizzledImage(
             sci=sci, wht=_plane(hdul, "WHT", sci.shape, path),
             ctx=_plane(hdul, "CTX", sci.shape, path), wcs=wcs,
-            unit=str(sci_hdu.header.get("BUNIT", "")), photflam=_keyword(hdrs, "PHOTFLAM"),
-            photplam_angstrom=_keyword(hdrs, "PHOTPLAM"), primary_header=hdul[0].header.copy(),
+            unit=str(sci_hdu.header.get("BUNIT", "")),
+            photflam=_keyword(hdrs, "PHOTFLAM", path),
+            photplam_angstrom=_keyword(hdrs, "PHOTPLAM", path),
+            primary_header=hdul[0].header.copy(),
             source=str(path), sha256=sha256_of(path))
     if not np.isfinite(out.sci).any():
         raise CubeFormatError(f"{path}: SCI is all NaN; the image has no data")

@@ -211,6 +211,9 @@ class ForwardModel:
             raise LineCoverageError(
                 f"{cube.source or 'cube'}: no model line falls in {cube.wavelength_um[0]:.4f}-"
                 f"{cube.wavelength_um[-1]:.4f} um at z={z}; check the redshift")
+        # The unit is checked first, so its error names the cube.
+        unit_factors(cube.wavelength_um[:2], channel_edges_um(cube.wavelength_um[:2]),
+                     cube.unit, cube.source)
         blocks = line_blocks(cube.wavelength_um, cube.unit, band, z, window,
                              resolving_power or ResolvingPower.linear())
         pix = cube.spaxel_arcsec / oversample

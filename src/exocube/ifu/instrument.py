@@ -57,9 +57,10 @@ class ResolvingPower:
 
     def __post_init__(self) -> None:
         w, r = np.asarray(self.wave_um), np.asarray(self.r)
-        if w.size < 2 or w.size != r.size or np.any(np.diff(w) <= 0) or np.any(r <= 0):
+        if (w.size < 2 or w.size != r.size or not np.all(np.isfinite(w))
+                or not np.all(np.isfinite(r)) or np.any(np.diff(w) <= 0) or np.any(r <= 0)):
             raise ModelParameterError("resolving_power", {"wave_um": self.wave_um, "r": self.r},
-                                      "at least 2 increasing wavelengths with R > 0")
+                                      "at least 2 finite increasing wavelengths with finite R > 0")
 
     @classmethod
     def linear(cls, r_ref: float = 1000.0, ref_um: float = HALPHA_RBH1_UM,
@@ -97,10 +98,13 @@ class GaussianPSF:
     scales: tuple[float, ...] = (1.0,)
 
     def __post_init__(self) -> None:
-        if not (self.fwhm_arcsec > 0 and self.ref_um > 0 and len(self.weights) >= 1
+        values = (self.fwhm_arcsec, self.ref_um, self.power, *self.weights, *self.scales)
+        if not (all(math.isfinite(v) for v in values)
+                and self.fwhm_arcsec > 0 and self.ref_um > 0 and len(self.weights) >= 1
                 and len(self.weights) == len(self.scales) and min(self.weights) >= 0
                 and sum(self.weights) > 0 and min(self.scales) > 0):
-            raise ModelParameterError("psf", self, "fwhm_arcsec > 0, weights >= 0 (not all 0) "
+            raise ModelParameterError("psf", self, "finite values, fwhm_arcsec > 0, weights >= 0 "
+                                      "(not all 0) "
                                       "and scales > 0, as many weights as scales")
 
     def sigmas_arcsec(self, wave_um: np.ndarray) -> np.ndarray:
@@ -137,7 +141,8 @@ def channel_edges_um(wave_um: np.ndarray) -> np.ndarray:
     return np.concatenate([[w[0] - (mid[0] - w[0])], mid, [w[-1] + (w[-1] - mid[-1])]])
 
 
-def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase) -> np.ndarray:
+def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase,
+                 where: str = "") -> np.ndarray:
     """What one SB_UNIT of line flux entirely in a channel is in ``unit``, per channel."""
     width = np.diff(edges_um) * u.um
     density = (1.0 * SB_UNIT) / width  # erg/s/cm^2/arcsec^2/um
@@ -150,6 +155,7 @@ def unit_factors(wave_um: np.ndarray, edges_um: np.ndarray, unit: u.UnitBase) ->
         per_sr = (density * u.arcsec**2).to_value(unit * u.sr, u.spectral_density(wave))
         return per_sr * (1.0 * u.arcsec**2).to_value(u.sr)
     except u.UnitConversionError as exc:
-        raise CubeFormatError(f"cube unit {unit} is not a surface brightness density (per "
-                              "wavelength or frequency, per solid angle); models cannot be "
-                              "written in it") from exc
+        raise CubeFormatError(f"{where or 'cube'}: BUNIT {unit} is not a surface brightness "
+                              "density (per wavelength or frequency, per solid angle, e.g. "
+                              "MJy/sr or erg/s/cm2/um/arcsec2); models and moments cannot use "
+                              "it: divide by the spaxel area and set BUNIT") from exc

@@ -15,11 +15,14 @@ high-density limits; Osterbrock and Ferland 2006). Tied lines ([OIII]4960,
 from __future__ import annotations
 
 import math
+import numbers
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from exocube.errors import ModelParameterError
 
@@ -54,7 +57,9 @@ BOWSHOCK: tuple[ParamSpec, ...] = (
               "position angle (N through E) of the black hole's motion; the wake trails "
               "opposite"),
     ParamSpec("v_bh", "km/s", 0.0, 3000.0, 954.0, "black hole speed through the CGM"),
-    ParamSpec("incl_deg", "deg", 0.0, 90.0, 29.0, "angle of the motion out of the sky plane"),
+    ParamSpec("incl_deg", "deg", -90.0, 90.0, 29.0,
+              "angle of the motion out of the sky plane; > 0 away from the observer (the "
+              "shocked gas redshifted), < 0 toward"),
     ParamSpec("compression", "", 1.0, 4.0, 4.0,
               "shock density compression ratio r (4: strong adiabatic shock)"),
     ParamSpec("v_far", "km/s", -1000.0, 1000.0, 100.0,
@@ -120,6 +125,21 @@ def defaults(model: str) -> dict[str, float]:
     return {p.name: p.default for p in spec_for(model)}
 
 
+def _as_float(value: Any) -> float | None:
+    """A finite real number (Python, numpy or a 0-d array) as a float; None otherwise."""
+    if isinstance(value, bool | np.bool_ | str | bytes):
+        return None
+    if not isinstance(value, numbers.Real):
+        kind = getattr(getattr(value, "dtype", None), "kind", "")
+        if kind not in ("i", "u", "f") or np.ndim(value) != 0:
+            return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
 def check_params(model: str, values: Mapping[str, Any]) -> dict[str, float]:
     """Defaults overlaid with ``values``, every name known and every value in range."""
     spec = {p.name: p for p in spec_for(model)}
@@ -129,13 +149,13 @@ def check_params(model: str, values: Mapping[str, Any]) -> dict[str, float]:
             raise ModelParameterError(name, value, f"a parameter of model {model!r}",
                                       f"known: {', '.join(spec)}")
         p = spec[name]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(
-                value):
+        number = _as_float(value)
+        if number is None:
             raise ModelParameterError(name, value, f"a finite number in {p.unit or 'units'}")
-        if not p.low <= value <= p.high:
+        if not p.low <= number <= p.high:
             raise ModelParameterError(name, value, f"{p.low} <= {name} <= {p.high} {p.unit}",
                                       f"({p.doc})")
-        out[name] = float(value)
+        out[name] = number
     return out
 
 
@@ -156,4 +176,8 @@ def load_params_toml(path: str | Path, model: str) -> dict[str, float]:
     params = doc.get("params", {})
     if not isinstance(params, dict):
         raise ModelParameterError(f"{path}: params", params, "a [params] table")
-    return check_params(model, params)
+    try:
+        return check_params(model, params)
+    except ModelParameterError as exc:  # say which file holds the bad value
+        raise ModelParameterError(f"{path}: {exc.field}", exc.value, exc.valid,
+                                  exc.hint) from None

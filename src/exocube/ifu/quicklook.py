@@ -89,19 +89,23 @@ def moment_maps(cube: IFUCube, line: Line, z: float, *, half_width_kms: float = 
     f = np.array(sub.flux, dtype=np.float64)
     if continuum == "sidebands":
         f = f - _continuum(cube, line, z, half_width_kms)[None]
-    factors = unit_factors(sub.wavelength_um, channel_edges_um(cube.wavelength_um)[
-        _edge_slice(cube, sub)], cube.unit)[:, None, None]
+    edges = channel_edges_um(cube.wavelength_um)[_edge_slice(cube, sub)]
+    factors = unit_factors(sub.wavelength_um, edges, cube.unit, cube.source)[:, None, None]
     bad = sub.mask.any(axis=0)
     with np.errstate(invalid="ignore", divide="ignore"):
-        flux = (f / factors).sum(axis=0)
+        # Moments weight each channel by its line flux (SB units), not by the cube's
+        # density: per-frequency units (MJy/sr) would tilt the weights by lambda^2.
+        per_channel = f / factors
+        flux = per_channel.sum(axis=0)
         flux_err = np.sqrt(((np.array(sub.err, np.float64) / factors) ** 2).sum(axis=0))
-        total = f.sum(axis=0)
         v = win.velocity_kms[:, None, None]
-        m1 = (f * v).sum(axis=0) / total
-        m2 = np.sqrt(np.clip((f * (v - m1[None]) ** 2).sum(axis=0) / total, 0, None))
+        m1 = (per_channel * v).sum(axis=0) / flux
+        m2 = np.sqrt(np.clip((per_channel * (v - m1[None]) ** 2).sum(axis=0) / flux, 0, None))
         lsf = (resolving_power or ResolvingPower.linear()).sigma_um(line.observed_um(z))
         lsf_kms = C_KMS * float(lsf) / line.observed_um(z)
-        intrinsic = np.sqrt(np.clip(m2**2 - lsf_kms**2, 0, None))
+        # Channels of width dv add dv^2 / 12 to the second moment (Sheppard's correction).
+        dv = C_KMS * float(np.mean(np.diff(edges))) / line.observed_um(z)
+        intrinsic = np.sqrt(np.clip(m2**2 - lsf_kms**2 - dv**2 / 12.0, 0, None))
         if min_snr is not None:
             bad = bad | ~(flux / flux_err >= min_snr)
     maps = [np.where(bad, np.nan, a).astype(np.float32)
