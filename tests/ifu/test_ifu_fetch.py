@@ -1,10 +1,13 @@
 """``exocube ifu fetch --program 3149``: the MAST program query and plan from recorded
 answers on a loopback server, a real download through the acquisition engine (verified,
-catalogued, skipped on a re-run), and bad program numbers."""
+catalogued, skipped on a re-run), bad program numbers, and planning answers recorded
+online and replayed with the server stopped (missing and changed answers refused)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -16,11 +19,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "acquire"))
 from fault_server import FaultServer
 from ifu_helpers import small_template
 
+from exocube.acquire.plan import PlanningError
 from exocube.cli import main
 from exocube.config import get_settings
-from exocube.errors import ConfigError
+from exocube.errors import ConfigError, TransferError
 from exocube.ifu.cube import read_s3d, sha256_of, write_s3d
-from exocube.ifu.fetch import program_id
+from exocube.ifu.fetch import plan_program, program_id, program_settings
 
 DATA = Path(__file__).resolve().parent / "data" / "mast_3149"
 S3D = "jw03149-o001_t001_nirspec_g140m-f100lp_s3d.fits"
@@ -96,7 +100,55 @@ def test_bad_program_and_products() -> None:
     with pytest.raises(ConfigError, match="'31x9' is not a JWST program number"):
         program_id("31x9")
     assert program_id(" 3149 ") == "3149"
-    from exocube.ifu.fetch import program_settings
-
     with pytest.raises(ConfigError, match=r"product subgroups \['S4D'\]"):
         program_settings(get_settings(), "3149", ["S4D"])
+
+
+def stop(server: FaultServer) -> None:
+    server.shutdown()
+    server.server_close()
+
+
+def test_recorded_answers_replay_the_dry_run_offline(
+        mast, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server, requests = mast
+    folder = tmp_path / "answers"
+    online = run(capsys, "--program", "3149", "--dry-run", "--record", str(folder))
+    index = json.loads((folder / "index.json").read_text())
+    assert len(index) == len(requests) == 2
+    services = sorted(e["request"]["request"]["service"] for e in index.values())
+    assert services == ["Mast.Caom.Filtered", "Mast.Caom.Products"]
+    for digest, entry in index.items():
+        body = (folder / f"{digest}.json").read_bytes()
+        assert hashlib.sha256(body).hexdigest() == entry["sha256"]
+        assert entry["url"] == f"{server.url}/api/v0/invoke" and entry["time"]
+    stop(server)
+    offline = run(capsys, "--program", "3149", "--dry-run", "--answers", str(folder))
+    assert offline == online and len(online["files"]) == 4
+    assert len(requests) == 2  # nothing reached the (stopped) server
+
+
+def test_missing_and_tampered_answers_are_refused(
+        mast, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    server, _ = mast
+    folder = tmp_path / "answers"
+    run(capsys, "--program", "3149", "--dry-run", "--record", str(folder))
+    stop(server)
+    other = program_settings(get_settings(), "3149", max_observations=7)  # another request
+    with pytest.raises(PlanningError, match=r"no recorded answer for Mast\.Caom\.Filtered .*"
+                       rf"in {re.escape(str(folder))}; record it with --record"):
+        plan_program(other, answers=folder)
+    index = json.loads((folder / "index.json").read_text())
+    (digest,) = [d for d, e in index.items()
+                 if e["request"]["request"]["service"] == "Mast.Caom.Products"]
+    answer = folder / f"{digest}.json"
+    answer.write_text(answer.read_text().replace('"size"', '"size" ', 1))
+    settings = program_settings(get_settings(), "3149")
+    with pytest.raises(PlanningError, match=rf"recorded answer {re.escape(str(answer))} for "
+                       r"Mast\.Caom\.Products .* the file was changed; refused"):
+        plan_program(settings, answers=folder)
+    with pytest.raises(ConfigError, match="--record and --answers together"):
+        plan_program(settings, record=tmp_path / "r", answers=folder)
+    (folder / "index.json").unlink()
+    with pytest.raises(TransferError, match=r"no index\.json; it is not a folder of recorded"):
+        plan_program(settings, answers=folder)

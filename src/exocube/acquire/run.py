@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 from exocube.acquire import checkpoint as ckpt
 from exocube.acquire.breaker import CircuitOpenError, describe
 from exocube.acquire.budget import DownloadBudget, FileAllowance
@@ -112,17 +114,20 @@ def politeness_for(settings: Settings, source_names: list[str]) -> Politeness:
 
 
 async def plan_sources(
-    settings: Settings, sources: list[str] | None = None, domains: list[str] | None = None
+    settings: Settings, sources: list[str] | None = None, domains: list[str] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
 ) -> Plan:
     """Ask each selected source for its files, all at once; the plan of a new run.
 
     Each source plans on its own: one that fails (unreachable host, error answer,
     unreadable listing, bad setting) becomes a :class:`PlanFailure` with its reason
     and the others are planned. :class:`PlanningError` when none could be planned.
+    ``transport`` carries the planning requests (recording or replaying answers).
     """
     names = select_sources(SOURCES, sources, domains)
     polite = politeness_for(settings, names)
-    async with make_client(settings.acquire, settings.acquire.plan_max_bytes) as client:
+    async with make_client(settings.acquire, settings.acquire.plan_max_bytes,
+                           transport) as client:
         ctx = PlanContext(settings.acquire, client, polite)
         parts = await asyncio.gather(*(_plan_one(ctx, name) for name in names))
     plan = Plan([], [], [])

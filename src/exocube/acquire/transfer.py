@@ -235,10 +235,13 @@ def _cap_bodies(max_bytes: int) -> Callable[[httpx.Response], Any]:
     return hook
 
 
-def make_client(opts: AcquireOptions, max_body: int | None = None) -> httpx.AsyncClient:
+def make_client(opts: AcquireOptions, max_body: int | None = None,
+                transport: httpx.AsyncBaseTransport | None = None) -> httpx.AsyncClient:
     """An ``AsyncClient`` that follows redirects and asks for identity encoding;
     with ``max_body``, reading a body past that many bytes raises
-    :class:`TransferError` (planning: indexes and listings are read into memory)."""
+    :class:`TransferError` (planning: indexes and listings are read into memory).
+    A ``transport`` (e.g. one replaying recorded answers) carries every request:
+    proxies from the environment are then not used, as they would bypass it."""
     set_read_size(opts.read_size)
     limits = httpx.Limits(
         max_connections=max(opts.max_parallel_files, opts.connections_per_host) * 2,
@@ -250,6 +253,8 @@ def make_client(opts: AcquireOptions, max_body: int | None = None) -> httpx.Asyn
         follow_redirects=True,
         headers={"User-Agent": USER_AGENT, "Accept-Encoding": "identity"},
         event_hooks={"response": [_cap_bodies(max_body)]} if max_body is not None else None,
+        transport=transport,
+        trust_env=transport is None,
     )
 
 

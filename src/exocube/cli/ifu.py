@@ -206,6 +206,10 @@ def fetch(
     dest: Annotated[str | None, typer.Option(help="Local directory or s3://bucket/prefix.")
                     ] = None,
     dry_run: Annotated[bool, typer.Option(help="Print the plan, download nothing.")] = False,
+    record: Annotated[Path | None, typer.Option(
+        help="Save MAST's planning answers in this folder (online).")] = None,
+    answers: Annotated[Path | None, typer.Option(
+        help="Plan from answers saved with --record, without the network.")] = None,
     max_download_gb: Annotated[float | None, typer.Option(help="Download quota (GB).")] = None,
     max_observations: Annotated[int, typer.Option(help="At most this many observations.")
                                 ] = 50,
@@ -219,7 +223,7 @@ def fetch(
 
     settings = program_settings(get_settings(), program, _split(products) or None, instrument,
                                 max_observations)
-    plan = plan_program(settings)
+    plan = plan_program(settings, record, answers)
     console.print(_plan_table(plan))
     if dry_run:
         print(json.dumps({"program": settings.acquire.mast.proposal_id,

@@ -7,18 +7,25 @@ are downloaded with resume and retries, checked (size, FITS CHECKSUM/DATASUM,
 the expected extensions) and recorded with their provenance, and
 ``exocube acquire --resume RUN`` continues an interrupted run. A dry run
 prints the plan and downloads nothing.
+
+Planning asks MAST for the program's observations and product lists. With
+``record`` those answers are saved in a folder while planning online; with
+``answers`` the plan is built from such a folder with no network
+(:mod:`exocube.ifu.answers`). Downloads always use the network.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 from typing import Any
 
 from exocube.acquire.plan import Plan
 from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
 from exocube.config import Settings
 from exocube.errors import ConfigError
+from exocube.ifu.answers import RecordingTransport, ReplayTransport
 
 DEFAULT_PRODUCTS = ("S3D", "X1D", "CAL")
 KNOWN_PRODUCTS = ("S3D", "X1D", "CAL", "I2D", "X1DINTS", "RATE", "UNCAL")
@@ -49,9 +56,19 @@ def program_settings(settings: Settings, program: str | int, products: list[str]
         "acquire": settings.acquire.model_copy(update={"mast": mast})})
 
 
-def plan_program(settings: Settings) -> Plan:
-    """The files of the program (``settings`` from :func:`program_settings`)."""
-    return asyncio.run(plan_sources(settings, ["mast"]))
+def plan_program(settings: Settings, record: Path | None = None,
+                 answers: Path | None = None) -> Plan:
+    """The files of the program (``settings`` from :func:`program_settings`);
+    MAST's answers saved in ``record``, or read from ``answers`` instead of MAST."""
+    if record is not None and answers is not None:
+        raise ConfigError("--record and --answers together: record answers online with "
+                          "--record DIR, or plan from them offline with --answers DIR")
+    transport = None
+    if record is not None:
+        transport = RecordingTransport(record, settings.acquire.plan_max_bytes)
+    elif answers is not None:
+        transport = ReplayTransport(answers)
+    return asyncio.run(plan_sources(settings, ["mast"], transport=transport))
 
 
 def fetch_program(settings: Settings, plan: Plan, dest: str | None, quotas: Quotas,
