@@ -3,11 +3,15 @@ vertically, reduce time, and cast to float32."""
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
+from typing import Any
+
 import numpy as np
 from numpy.typing import NDArray
 
 from exocube.cubes import horizontal, vertical
-from exocube.cubes.schema import Layout, RunCube
+from exocube.cubes.schema import EQUILIBRIUM_ATTRS, Layout, RunCube
 from exocube.cubes.sources import SourceRun, VerticalLevels
 from exocube.errors import InputDataError
 from exocube.grid import FIELDS_3D
@@ -28,8 +32,50 @@ def build_run(src: SourceRun, layout: Layout, run_id: str, params: dict[str, flo
             cube[name] = cube[name].copy()
         np.putmask(cube[name], below, np.float32(np.nan))
     attrs = {"format": src.format, "time_units": src.time_units, "ntime_source": int(src.time.size),
-             "vertical": src.levels["ta"].kind, "zg_levels": src.levels["zg"].kind}
+             "vertical": src.levels["ta"].kind, "zg_levels": src.levels["zg"].kind,
+             **equilibrium_attrs(src.attrs, src.path)}
     return RunCube(run_id=run_id, source=src.path, fields=cube, params=params, attrs=attrs)
+
+
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes"}, {"0", "false", "no"}
+
+
+def equilibrium_attrs(attrs: Mapping[str, Any], path: str) -> dict[str, Any]:
+    """The file's ``equilibrated`` flag (as bool) and equilibrium diagnostics (float,
+    ``None`` when NaN), or nothing when the file has no ``equilibrated`` attribute."""
+    if "equilibrated" not in attrs:
+        return {}
+    out: dict[str, Any] = {"equilibrated": _flag(attrs["equilibrated"], path)}
+    for name in EQUILIBRIUM_ATTRS[1:]:
+        if name in attrs:
+            out[name] = _diagnostic(attrs[name], name, path)
+    return out
+
+
+def _flag(value: Any, path: str) -> bool:
+    raw = np.asarray(value)
+    if raw.size == 1 and raw.dtype.kind in "biuf" and float(raw.item()) in (0.0, 1.0):
+        return bool(raw.item())
+    if raw.size == 1 and raw.dtype.kind in "US" and str(raw.item()).strip().lower() in (
+            TRUE_WORDS | FALSE_WORDS):
+        return str(raw.item()).strip().lower() in TRUE_WORDS
+    raise InputDataError(
+        f"{path}: global attribute equilibrated = {_shown(raw)} is not 0/1 or true/false; "
+        "fix or delete the attribute and ingest again")
+
+
+def _diagnostic(value: Any, name: str, path: str) -> float | None:
+    raw = np.asarray(value)
+    if raw.size != 1 or raw.dtype.kind not in "biuf":
+        raise InputDataError(
+            f"{path}: global attribute {name} = {_shown(raw)} is not a single number; "
+            "fix or delete the attribute and ingest again")
+    number = float(raw.item())
+    return None if math.isnan(number) else number
+
+
+def _shown(raw: np.ndarray) -> str:
+    return repr(raw.item() if raw.size == 1 else raw.tolist())
 
 
 def _place_horizontally(src: SourceRun, layout: Layout) -> SourceRun:

@@ -25,6 +25,11 @@ SCHEMA_VERSION = "1.0"
 DERIVED_PARAMS: tuple[str, ...] = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
 RUN_PARAMS: tuple[str, ...] = ALL_NAMES + DERIVED_PARAMS
 STAT_NAMES: tuple[str, ...] = ("mean", "std", "min", "max")
+# a source file's equilibrium flag and diagnostics (the ExoPlaSim driver's global
+# attributes, exocube.gcm.equilibrium), kept in the run's summary for ``validate``
+EQUILIBRIUM_ATTRS: tuple[str, ...] = (
+    "equilibrated", "toa_net_flux_w_m2", "ts_drift_k_per_year", "ts_global_mean_k",
+    "years_evaluated", "max_toa_imbalance_w_m2", "max_ts_drift_k_per_year")
 # blosc block of new stores: a whole chunk of the default grid (zstd's per-block set-up
 # dominates at blosc's default block size for clevel 1); stores without it use blosc's 0
 BLOSC_BLOCKSIZE = 1 << 20

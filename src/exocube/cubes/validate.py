@@ -12,7 +12,10 @@ design and only reported):
   and gas constant.
 
 ``score = min(1 - nonfinite, 1 - out_of_range, 1 - supersaturation,
-1 - hydrostatic / 0.1)``, clipped to [0, 1]. A run scoring below the
+1 - hydrostatic / 0.1)``, clipped to [0, 1]. A run whose source file said
+``equilibrated = 0`` (the ExoPlaSim driver's flag, kept in the run's
+``summary.json`` at ingest) gets the reason "not equilibrated: ..." and its
+score capped at :data:`NOT_EQUILIBRATED_SCORE`. A run scoring below the
 threshold (default 0.9) is quarantined: it stays in the store, and
 :func:`quarantined_runs` lists it so training splits can leave it out.
 """
@@ -20,6 +23,7 @@ threshold (default 0.9) is quarantined: it stays in the store, and
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -29,9 +33,10 @@ import xarray as xr
 
 from exocube.catalog import Dataset, RunQuality, session_scope, upgrade
 from exocube.config import get_settings
+from exocube.cubes.runs import read_summary
 from exocube.cubes.schema import RUN_PARAMS
 from exocube.cubes.store import StoreLocation
-from exocube.cubes.versions import dataset_row, latest_id, open_version
+from exocube.cubes.versions import dataset_row, latest_id, open_version, read_manifest
 from exocube.errors import CatalogError, StoreError
 from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D
 from exocube.physics import layer_thickness, q_sat, virtual_temperature
@@ -42,6 +47,9 @@ BOUNDS: dict[str, tuple[float, float]] = {
     "hus": (0.0, 1.0), "zg": (-2.0e3, 1.0e6), "ps": (1.0e2, 1.0e8),
 }
 HYDROSTATIC_SCALE = 0.1
+# score cap of a run flagged not equilibrated: below the default threshold, so it is
+# quarantined unless validate runs with --threshold 0.5 or lower
+NOT_EQUILIBRATED_SCORE = 0.5
 
 
 @dataclass
@@ -92,8 +100,10 @@ def schema_problems(ds: xr.Dataset) -> list[str]:
     return problems
 
 
-def check_run(run: xr.Dataset) -> tuple[dict[str, float], list[str]]:
-    """Quality metrics of one run (a Dataset without the run dimension) and reasons."""
+def check_run(run: xr.Dataset, source_attrs: Mapping[str, Any] | None = None
+              ) -> tuple[dict[str, float], list[str]]:
+    """Quality metrics of one run (a Dataset without the run dimension) and reasons;
+    ``source_attrs``: the run's summary ``attrs`` (its equilibrium flag, if any)."""
     p = run["plev"].values[None, :, None, None]
     ps = run["ps"].values[:, None]
     ground = p > ps
@@ -115,7 +125,31 @@ def check_run(run: xr.Dataset) -> tuple[dict[str, float], list[str]]:
     metrics["out_of_range"] = float(max(bad_range))
     metrics["supersaturation"] = _supersaturation(run, inside)
     metrics["hydrostatic"] = _hydrostatic_error(run)
+    metrics.update(equilibrium_metrics(source_attrs or {}))
     return metrics, _reasons(metrics)
+
+
+def equilibrium_metrics(attrs: Mapping[str, Any]) -> dict[str, float]:
+    """``equilibrated`` (1.0/0.0) and the known diagnostics; nothing for a run without
+    the flag (generator runs, other GCMs, runs ingested before the flag was kept)."""
+    if "equilibrated" not in attrs:
+        return {}
+    m = {"equilibrated": float(bool(attrs["equilibrated"]))}
+    for name in ("toa_net_flux_w_m2", "ts_drift_k_per_year", "max_toa_imbalance_w_m2",
+                 "max_ts_drift_k_per_year"):
+        if attrs.get(name) is not None:
+            m[name] = float(attrs[name])
+    return m
+
+
+def _equilibrium_reason(m: dict[str, float]) -> str:
+    def value(name: str, unit: str) -> str:
+        return f"{m[name]:.3g} {unit}" if name in m else "unknown"
+
+    limits = ("thresholds |TOA| <= " + value("max_toa_imbalance_w_m2", "W m-2")
+              + ", |drift| <= " + value("max_ts_drift_k_per_year", "K/yr"))
+    return (f"not equilibrated: TOA net flux {value('toa_net_flux_w_m2', 'W m-2')}, "
+            f"ts drift {value('ts_drift_k_per_year', 'K/yr')} over the last year ({limits})")
 
 
 def _above_top(finite: np.ndarray) -> np.ndarray:
@@ -158,6 +192,8 @@ def _reasons(m: dict[str, float]) -> list[str]:
     if m["hydrostatic"] > 0.01:
         reasons.append(f"zg thickness differs from hypsometric by {m['hydrostatic']:.1%} "
                        "(median)")
+    if m.get("equilibrated") == 0.0:
+        reasons.append(_equilibrium_reason(m))
     if m["levels_above_source_top"] > 0:
         reasons.append(f"{int(m['levels_above_source_top'])} top levels above the source "
                        "model top (NaN, not scored)")
@@ -167,6 +203,8 @@ def _reasons(m: dict[str, float]) -> list[str]:
 def score(m: dict[str, float]) -> float:
     s = min(1 - m["nonfinite"], 1 - m["out_of_range"], 1 - m["supersaturation"],
             1 - m["hydrostatic"] / HYDROSTATIC_SCALE)
+    if m.get("equilibrated") == 0.0:
+        s = min(s, NOT_EQUILIBRATED_SCORE)
     return float(np.clip(s, 0.0, 1.0))
 
 
@@ -178,10 +216,17 @@ def validate_store(url: str, version: str | None = None, *, threshold: float = 0
     vid = version or latest_id(loc)
     ds = open_version(loc, vid)
     vid = str(ds.attrs["version_id"])
+    keys = {r["run_id"]: r["key"] for r in read_manifest(loc, vid)["runs"]}
     reports = []
     for i, run_id in enumerate(ds["run"].values):
+        summary = read_summary(loc, keys[str(run_id)])
+        if summary is None:
+            raise StoreError(f"{loc.url}: run {run_id} of version {vid} has no summary.json "
+                             f"(runs/{keys[str(run_id)]}); the store is damaged, re-ingest "
+                             "its source file into a new store")
         # one run at a time, read by threads in this process
-        metrics, reasons = check_run(ds.isel(run=i).compute(scheduler="threads"))
+        metrics, reasons = check_run(ds.isel(run=i).compute(scheduler="threads"),
+                                     summary.get("attrs"))
         s = score(metrics)
         reports.append(RunReport(str(run_id), s, s < threshold, reasons, metrics))
     report = StoreReport(loc.url, vid, schema_problems(ds), reports, threshold)
