@@ -13,6 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fault_server import FaultServer
+from test_cli_acquire import cli
 
 from conftest import point_at, run_sources
 from exocube.acquire.breaker import CircuitBreaker, CircuitOpenError, HostUnreachableError
@@ -22,7 +23,6 @@ from exocube.acquire.run import plan_sources
 from exocube.acquire.sources import SOURCES
 from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
 from exocube.catalog import AcquisitionRun, Source, session_scope
-from exocube.cli import main
 from exocube.config import get_settings
 from exocube.errors import TransferError
 
@@ -32,17 +32,6 @@ def dead_url(scheme: str = "http") -> str:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return f"{scheme}://127.0.0.1:{s.getsockname()[1]}"
-
-
-def cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    """The real ``exocube`` entry point: exit code, stdout, stderr (whitespace-normalised)."""
-    code = 0
-    try:
-        main(argv)
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, " ".join(err.split())
 
 
 def test_dead_source_is_listed_and_the_live_one_is_planned_fetched_and_catalogued(
