@@ -41,6 +41,7 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from timing import median_time
 
 ROOT = Path(__file__).resolve().parents[1]
 EXOCUBE = str(Path(sys.executable).with_name("exocube"))
@@ -91,19 +92,10 @@ def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
     p = torch.tensor([[body[n] for n in ALL_NAMES]], dtype=torch.float32)
     locked = torch.tensor([True])
 
-    def med(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
     torch.set_num_threads(1)  # as the server (serve.torch_threads)
     with torch.inference_mode():
-        scalar = med(lambda: task.scalar_model(encode_params(p, locked)))
-        cube = med(lambda: task.predict_physical(p, locked))
+        scalar = median_time(lambda: task.scalar_model(encode_params(p, locked)), repeats)
+        cube = median_time(lambda: task.predict_physical(p, locked), repeats)
     return scalar, cube
 
 
@@ -137,17 +129,9 @@ def encoding_baselines(s: object, body: dict[str, float], repeats: int = 10
 
     p = s.predict(body, "datacube", allow_extrapolation=True)  # type: ignore[attr-defined]
 
-    def med(fn) -> float:
-        fn()
-        ts = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            ts.append(time.perf_counter() - t0)
-        return statistics.median(ts)
-
     assert json.loads(to_json(p)) == json.loads(json_dumps_encoding(p))
-    return med(lambda: json_dumps_encoding(p)), med(lambda: to_json(p))
+    return (median_time(lambda: json_dumps_encoding(p), repeats),
+            median_time(lambda: to_json(p), repeats))
 
 
 def datacube_sizes(url: str, body: dict[str, float]) -> tuple[int, int, int, int]:
