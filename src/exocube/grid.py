@@ -9,7 +9,9 @@ pressure above a run's surface pressure is below ground and holds NaN.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 from numpy.typing import NDArray
@@ -69,6 +71,21 @@ class Grid:
 
 
 DEFAULT_GRID = Grid()
+
+_A = TypeVar("_A")
+
+
+def latitude_weights(lat_deg: _A) -> _A:
+    """Area weights ``cos(latitude)`` normalised to mean 1 over the latitudes given.
+
+    Takes and returns a NumPy array or a torch tensor (same type, dtype and device), so
+    the generator, the losses and the evaluation weight latitudes the same way.
+    """
+    if isinstance(lat_deg, np.ndarray):
+        w = np.cos(np.deg2rad(lat_deg))
+    else:
+        w = (lat_deg * (math.pi / 180.0)).cos()  # type: ignore[operator]
+    return w / w.mean()  # type: ignore[no-any-return]
 
 FIELDS_3D: tuple[str, ...] = ("ta", "ua", "va", "hus", "zg")
 FIELDS_2D: tuple[str, ...] = ("ps", "ts")
