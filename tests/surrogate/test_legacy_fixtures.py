@@ -1,0 +1,121 @@
+"""A checkpoint and a cube store written by exocube at commit 296232c still load and answer
+exactly as that code did (tests/fixtures/legacy-296232c, made by its make_fixtures.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from exocube.catalog import Dataset, session_scope, upgrade
+from exocube.cubes import open_store, validate_store
+from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.evaluate import evaluate_checkpoint
+from exocube.ml.record import record_model
+from exocube.ml.task import SurrogateTask
+from exocube.surrogate import Surrogate
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-296232c"
+CHECKPOINT = FIXTURES / "model.ckpt"
+
+
+def _json(name: str) -> Any:
+    return json.loads((FIXTURES / name).read_text())
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A copy of the legacy store, registered in a fresh catalogue (validation records its
+    scores there)."""
+    copy = tmp_path / "cube.zarr"
+    shutil.copytree(FIXTURES / "cube.zarr", copy)
+    return str(copy.resolve())
+
+
+@pytest.fixture
+def catalogue(tmp_path: Path, store: str) -> str:
+    url = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
+    upgrade(url)
+    version = str(open_store(store).attrs["version_id"])
+    with session_scope(url) as session:
+        session.add(Dataset(store_uri=store, version_id=version, parent_version=None,
+                            schema_version="legacy", code_version="296232c", n_runs=8))
+    return url
+
+
+def _assert_close_tree(got: Any, want: Any, path: str = "") -> None:
+    """Equal structure; numbers equal to 1e-6 relative (NaN/None where the fixture has it)."""
+    if isinstance(want, dict):
+        assert sorted(got) == sorted(want), path
+        for k in want:
+            _assert_close_tree(got[k], want[k], f"{path}.{k}")
+    elif isinstance(want, list):
+        assert len(got) == len(want), path
+        for i, (g, w) in enumerate(zip(got, want, strict=True)):
+            _assert_close_tree(g, w, f"{path}[{i}]")
+    elif isinstance(want, float) and not isinstance(want, bool):
+        assert isinstance(got, float), path
+        assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(
+            want, rel=1e-6, abs=1e-12), path
+    else:
+        assert got == want, path
+
+
+def test_store_opens_validates_and_yields_the_same_samples(store: str, catalogue: str) -> None:
+    ds = open_store(store)
+    assert [str(r) for r in ds["run"].values] == [f"run-{i:04d}" for i in range(8)]
+    report = validate_store(store, database_url=catalogue).to_json()
+    want = _json("validation.json")
+    assert report["quarantined"] == want["quarantined"]
+    assert "run-0003" in want["quarantined"]  # its heights were doubled
+    _assert_close_tree(dict(report, store="cube.zarr"), want)
+    dm = CubeDataModule(store, database_url=catalogue, preload=False)
+    dm.setup("all")
+    samples = np.load(FIXTURES / "samples.npz")
+    for split, dataset in dm.datasets.items():
+        for key in dataset[0]:
+            got = np.stack([dataset[i][key].numpy() for i in range(len(dataset))])
+            np.testing.assert_array_equal(got, samples[f"{split}_{key}"], err_msg=key)
+
+
+def test_checkpoint_predicts_as_before() -> None:
+    task = SurrogateTask.load_from_checkpoint(CHECKPOINT, map_location="cpu")
+    want = np.load(FIXTURES / "task_predict.npz")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = task.predict(want["input_values"], want["input_locked"])
+    assert sorted(got) == sorted(k for k in want if not k.startswith("input_"))
+    for key, value in got.items():
+        np.testing.assert_array_equal(value, want[key], err_msg=key)
+
+
+def test_catalogue_surrogate_answers_as_before(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'models.sqlite'}"
+    record_model("legacy", "datacube", str(CHECKPOINT), None, {}, {}, url)
+    surrogate = Surrogate.from_catalogue(url, max_hull_distance=1e9, torch_threads=1)
+    want = np.load(FIXTURES / "surrogate_predict.npz")
+    for i, request in enumerate(_json("requests.json")):
+        pred = surrogate.predict(request, "joint", allow_extrapolation=True)
+        assert bool(pred.tidally_locked) == bool(want["tidally_locked"][i])
+        assert pred.hull_distance == pytest.approx(float(want["hull_distance"][i]), rel=1e-9)
+        for name, field in pred.fields.items():
+            np.testing.assert_array_equal(field, want[f"field_{name}"][i], err_msg=name)
+        for name, value in pred.scalars.items():
+            assert value == float(want[f"scalar_{name}"][i]), name
+        assert len(pred.fields) + len(pred.scalars) == sum(
+            k.startswith(("field_", "scalar_")) for k in want)
+
+
+def test_evaluation_scores_as_before(tmp_path: Path, store: str, catalogue: str) -> None:
+    validate_store(store, database_url=catalogue)
+    result = evaluate_checkpoint(str(CHECKPOINT), store, out_dir=tmp_path / "eval",
+                                 database_url=catalogue)
+    metrics = json.loads(result.json_path.read_text())
+    _assert_close_tree(dict(metrics, checkpoint="model.ckpt", store="cube.zarr"),
+                       _json("metrics.json"))
