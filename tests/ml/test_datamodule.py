@@ -29,7 +29,7 @@ def test_split_is_seeded_disjoint_and_excludes_quarantined() -> None:
 def test_quarantined_run_is_in_no_split(tiny_store: str, store_db: str) -> None:
     dm = CubeDataModule(tiny_store, database_url=store_db)
     assert dm.quarantined() == {"run-0003"}
-    assert "run-0003" not in set().union(*dm.spec["split"].values())
+    assert "run-0003" not in set().union(*dm.spec.split.as_dict().values())
 
 
 def test_samples_are_normalised_window_means_with_masks(tiny_store: str, store_db: str) -> None:
@@ -41,11 +41,11 @@ def test_samples_are_normalised_window_means_with_masks(tiny_store: str, store_d
     raw = open_store(tiny_store)["ta"].sel(run=run).values  # (time, plev, lat, lon)
     truth = raw.mean(axis=0)
     valid = np.isfinite(raw).all(axis=0)
-    c = dm.spec["variables_3d"].index("ta")
+    c = dm.spec.variables_3d.index("ta")
     np.testing.assert_array_equal(sample["m3"][c].numpy(), valid)
-    st = dm.spec["stats"]["ta"]
-    mean = np.nan_to_num(np.asarray(st["mean"], float)).reshape(-1, 1, 1)
-    std = np.asarray(st["std"], float).reshape(-1, 1, 1)
+    st = dm.spec.stats["ta"]
+    mean = np.nan_to_num(np.asarray(st.mean, float)).reshape(-1, 1, 1)
+    std = np.asarray(st.std, float).reshape(-1, 1, 1)
     std = np.where(np.isfinite(std), std, 1.0)
     back = sample["x3"][c].numpy() * std + mean
     np.testing.assert_allclose(back[valid], truth[valid], rtol=1e-5)
@@ -56,7 +56,7 @@ def test_samples_are_normalised_window_means_with_masks(tiny_store: str, store_d
 def test_window_one_gives_one_sample_per_time_step(tiny_store: str, store_db: str) -> None:
     dm = CubeDataModule(tiny_store, database_url=store_db, window=1)
     dm.setup("fit")
-    assert len(dm.datasets["train"]) == 2 * len(dm.spec["split"]["train"])
+    assert len(dm.datasets["train"]) == 2 * len(dm.spec.split.train)
     with pytest.raises(ConfigError, match="window=3"):
         CubeDataModule(tiny_store, database_url=store_db, window=3).spec  # noqa: B018
 
@@ -81,8 +81,8 @@ def test_level_subset_and_crop(tiny_store: str, store_db: str) -> None:
     dm.setup("fit")
     sample = dm.datasets["train"][0]
     assert sample["x3"].shape == (5, 2, 6, 16)
-    assert not dm.spec["full_sphere"]
-    assert len(dm.spec["stats"]["ta"]["mean"]) == 2
+    assert not dm.spec.full_sphere
+    assert len(dm.spec.stats["ta"].mean) == 2
     with pytest.raises(ConfigError, match="not in the store"):
         CubeDataModule(tiny_store, database_url=store_db, levels=[12345.0]).spec  # noqa: B018
     with pytest.raises(ConfigError, match="unknown variables"):

@@ -14,7 +14,8 @@ from exocube.cli import app
 from exocube.errors import StoreError
 from exocube.grid import Grid
 from exocube.ml.baselines import PCARegression
-from exocube.ml.evaluate import evaluate_checkpoint, field_scores
+from exocube.ml.evaluate import evaluate_checkpoint
+from exocube.ml.scores import field_scores
 
 
 def test_field_scores_analytic() -> None:
@@ -24,16 +25,16 @@ def test_field_scores_analytic() -> None:
     clim = np.zeros((2, 3, 5))
     mask = np.ones(truth.shape, bool)
     s = field_scores(truth + 1.5, truth, mask, clim, lat)
-    assert s["rmse"] == pytest.approx(1.5) and s["bias"] == pytest.approx(1.5)
+    assert s.rmse == pytest.approx(1.5) and s.bias == pytest.approx(1.5)
     perfect = field_scores(truth, truth, mask, clim, lat)
-    np.testing.assert_allclose(perfect["per_level"]["acc"], 1.0)
-    assert perfect["rmse"] == 0.0
+    np.testing.assert_allclose(perfect.per_level.acc, 1.0)
+    assert perfect.rmse == 0.0
     anti = field_scores(-truth, truth, mask, clim, lat)
-    np.testing.assert_allclose(anti["per_level"]["acc"], -1.0)
+    np.testing.assert_allclose(anti.per_level.acc, -1.0)
     bad = truth.copy()
     bad[~mask | (np.arange(5) == 0)] = 1e6  # huge errors only where masked out
     mask[..., 0] = False
-    assert field_scores(bad, truth, mask, clim, lat)["rmse"] == 0.0
+    assert field_scores(bad, truth, mask, clim, lat).rmse == 0.0
 
 
 def test_pca_regression_rejects_unknown_regressor() -> None:

@@ -35,7 +35,7 @@ def test_fit_saves_checkpoint_split_and_metrics(trained: Path) -> None:
     ckpts = sorted(trained.rglob("best-*.ckpt"))
     assert len(ckpts) == 1
     model = SurrogateTask.load_from_checkpoint(ckpts[0])
-    split = model.hparams.data_spec["split"]
+    split = model.spec.split.as_dict()
     assert "run-0003" not in set().union(*split.values())  # quarantined
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == 11
     metrics = (next(trained.rglob("metrics.csv"))).read_text().splitlines()[0]
@@ -48,10 +48,8 @@ def test_checkpoint_reload_predicts_identically(trained: Path, tiny_store: str) 
     ckpt = sorted(trained.rglob("best-*.ckpt"))[0]
     a = SurrogateTask.load_from_checkpoint(ckpt)
     b = SurrogateTask.load_from_checkpoint(ckpt)
-    spec = a.hparams.data_spec
-    rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"][:3]]
-    params = np.asarray(spec["params"]["values"])[rows]
-    locked = np.asarray(spec["params"]["tidally_locked"])[rows]
+    runs = a.spec.split.train[:3]
+    params, locked = a.spec.params.values_of(runs), a.spec.params.locked_of(runs)
     pa, pb = a.predict(params, locked), b.predict(params, locked)
     assert set(pa) >= {"ta", "ua", "va", "hus", "zg", "ps", "ts", "global_mean_ts"}
     for k in pa:
@@ -76,10 +74,9 @@ def test_fit_records_model_with_dataset_version(tiny_store: str, store_db: str, 
 
 def test_out_of_range_params_warn_with_hull_distance(trained: Path) -> None:
     model = SurrogateTask.load_from_checkpoint(sorted(trained.rglob("best-*.ckpt"))[0])
-    spec = model.hparams.data_spec
-    row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    inside = np.asarray(spec["params"]["values"])[row]
-    locked = spec["params"]["tidally_locked"][row]
+    run = model.spec.split.train[0]
+    inside = model.spec.params.values_of([run])[0]
+    locked = model.spec.params.locked_of([run])[0]
     with pytest.warns(ExtrapolationWarning) as record:
         far = inside.copy()
         far[ALL_NAMES.index("insolation_earth")] = SPECS["insolation_earth"].high
@@ -108,7 +105,7 @@ def test_store_missing_a_variable_is_refused(tiny_store: str, store_db: str,
         CubeDataModule(str(broken), database_url=store_db).spec  # noqa: B018
     dm = CubeDataModule(str(broken), variables=["ta", "ua", "va", "zg", "ps", "ts"],
                         database_url=store_db)
-    assert dm.spec["variables_3d"] == ["ta", "ua", "va", "zg"]
+    assert list(dm.spec.variables_3d) == ["ta", "ua", "va", "zg"]
 
 
 def test_forward_rejects_wrong_parameter_count(trained: Path) -> None:

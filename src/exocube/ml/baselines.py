@@ -1,7 +1,7 @@
 """Baselines on the same splits as the U-Net.
 
 All baselines map the encoded parameter vector (see
-:func:`~exocube.ml.transforms.encode_params`) to the normalised fields of a
+:meth:`~exocube.ml.spec.ParamTable.encode`) to the normalised fields of a
 sample, flattened; below-ground points are filled with 0 (the store mean) for
 fitting and excluded when scoring.
 
@@ -34,7 +34,7 @@ from sklearn.gaussian_process.kernels import RBF, ConstantKernel, WhiteKernel
 from sklearn.linear_model import RidgeCV
 
 from exocube.errors import ConfigError, StoreError
-from exocube.ml.transforms import N_PARAM_FEATURES, encode_params
+from exocube.ml.spec import ParamScale, encode_with
 
 log = logging.getLogger(__name__)
 
@@ -54,10 +54,12 @@ class Samples:
     gravity: Array
     run_index: NDArray[np.int64]
     r_gas: Array
+    scales: tuple[ParamScale, ...]  # how the model encodes ``params``
 
     @property
     def features(self) -> Array:
-        return encode_params(torch.tensor(self.params), torch.tensor(self.locked)).numpy()
+        return encode_with(self.scales, torch.tensor(self.params),
+                           torch.tensor(self.locked)).numpy()
 
     def flat(self) -> tuple[Array, NDArray[np.bool_]]:
         n = len(self.params)
@@ -83,7 +85,7 @@ def collect(dataset: torch.utils.data.Dataset) -> Samples:
     return Samples(stack("x3"), stack("m3"), stack("x2"), stack("m2"),
                    stack("params").astype(np.float64), stack("tidally_locked"),
                    stack("gravity").astype(np.float64), stack("run_index"),
-                   stack("r_gas").astype(np.float64))
+                   stack("r_gas").astype(np.float64), dataset.spec.params.scales)
 
 
 class Climatology:
@@ -125,13 +127,12 @@ class PCARegression:
         else:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", ConvergenceWarning)
-                self.models_ = [self._gp().fit(x, z[:, i]) for i in range(k)]
+                self.models_ = [self._gp(x.shape[1]).fit(x, z[:, i]) for i in range(k)]
             if caught:  # a parameter that does not matter drives its length scale to a bound
                 log.info("pca_gp: %d kernel hyper-parameters ended at a bound", len(caught))
         return self
 
-    def _gp(self) -> GaussianProcessRegressor:
-        d = N_PARAM_FEATURES
+    def _gp(self, d: int) -> GaussianProcessRegressor:
         kernel = (ConstantKernel(1.0, (1e-3, 1e3))
                   * RBF(length_scale=np.ones(d), length_scale_bounds=(1e-2, 1e3))
                   + WhiteKernel(1e-2, (1e-8, 1e1)))

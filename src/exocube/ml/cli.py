@@ -38,6 +38,7 @@ from lightning.pytorch.loggers import CSVLogger
 
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.record import CatalogueRecorder
+from exocube.ml.spec import DataSpec
 from exocube.ml.task import SurrogateTask
 
 
@@ -45,7 +46,8 @@ class SurrogateCLI(LightningCLI):
     """LightningCLI with the data spec linked into the model."""
 
     def add_arguments_to_parser(self, parser: LightningArgumentParser) -> None:
-        parser.link_arguments("data.spec", "model.data_spec", apply_on="instantiate")
+        parser.link_arguments("data.spec", "model.data_spec", compute_fn=DataSpec.to_dict,
+                              apply_on="instantiate")
 
     def instantiate_trainer(self, **kwargs: Any) -> Trainer:
         """The trainer, with a CSV logger under ``default_root_dir`` unless one is configured."""

@@ -9,8 +9,8 @@ are masked out: ``m3``/``m2`` are ``False`` there and ``x3``/``x2`` hold 0.
 Runs are split into train/val/test by a seeded permutation of the sorted,
 non-quarantined run ids, so the same store, fractions and seed always give
 the same split. The split, the grid, the normalisation statistics and the
-training parameter table are collected in :attr:`CubeDataModule.spec`, which
-the model saves in its checkpoint.
+training parameter table are collected in :attr:`CubeDataModule.spec` (a
+:class:`~exocube.ml.spec.DataSpec`), which the model saves in its checkpoint.
 
 With ``num_workers > 0`` every worker opens its own store handle on first
 use (handles are not pickled). Workers are spawned, not forked: zarr keeps an
@@ -35,6 +35,15 @@ from torch.utils.data import DataLoader, Dataset
 from exocube.cubes import open_store, quarantined_runs
 from exocube.errors import ConfigError, StoreError
 from exocube.grid import FIELDS_2D, FIELDS_3D
+from exocube.ml.spec import (
+    DataSpec,
+    GridWindow,
+    ParamScale,
+    ParamTable,
+    Selection,
+    Split,
+    Stats,
+)
 from exocube.ml.transforms import Augmentation
 from exocube.params import ALL_NAMES
 from exocube.physics import R_DRY_AIR
@@ -42,6 +51,8 @@ from exocube.physics import R_DRY_AIR
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES: tuple[str, ...] = FIELDS_3D + FIELDS_2D
+#: The parameters a new model is trained with (and encodes), in order.
+TRAINED_PARAMS: tuple[str, ...] = ALL_NAMES
 
 
 def split_runs(run_ids: Sequence[str], excluded: set[str], val_fraction: float,
@@ -64,15 +75,18 @@ def split_runs(run_ids: Sequence[str], excluded: set[str], val_fraction: float,
             "train": sorted(shuffled[n_test + n_val:])}
 
 
-def _stats(ds: xr.Dataset, var: str) -> dict[str, Any]:
-    out = {}
+def _stats(ds: xr.Dataset, var: str, plev_idx: list[int] | None) -> Stats:
+    out = []
     for key in ("mean", "std"):
         name = f"{var}_{key}"
         if name not in ds:
             raise StoreError(f"store has no normalisation statistic {name!r}; re-ingest it "
                              "with a current exocube (ingest writes <var>_mean/_std/_min/_max)")
-        out[key] = np.asarray(ds[name].values, dtype=float).tolist()
-    return out
+        values = np.atleast_1d(np.asarray(ds[name].values, dtype=float))
+        if plev_idx is not None and var in FIELDS_3D:
+            values = values[plev_idx]
+        out.append(tuple(float(x) for x in values))
+    return Stats(*out)
 
 
 class RunWindowDataset(Dataset):
@@ -83,31 +97,32 @@ class RunWindowDataset(Dataset):
     lazily, once per process.
     """
 
-    def __init__(self, url: str, version: str | None, runs: list[str], spec: dict[str, Any],
+    def __init__(self, url: str, version: str | None, runs: Sequence[str], spec: DataSpec,
                  indexers: dict[str, Any], arrays: dict[str, np.ndarray] | None = None) -> None:
-        self.url, self.version, self.runs, self.spec = url, version, runs, spec
+        self.url, self.version, self.runs, self.spec = url, version, list(runs), spec
         self.indexers = indexers
         self.arrays = arrays
-        self.window = int(spec["window"])
-        self.n_windows = int(spec["n_time"]) // self.window
-        self.v3, self.v2 = spec["variables_3d"], spec["variables_2d"]
-        st = spec["stats"]
-        self.mean3 = np.array([st[v]["mean"] for v in self.v3], np.float32).reshape(
+        self.window = spec.window
+        self.n_windows = spec.n_time // self.window
+        self.v3, self.v2 = list(spec.variables_3d), list(spec.variables_2d)
+        st = spec.stats
+        self.mean3 = np.array([st[v].mean for v in self.v3], np.float32).reshape(
             len(self.v3), -1, 1, 1)
-        self.std3 = np.array([st[v]["std"] for v in self.v3], np.float32).reshape(
+        self.std3 = np.array([st[v].std for v in self.v3], np.float32).reshape(
             len(self.v3), -1, 1, 1)
-        self.mean2 = np.array([st[v]["mean"] for v in self.v2], np.float32).reshape(-1, 1, 1)
-        self.std2 = np.array([st[v]["std"] for v in self.v2], np.float32).reshape(-1, 1, 1)
+        self.mean2 = np.array([st[v].mean for v in self.v2], np.float32).reshape(-1, 1, 1)
+        self.std2 = np.array([st[v].std for v in self.v2], np.float32).reshape(-1, 1, 1)
         for a in (self.mean3, self.mean2):
             a[~np.isfinite(a)] = 0.0
         for s, m in ((self.std3, self.mean3), (self.std2, self.mean2)):
             s[~np.isfinite(s)] = 1.0
             np.maximum(s, np.maximum(1e-6 * np.abs(m), 1e-30), out=s)
-        self.param_table = np.asarray(spec["params"]["values"], np.float32)
-        self.locked = np.asarray(spec["params"]["tidally_locked"], bool)
-        self.gravity = np.asarray(spec["params"]["gravity_m_s2"], np.float32)
-        self.r_gas = np.asarray(spec["params"]["r_gas"], np.float32)
-        self.row = {r: i for i, r in enumerate(spec["params"]["runs"])}
+        p = spec.params
+        self.param_table = np.asarray(p.values, np.float32)
+        self.locked = np.asarray(p.tidally_locked, bool)
+        self.gravity = np.asarray(p.gravity_m_s2, np.float32)
+        self.r_gas = np.asarray(p.r_gas, np.float32)
+        self.row = {r: i for i, r in enumerate(p.runs)}
         self._ds: xr.Dataset | None = None
 
     def __getstate__(self) -> dict[str, Any]:
@@ -131,7 +146,7 @@ class RunWindowDataset(Dataset):
         return np.asarray(da.values)
 
     def row_index(self, i_run: int) -> int:
-        return int(self.spec["store_run_index"][self.runs[i_run]])
+        return self.row[self.runs[i_run]]
 
     @staticmethod
     def _window_mean(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -142,11 +157,11 @@ class RunWindowDataset(Dataset):
     def __getitem__(self, idx: int) -> dict[str, torch.Tensor]:
         i_run, w = divmod(idx, self.n_windows)
         t0 = w * self.window
-        x3 = np.empty((len(self.v3), *self.spec["shape"]), np.float32)
+        x3 = np.empty((len(self.v3), *self.spec.shape), np.float32)
         m3 = np.empty(x3.shape, bool)
         for c, v in enumerate(self.v3):
             x3[c], m3[c] = self._window_mean(self._read(v, i_run, t0))
-        x2 = np.empty((len(self.v2), *self.spec["shape"][1:]), np.float32)
+        x2 = np.empty((len(self.v2), *self.spec.shape[1:]), np.float32)
         m2 = np.empty(x2.shape, bool)
         for c, v in enumerate(self.v2):
             x2[c], m2[c] = self._window_mean(self._read(v, i_run, t0))
@@ -214,6 +229,8 @@ class CubeDataModule(L.LightningDataModule):
         self.database_url = database_url
         self.datasets: dict[str, RunWindowDataset] = {}
         self.augmentation: Augmentation | None = None
+        #: the parameters (and their scales) of the spec's table; a model's own in ``for_spec``
+        self.param_scales = tuple(ParamScale.of(n) for n in TRAINED_PARAMS)
 
     # -- the store and what it holds -------------------------------------------------------
     @cached_property
@@ -243,7 +260,8 @@ class CubeDataModule(L.LightningDataModule):
 
     def _check_store(self, ds: xr.Dataset) -> None:
         missing = [v for v in self.variables if v not in ds.data_vars]
-        missing += [p for p in (*ALL_NAMES, "gravity_m_s2", "tidally_locked") if p not in ds]
+        names = [s.name for s in self.param_scales]
+        missing += [p for p in (*names, "gravity_m_s2", "tidally_locked") if p not in ds]
         if missing:
             raise StoreError(f"store {self.zarr_root} lacks {missing} asked for by the config; "
                              f"it has {sorted(map(str, ds.data_vars))}. Remove them from "
@@ -258,11 +276,12 @@ class CubeDataModule(L.LightningDataModule):
                                 database_url=self.database_url)
 
     @cached_property
-    def spec(self) -> dict[str, Any]:
-        """Everything the model must remember about its data (JSON-serialisable)."""
+    def spec(self) -> DataSpec:
+        """Everything the model must remember about its data."""
         ds = self.store
         self._check_store(ds)
-        sub = ds.isel(self._indexers(ds))
+        indexers = self._indexers(ds)
+        sub = ds.isel(indexers)
         run_ids = [str(r) for r in ds["run"].values]
         split = self.fixed_split or split_runs(
             run_ids, self.quarantined(), self.val_fraction, self.test_fraction, self.seed)
@@ -270,56 +289,72 @@ class CubeDataModule(L.LightningDataModule):
         if unknown:
             raise StoreError(f"split names runs not in the store: {unknown[:5]}; evaluate on "
                              "the store the model was trained on")
-        v3 = [v for v in self.variables if v in FIELDS_3D]
-        v2 = [v for v in self.variables if v in FIELDS_2D]
-        plev_idx = self._indexers(ds).get("plev")
-        stats = {v: _stats(ds, v) for v in self.variables}
-        if plev_idx is not None:
-            for v in v3:
-                stats[v] = {k: [stats[v][k][i] for i in plev_idx] for k in ("mean", "std")}
-        values = np.stack([ds[n].values.astype(float) for n in ALL_NAMES], axis=-1)
-        return {
-            "store": self.zarr_root, "version": str(ds.attrs["version_id"]),
-            "schema_version": str(ds.attrs["schema_version"]),
-            "variables_3d": v3, "variables_2d": v2,
-            "plev": sub["plev"].values.astype(float).tolist(),
-            "lat": sub["lat"].values.astype(float).tolist(),
-            "lon": sub["lon"].values.astype(float).tolist(),
-            "full_sphere": self.lat_range is None and self.lon_range is None,
-            "selection": {"levels": self.levels, "lat_range": self.lat_range,
-                          "lon_range": self.lon_range},
-            "shape": [sub.sizes["plev"], sub.sizes["lat"], sub.sizes["lon"]],
-            "n_time": int(ds.sizes["time"]), "window": self.window,
-            "stats": stats, "split": split, "seed": self.seed,
-            "store_run_index": {r: i for i, r in enumerate(run_ids)},
-            "params": {"names": list(ALL_NAMES), "runs": run_ids, "values": values.tolist(),
-                       "tidally_locked": ds["tidally_locked"].values.astype(bool).tolist(),
-                       "gravity_m_s2": ds["gravity_m_s2"].values.astype(float).tolist(),
-                       "r_gas": (ds["r_gas_j_kg_k"].values.astype(float).tolist()
-                                 if "r_gas_j_kg_k" in ds else [R_DRY_AIR] * len(run_ids))},
-        }
+        return DataSpec(
+            store=self.zarr_root, version=str(ds.attrs["version_id"]),
+            store_schema_version=str(ds.attrs["schema_version"]),
+            grid=GridWindow.from_coords(*(sub[k].values.astype(float).tolist()
+                                          for k in ("plev", "lat", "lon"))),
+            selection=Selection.from_dict({"levels": self.levels, "lat_range": self.lat_range,
+                                           "lon_range": self.lon_range}),
+            variables_3d=tuple(v for v in self.variables if v in FIELDS_3D),
+            variables_2d=tuple(v for v in self.variables if v in FIELDS_2D),
+            stats={v: _stats(ds, v, indexers.get("plev")) for v in self.variables},
+            n_time=int(ds.sizes["time"]), window=self.window,
+            split=Split.from_dict(split, self.seed), params=self._param_table(ds, run_ids))
+
+    def _param_table(self, ds: xr.Dataset, run_ids: list[str]) -> ParamTable:
+        scales = self.param_scales
+        values = np.stack([ds[s.name].values.astype(float) for s in scales], axis=-1)
+        r_gas = (ds["r_gas_j_kg_k"].values.astype(float).tolist() if "r_gas_j_kg_k" in ds
+                 else [R_DRY_AIR] * len(run_ids))
+        return ParamTable(
+            scales=scales, runs=tuple(run_ids),
+            values=tuple(tuple(float(x) for x in row) for row in values),
+            tidally_locked=tuple(bool(x) for x in ds["tidally_locked"].values),
+            gravity_m_s2=tuple(float(x) for x in ds["gravity_m_s2"].values),
+            r_gas=tuple(float(x) for x in r_gas))
+
+    @classmethod
+    def for_spec(cls, spec: DataSpec, zarr_root: str | None = None, version: str | None = None,
+                 database_url: str | None = None) -> CubeDataModule:
+        """A datamodule with ``spec``'s variables, selection, window and split over
+        ``zarr_root`` (default: the spec's own store and version)."""
+        sel = spec.selection
+        dm = cls(zarr_root or spec.store, version if zarr_root else spec.version,
+                 variables=list(spec.variables),
+                 levels=None if sel.levels is None else list(sel.levels),
+                 lat_range=sel.lat_range, lon_range=sel.lon_range, window=spec.window,
+                 split=spec.split.as_dict(), database_url=database_url)
+        dm.param_scales = spec.params.scales
+        return dm
+
+    def grid(self) -> GridWindow:
+        """The grid of the selected part of the store (read without computing the spec)."""
+        sub = self.store.isel(self._indexers(self.store))
+        return GridWindow.from_coords(*(sub[k].values.astype(float).tolist()
+                                        for k in ("plev", "lat", "lon")))
 
     # -- Lightning hooks ---------------------------------------------------------------------
     def _estimated_mb(self, n_runs: int) -> float:
         spec = self.spec
-        n3 = len(spec["variables_3d"]) * math.prod(spec["shape"])
-        n2 = len(spec["variables_2d"]) * math.prod(spec["shape"][1:])
-        return n_runs * spec["n_time"] * (n3 + n2) * 4 / 2**20
+        n3 = len(spec.variables_3d) * math.prod(spec.shape)
+        n2 = len(spec.variables_2d) * math.prod(spec.shape[1:])
+        return n_runs * spec.n_time * (n3 + n2) * 4 / 2**20
 
     def _preload(self, runs: list[str]) -> dict[str, np.ndarray]:
-        rows = [self.spec["store_run_index"][r] for r in runs]
+        rows = self.spec.params.rows(runs)
         sub = self.store.isel(self._indexers(self.store)).isel(run=rows)
         log.info("preloading %d runs (%.1f MB)", len(runs), self._estimated_mb(len(runs)))
         return {v: np.asarray(sub[v].values) for v in self.variables}
 
     def make_dataset(self, split: str) -> RunWindowDataset:
         """The dataset of one split (``train``, ``val`` or ``test``)."""
-        runs = self.spec["split"][split]
+        runs = self.spec.split.runs(split)
         preload = self.preload
         if preload is None:
             preload = self._estimated_mb(len(runs)) <= self.preload_limit_mb
         arrays = self._preload(runs) if preload and runs else None
-        return RunWindowDataset(self.zarr_root, self.spec["version"], runs, self.spec,
+        return RunWindowDataset(self.zarr_root, self.spec.version, runs, self.spec,
                                 self._indexers(self.store), arrays)
 
     def setup(self, stage: str | None = None) -> None:
@@ -332,17 +367,17 @@ class CubeDataModule(L.LightningDataModule):
             self.augmentation = self._make_augmentation()
 
     def _make_augmentation(self) -> Augmentation:
-        v3 = self.spec["variables_3d"]
+        v3 = self.spec.variables_3d
         va_channel = v3.index("va") if "va" in v3 else None
         offset = None
         if va_channel is not None:
-            st = self.spec["stats"]["va"]
-            mean = np.nan_to_num(np.asarray(st["mean"], float))
-            std = np.asarray(st["std"], float)
+            st = self.spec.stats["va"]
+            mean = np.nan_to_num(np.asarray(st.mean, float))
+            std = np.asarray(st.std, float)
             std = np.where(np.isfinite(std) & (std > 0), std, 1.0)
             offset = torch.tensor(-2.0 * mean / std, dtype=torch.float32)
-        roll = self.augment_roll and self.spec["full_sphere"]
-        return Augmentation(roll, self.augment_mirror and self.spec["full_sphere"],
+        roll = self.augment_roll and self.spec.full_sphere
+        return Augmentation(roll, self.augment_mirror and self.spec.full_sphere,
                             self.noise_std, va_channel, offset)
 
     def _loader(self, split: str, shuffle: bool) -> DataLoader:

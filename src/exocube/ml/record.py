@@ -10,6 +10,7 @@ import lightning as L
 
 from exocube.catalog import Model, session_scope, upgrade
 from exocube.config import get_settings
+from exocube.ml.spec import DataSpec
 
 log = logging.getLogger(__name__)
 
@@ -48,11 +49,11 @@ class CatalogueRecorder(L.Callback):
         best = getattr(ckpt, "best_model_score", None)
         if best is not None:
             metrics["best_" + str(ckpt.monitor)] = float(best)
-        spec = pl_module.hparams["data_spec"]
+        spec = DataSpec.from_dict(pl_module.hparams["data_spec"])
         config = {k: v for k, v in pl_module.hparams.items() if k != "data_spec"}
-        config.update(store=spec["store"], split_seed=spec["seed"],
-                      n_train=len(spec["split"]["train"]), n_val=len(spec["split"]["val"]),
-                      n_test=len(spec["split"]["test"]), epochs=trainer.current_epoch)
+        config.update(store=spec.store, split_seed=spec.split.seed,
+                      n_train=len(spec.split.train), n_val=len(spec.split.val),
+                      n_test=len(spec.split.test), epochs=trainer.current_epoch)
         self.model_id = record_model(self.name, "datacube", str(Path(path).resolve()),
-                                     spec["version"], metrics, config, self.database_url)
+                                     spec.version, metrics, config, self.database_url)
         log.info("recorded model %s (%s) in the catalogue", self.model_id, path)

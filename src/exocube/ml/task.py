@@ -2,13 +2,17 @@
 
 The model's typed ``__init__`` arguments are the ``model:`` section of a
 training config. ``data_spec`` is filled in by the CLI from the datamodule
-(grid, statistics, split, training parameters) and saved in the checkpoint,
-so a checkpoint alone can predict and knows what it was trained on.
+(a :class:`~exocube.ml.spec.DataSpec`: grid, statistics, split, training
+parameters) and saved in the checkpoint as its dictionary, so a checkpoint
+alone can predict and knows what it was trained on; :attr:`SurrogateTask.spec`
+is the typed spec. The model encodes raw parameters itself, by its spec's
+parameter names and scales.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
 import lightning as L
@@ -26,10 +30,10 @@ from exocube.ml.scalar import (
     normalise_scalars,
     scalar_diagnostics,
 )
+from exocube.ml.spec import DataSpec
 from exocube.ml.thermo import cos_lat_weights
-from exocube.ml.transforms import N_PARAM_FEATURES, Normaliser, encode_params
+from exocube.ml.transforms import Normaliser
 from exocube.ml.unet import SphereUNet3d, forcing_maps
-from exocube.params import ALL_NAMES
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +58,8 @@ class SurrogateTask(L.LightningModule):
         scalar_head: also train the scalar model on diagnostics of ``ts``/``ps``.
         substellar_lon_deg: longitude of the substellar point of tidally locked runs
             (the built-in generator puts it at 180 degrees east).
-        data_spec: set by the CLI from ``data.spec``.
+        data_spec: set by the CLI from ``data.spec``: a DataSpec or its dictionary
+            (also the unversioned one of older checkpoints).
     """
 
     def __init__(self, depth: int = 3, base_features: int = 16, lr: float = 2e-3,
@@ -63,7 +68,7 @@ class SurrogateTask(L.LightningModule):
                  uncertainty_weighting: bool = True, physics_max_ratio: float = 0.1,
                  scalar_head: bool = True,
                  substellar_lon_deg: float = 180.0,
-                 data_spec: dict[str, Any] | None = None) -> None:
+                 data_spec: DataSpec | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if data_spec is None:
             raise ConfigError("SurrogateTask needs data_spec (the datamodule's spec); the "
@@ -72,20 +77,23 @@ class SurrogateTask(L.LightningModule):
         if unknown:
             raise ConfigError(f"unknown physics terms {unknown}; choose from "
                               f"{sorted(PHYSICS_TERMS)}")
+        spec = data_spec if isinstance(data_spec, DataSpec) else DataSpec.from_dict(data_spec)
+        data_spec = spec.to_dict()  # what the checkpoint keeps (save_hyperparameters reads it)
         self.save_hyperparameters()
-        spec = data_spec
-        self.v3, self.v2 = list(spec["variables_3d"]), list(spec["variables_2d"])
+        self.spec = spec
+        self.v3, self.v2 = list(spec.variables_3d), list(spec.variables_2d)
         self.ch = {v: i for i, v in enumerate(self.v3)}
-        self.normaliser = Normaliser(self.v3, self.v2, spec["stats"])
-        for name in ("plev", "lat", "lon"):
-            self.register_buffer(name, torch.tensor(spec[name], dtype=torch.float32),
+        self.normaliser = Normaliser(self.v3, self.v2, spec.stats)
+        for name, values in spec.grid.coords().items():
+            self.register_buffer(name, torch.tensor(values, dtype=torch.float32),
                                  persistent=False)
-        self.grid_shape = tuple(spec["shape"])
-        full = bool(spec["full_sphere"])
-        self.unet = SphereUNet3d(self.grid_shape, N_PARAM_FEATURES, len(self.v3), len(self.v2),
+        self.grid_shape = spec.shape
+        full = spec.full_sphere
+        n_features = spec.params.n_features
+        self.unet = SphereUNet3d(self.grid_shape, n_features, len(self.v3), len(self.v2),
                                  depth, base_features, periodic_lon=full, pole_fold=full)
         self.has_scalars = scalar_head and {"ts", "ps"} <= set(self.v2)
-        self.scalar_model = ScalarMLP(N_PARAM_FEATURES) if self.has_scalars else None
+        self.scalar_model = ScalarMLP(n_features) if self.has_scalars else None
         self.physics_terms = [t for t in physics if set(PHYSICS_TERMS[t]) <= set(self.v3)]
         self.term_names = ["data", *self.physics_terms] + (["scalar"] if self.has_scalars else [])
         self.weighting = (losses.UncertaintyWeighting(
@@ -95,15 +103,18 @@ class SurrogateTask(L.LightningModule):
                           if "hus" in self.ch else None)
 
     # -- forward ---------------------------------------------------------------------------
+    def encode(self, params: Tensor, tidally_locked: Tensor) -> Tensor:
+        """Raw parameters ``(B, len(spec.params.names))`` -> the encoded input vector."""
+        return self.spec.params.encode(params, tidally_locked)
+
     def forward(self, params: Tensor, tidally_locked: Tensor
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Raw parameters ``(B, len(ALL_NAMES))`` -> normalised 3-D, 2-D fields and scalars."""
-        if params.ndim != 2 or params.shape[1] != len(ALL_NAMES):
-            raise ValueError(f"params must be (B, {len(ALL_NAMES)}) in the order {ALL_NAMES}, "
-                             f"got {tuple(params.shape)}")
-        enc = encode_params(params, tidally_locked)
-        ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
-        insolation = params[:, ALL_NAMES.index("insolation_earth")]
+        """Raw parameters ``(B, len(spec.params.names))`` -> normalised 3-D, 2-D fields and
+        scalars."""
+        enc = self.encode(params, tidally_locked)
+        table = self.spec.params
+        ps = params[:, table.index("surface_pressure_bar")] * 1.0e5
+        insolation = params[:, table.index("insolation_earth")]
         forcing = forcing_maps(insolation, tidally_locked, ps, self.plev, self.lat, self.lon,
                                self.hparams.substellar_lon_deg)
         z3, z2 = self.unet(forcing, enc)
@@ -218,7 +229,7 @@ class SurrogateTask(L.LightningModule):
         if "ps" in out:
             below = self.plev.reshape(1, -1, 1, 1) > out["ps"].unsqueeze(1)
         else:
-            ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
+            ps = params[:, self.spec.params.index("surface_pressure_bar")] * 1.0e5
             below = self.plev.reshape(1, -1, 1, 1) > ps.reshape(-1, 1, 1, 1)
         for i, v in enumerate(self.v3):
             out[v] = torch.where(below, torch.full_like(f3[:, i], float("nan")), f3[:, i])
@@ -229,21 +240,23 @@ class SurrogateTask(L.LightningModule):
 
     def check_extrapolation(self, params: np.ndarray, tidally_locked: np.ndarray) -> np.ndarray:
         """Warn (ExtrapolationWarning) for queries outside the training runs' hull."""
-        p = self.hparams.data_spec["params"]
-        rows = [p["runs"].index(r) for r in self.hparams.data_spec["split"]["train"]]
-        train = np.asarray(p["values"], float)[rows]
-        train_locked = np.asarray(p["tidally_locked"], bool)[rows]
-        enc = encode_params(torch.tensor(train), torch.tensor(train_locked)).numpy()
-        q = encode_params(torch.tensor(np.asarray(params, float)),
-                          torch.tensor(np.asarray(tidally_locked, bool))).numpy()
-        return warn_outside(enc, q, [*ALL_NAMES, "tidally_locked"])
+        enc = self.training_encoded()
+        q = self.encode(torch.tensor(np.asarray(params, float)),
+                        torch.tensor(np.asarray(tidally_locked, bool))).numpy()
+        return warn_outside(enc, q, [*self.spec.params.names, "tidally_locked"])
+
+    def training_encoded(self) -> np.ndarray:
+        """The encoded parameters of the training runs, ``(N, n_features)`` float64."""
+        values, locked = self.spec.training_params()
+        return self.encode(torch.tensor(values), torch.tensor(locked)).numpy()
 
     def predict(self, params: np.ndarray, tidally_locked: np.ndarray) -> dict[str, np.ndarray]:
-        """Predict physical fields for ``params`` ``(N, len(ALL_NAMES))`` (raw units), warning
-        with the hull distance for queries outside the training data."""
+        """Predict physical fields for ``params`` ``(N, len(spec.params.names))`` (raw units),
+        warning with the hull distance for queries outside the training data."""
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-        if params.shape[1] != len(ALL_NAMES):
-            raise InputDataError(f"params must have {len(ALL_NAMES)} columns {ALL_NAMES}, "
+        names = self.spec.params.names
+        if params.shape[1] != len(names):
+            raise InputDataError(f"params must have {len(names)} columns {names}, "
                                  f"got shape {params.shape}")
         locked = np.broadcast_to(np.asarray(tidally_locked, bool), (params.shape[0],))
         self.check_extrapolation(params, locked)

@@ -21,43 +21,37 @@ perturbs them by design (its default is 0).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from exocube.params import ALL_NAMES, SPECS
+from exocube.ml.spec import Stats, current_scales, encode_with
+from exocube.params import ALL_NAMES
 
 N_PARAM_FEATURES = len(ALL_NAMES) + 1  # the parameters plus the tidal-locking flag
 
 
 def encode_params(values: Tensor, tidally_locked: Tensor) -> Tensor:
-    """Map raw parameters ``(B, len(ALL_NAMES))`` to [-1, 1] by their spec ranges
-    (log-scaled where the spec says so), plus the locking flag as -1/1."""
-    cols = []
-    for i, name in enumerate(ALL_NAMES):
-        s = SPECS[name]
-        x, lo, hi = values[:, i], s.low, s.high
-        if s.log_scale:
-            x, lo, hi = torch.log(x), math.log(lo), math.log(hi)
-        cols.append(2.0 * (x - lo) / (hi - lo) - 1.0)
-    cols.append(2.0 * tidally_locked.to(values.dtype) - 1.0)
-    return torch.stack(cols, dim=-1)
+    """Map raw parameters ``(B, len(ALL_NAMES))`` to [-1, 1] by today's spec ranges
+    (log-scaled where the spec says so), plus the locking flag as -1/1. A trained model
+    encodes with the scales of its own data spec (:meth:`ParamTable.encode`)."""
+    return encode_with(current_scales(ALL_NAMES), values, tidally_locked)
 
 
 class Normaliser(nn.Module):
     """Per-variable, per-level standardisation with the store's statistics.
 
-    ``stats`` maps each variable to ``{"mean": ..., "std": ...}``: lists over
-    levels for 3-D variables, numbers for 2-D ones. A level with no valid data
+    ``stats`` maps each variable to its :class:`~exocube.ml.spec.Stats` (or to
+    ``{"mean": ..., "std": ...}``): values over levels for 3-D variables, one value
+    for 2-D ones. A level with no valid data
     (NaN statistics) gets mean 0 and std 1; a zero std is raised to a tiny
     fraction of the mean so the division stays finite.
     """
 
     def __init__(self, variables_3d: Sequence[str], variables_2d: Sequence[str],
-                 stats: Mapping[str, Mapping[str, object]]) -> None:
+                 stats: Mapping[str, Stats | Mapping[str, object]]) -> None:
         super().__init__()
         self.variables_3d, self.variables_2d = list(variables_3d), list(variables_2d)
         m3, s3 = self._table(self.variables_3d, stats)
@@ -68,12 +62,14 @@ class Normaliser(nn.Module):
         self.register_buffer("std2", s2.reshape(len(self.variables_2d), 1, 1))
 
     @staticmethod
-    def _table(names: Sequence[str], stats: Mapping[str, Mapping[str, object]]
+    def _table(names: Sequence[str], stats: Mapping[str, Stats | Mapping[str, object]]
                ) -> tuple[Tensor, Tensor]:
         if not names:
             return torch.zeros(0, 1), torch.ones(0, 1)
-        mean = np.array([np.atleast_1d(np.asarray(stats[n]["mean"], float)) for n in names])
-        std = np.array([np.atleast_1d(np.asarray(stats[n]["std"], float)) for n in names])
+        st = {n: s if isinstance(s, Stats) else Stats.from_dict(s)
+              for n, s in stats.items() if n in names}
+        mean = np.array([np.atleast_1d(np.asarray(st[n].mean, float)) for n in names])
+        std = np.array([np.atleast_1d(np.asarray(st[n].std, float)) for n in names])
         bad = ~np.isfinite(mean) | ~np.isfinite(std)
         mean = np.where(bad, 0.0, mean)
         std = np.where(bad, 1.0, std)

@@ -19,7 +19,6 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from exocube.params import ALL_NAMES
 from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
 from exocube.surrogate.loading import MODEL_MODES, LoadedModel
 from exocube.surrogate.surrogate import check_request, encode_rows
@@ -30,12 +29,10 @@ ROUTES: dict[str, str] = {mode: f"/predict/{mode}" for mode in MODEL_MODES}
 
 def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     """The parameters of ``model``'s training run nearest to the Earth, 6 digits."""
-    spec = model.task.hparams.data_spec["params"]
-    rows = [spec["runs"].index(r) for r in model.task.hparams.data_spec["split"]["train"]]
-    earth = encode_rows([check_request(EARTH)]).numpy()[0]
+    spec = model.task.spec
+    earth = encode_rows(model.task, [check_request(EARTH)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    return {n: float(f"{v:.6g}") for n, v in zip(ALL_NAMES, spec["values"][rows[k]],
-                                                   strict=True)}
+    return {n: float(f"{v:.6g}") for n, v in spec.params.mapping(spec.split.train[k]).items()}
 
 
 def example_for(model: LoadedModel | None) -> dict[str, Any]:

@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 
 from exocube.config import Settings
 from exocube.errors import ExocubeError
-from exocube.params import ALL_NAMES
 from exocube.serve.batching import MicroBatcher
 from exocube.serve.cache import PredictionCache
 from exocube.surrogate import MODES, ModelChoice, Surrogate
@@ -74,9 +73,8 @@ def probe(surrogate: Surrogate) -> dict[str, bool]:
     """Ask each available mode for one training run's prediction; True where it answers."""
     out: dict[str, bool] = {}
     for mode, model in surrogate.models.items():
-        p = model.task.hparams.data_spec["params"]
-        row = p["runs"].index(model.task.hparams.data_spec["split"]["train"][0])
-        params = dict(zip(ALL_NAMES, p["values"][row], strict=True))
+        spec = model.task.spec
+        params = spec.params.mapping(spec.split.train[0])
         try:
             surrogate.predict(params, mode, allow_extrapolation=True)
         except ExocubeError as exc:

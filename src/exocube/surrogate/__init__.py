@@ -79,8 +79,4 @@ def get_data_module(mode: str, config: Settings | Mapping[str, Any] | None = Non
     """The datamodule of the store, version and split the ``mode`` model was trained on."""
     url = _database_url(config)
     task = default_surrogate(url).model_for(mode).task
-    spec = task.hparams.data_spec
-    return CubeDataModule(zarr_root=spec["store"], version=spec["version"],
-                          variables=[*spec["variables_3d"], *spec["variables_2d"]],
-                          levels=list(spec["plev"]), window=int(spec["window"]),
-                          split=spec["split"], database_url=url)
+    return CubeDataModule.for_spec(task.spec, database_url=url)

@@ -26,13 +26,11 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
-import torch
 from numpy.typing import NDArray
 
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.ml.task import SurrogateTask
-from exocube.ml.transforms import encode_params
 
 log = logging.getLogger(__name__)
 
@@ -93,27 +91,22 @@ class LoadedModel:
 
     @cached_property
     def grid(self) -> dict[str, NDArray[np.float64]]:
-        spec = self.task.hparams.data_spec
-        return {k: np.asarray(spec[k], dtype=np.float64) for k in ("plev", "lat", "lon")}
+        """The model's coordinates ``plev``, ``lat``, ``lon`` (from its spec's Grid)."""
+        return self.task.spec.grid.coords()
 
 
 def load_checkpoint(row: Model) -> LoadedModel:
     """Load one catalogue row's checkpoint on the CPU, in evaluation mode."""
     task = SurrogateTask.load_from_checkpoint(row.checkpoint_uri, map_location="cpu")
     task.eval()
-    spec = task.hparams.data_spec
-    p = spec["params"]
-    rows = [p["runs"].index(r) for r in spec["split"]["train"]]
-    values = torch.tensor(np.asarray(p["values"], np.float64)[rows])
-    locked = torch.tensor(np.asarray(p["tidally_locked"], bool)[rows])
-    train = encode_params(values, locked).numpy().astype(np.float64)
+    spec = task.spec
     info = ModelInfo(
         id=int(row.id), name=row.name, checkpoint=row.checkpoint_uri,
-        dataset_version=row.dataset_version or spec.get("version"), store=spec.get("store"),
+        dataset_version=row.dataset_version or spec.version, store=spec.store,
         recorded_mode=row.mode, created_at=row.created_at.isoformat() if row.created_at else "",
         metrics={k: float(v) for k, v in (row.metrics or {}).items()
                  if isinstance(v, int | float)})
-    return LoadedModel(info=info, task=task, train_encoded=train)
+    return LoadedModel(info=info, task=task, train_encoded=task.training_encoded())
 
 
 @dataclass(frozen=True)

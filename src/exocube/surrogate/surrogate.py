@@ -16,8 +16,8 @@ from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
 from exocube.gcm.derived import derive
 from exocube.ml.hull import distance_to_hull
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
-from exocube.ml.transforms import encode_params
-from exocube.params import ALL_NAMES, OPTIONAL_NAMES, validate_params
+from exocube.ml.task import SurrogateTask
+from exocube.params import OPTIONAL_NAMES, validate_params
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,
@@ -50,10 +50,18 @@ def check_request(values: Mapping[str, object]) -> Checked:
     return Checked(planet.params, defaulted, planet.tidally_locked)
 
 
-def encode_rows(rows: Sequence[Checked]) -> torch.Tensor:
-    """The model's parameter encoding of validated rows, ``(N, len(ALL_NAMES) + 1)`` float64."""
-    values = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows], dtype=torch.float64)
-    return encode_params(values, torch.tensor([c.tidally_locked for c in rows]))
+def model_inputs(task: SurrogateTask, rows: Sequence[Checked], dtype: torch.dtype
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validated rows as ``task``'s raw parameter matrix (its own parameter names) and
+    locking flags."""
+    table = task.spec.params
+    values = torch.tensor([table.vector(c.params) for c in rows], dtype=dtype)
+    return values, torch.tensor([c.tidally_locked for c in rows])
+
+
+def encode_rows(task: SurrogateTask, rows: Sequence[Checked]) -> torch.Tensor:
+    """``task``'s encoding of validated rows, ``(N, n_features)`` float64."""
+    return task.encode(*model_inputs(task, rows, torch.float64))
 
 
 class Surrogate:
@@ -127,7 +135,7 @@ class Surrogate:
             except ParameterError as exc:
                 results[i] = exc
         if checked:
-            encoded = encode_rows([c for _, c in checked])
+            encoded = encode_rows(model.task, [c for _, c in checked])
             accepted: list[tuple[int, Checked, float, int]] = []
             for k, (i, c) in enumerate(checked):
                 dist = distance_to_hull(model.train_encoded, encoded[k].numpy())
@@ -147,12 +155,11 @@ class Surrogate:
     def _refusal(self, model: LoadedModel, checked: Checked, dist: float) -> ParameterError:
         """A ParameterError naming the parameter farthest outside the training range, or the
         hull distance when every parameter is inside its range but the combination is not."""
-        spec = model.task.hparams.data_spec
-        rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"]]
-        train = np.asarray(spec["params"]["values"], np.float64)[rows]
+        train, _ = model.task.spec.training_params()
+        names = model.task.spec.params.names
         lo, hi = train.min(0), train.max(0)
         worst, excess = -1, 0.0
-        for j, name in enumerate(ALL_NAMES):
+        for j, name in enumerate(names):
             x = checked.params[name]
             e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
             if e > excess:
@@ -167,7 +174,7 @@ class Surrogate:
                 f"at most {self.max_hull_distance} from the training runs' parameter hull",
                 hint="every parameter lies inside its training range but their combination "
                      "does not; " + hint)
-        name = ALL_NAMES[worst]
+        name = names[worst]
         return ParameterError(name, checked.params[name],
                               f"within the training range [{lo[worst]:.4g}, {hi[worst]:.4g}]",
                               hint=hint)
@@ -176,10 +183,8 @@ class Surrogate:
              ) -> dict[str, np.ndarray]:
         """One batched model call; scalar mode runs the scalar head only, on the rows'
         encoded parameters."""
-        params = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows],
-                              dtype=torch.float32)
-        locked = torch.tensor([c.tidally_locked for c in rows])
         task = model.task
+        params, locked = model_inputs(task, rows, torch.float32)
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
