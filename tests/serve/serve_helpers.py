@@ -12,7 +12,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from exocube.config import Settings
-from exocube.params import ALL_NAMES
 
 API_KEY = "test-key-1"
 
@@ -23,9 +22,8 @@ def settings_for(tmp: Path, **kwargs: Any) -> Settings:
 
 def training_params(app: FastAPI, k: int = 0) -> dict[str, float]:
     """The k-th training run's parameters of the model serving datacube requests."""
-    spec = app.state.service.surrogate.models["datacube"].task.hparams.data_spec
-    row = spec["params"]["runs"].index(spec["split"]["train"][k])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    spec = app.state.service.surrogate.models["datacube"].task.spec
+    return spec.params.mapping(spec.split.train[k])
 
 
 def free_port() -> int:

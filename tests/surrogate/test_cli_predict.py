@@ -11,7 +11,6 @@ from tiny_model import CATALOGUE_CSV, TinyModel
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.errors import InputDataError
-from exocube.params import ALL_NAMES
 from exocube.surrogate import Surrogate
 
 
@@ -31,9 +30,8 @@ def run(argv: list[str]) -> int:
 def test_predict_one_planet_writes_netcdf(use_tiny_catalogue: TinyModel, tmp_path: Path,
                                           capsys: pytest.CaptureFixture[str]) -> None:
     s = Surrogate.from_catalogue(use_tiny_catalogue.database_url)
-    spec = s.models["joint"].task.hparams.data_spec
-    row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    values = dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    spec = s.models["joint"].task.spec
+    values = spec.params.mapping(spec.split.train[0])
     args = [f"--param={k}={v!r}" for k, v in values.items()]
     args[2] = f"--param=orbital_period={values['orbital_period_days']!r}"  # legacy name
     out = tmp_path / "cube.nc"

@@ -16,7 +16,6 @@ from exocube.catalog.db import downgrade
 from exocube.cli import main as exocube_main
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.ml.record import record_model
-from exocube.params import ALL_NAMES
 from exocube.surrogate import ModelChoice, Surrogate
 from exocube.surrogate.loading import promotions
 from exocube.surrogate.promotion import promote, unpromote
@@ -177,10 +176,9 @@ def test_promotion_migration_down_and_up(empty_db_url: str) -> None:
 
 
 def training_point(s: Surrogate) -> dict[str, float]:
-    spec = s.models["datacube"].task.hparams.data_spec if "datacube" in s.models else (
-        next(iter(s.models.values())).task.hparams.data_spec)
-    row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    spec = s.models["datacube"].task.spec if "datacube" in s.models else (
+        next(iter(s.models.values())).task.spec)
+    return spec.params.mapping(spec.split.train[0])
 
 
 def run(argv: list[str]) -> int:

@@ -29,9 +29,8 @@ def surrogate(tiny_model: TinyModel) -> Surrogate:
 
 def training_point(s: Surrogate, k: int = 0) -> dict[str, float]:
     """The parameters of the model's k-th training run (inside the hull by definition)."""
-    spec = s.models["datacube"].task.hparams.data_spec
-    row = spec["params"]["runs"].index(spec["split"]["train"][k])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    spec = s.models["datacube"].task.spec
+    return spec.params.mapping(spec.split.train[k])
 
 
 def test_modes_and_provenance(surrogate: Surrogate, tiny_model: TinyModel) -> None:
@@ -120,8 +119,8 @@ def test_module_level_entry_and_compat(tiny_model: TinyModel) -> None:
         task = get_surrogate_model("datacube", cfg)
         assert isinstance(task, SurrogateTask)
         dm = get_data_module("joint", cfg)
-        assert dm.spec["split"] == task.hparams.data_spec["split"]
-        assert dm.spec["version"] == task.hparams.data_spec["version"]
+        assert dm.spec.split.as_dict() == task.spec.split.as_dict()
+        assert dm.spec.version == task.spec.version
         with pytest.raises(ModelUnavailableError, match="spectral"):
             get_data_module("spectral", cfg)
         s = default_surrogate(tiny_model.database_url)
@@ -174,9 +173,8 @@ def test_combination_outside_the_hull_names_the_distance(tiny_model: TinyModel) 
     """Every parameter inside its training range (the per-parameter median of the training
     runs), yet off the 8-dimensional hull of 9 runs in 12 dimensions."""
     strict = Surrogate.from_catalogue(tiny_model.database_url, max_hull_distance=0.1)
-    spec = strict.models["scalar"].task.hparams.data_spec
-    rows = [spec["params"]["runs"].index(r) for r in spec["split"]["train"]]
-    median = np.median(np.asarray(spec["params"]["values"])[rows], axis=0)
+    train, _ = strict.models["scalar"].task.spec.training_params()
+    median = np.median(train, axis=0)
     p = dict(zip(ALL_NAMES, median, strict=True))
     with pytest.raises(ParameterError, match="their combination does not") as info:
         strict.predict(p, "scalar")

@@ -25,7 +25,7 @@ import orjson
 
 from exocube.errors import ParameterError
 from exocube.grid import CF_META
-from exocube.ml.scalar import SCALAR_NAMES
+from exocube.ml import SCALAR_NAMES
 from exocube.surrogate import Prediction
 from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META
 

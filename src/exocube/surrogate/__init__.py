@@ -18,8 +18,7 @@ from functools import lru_cache
 from typing import Any
 
 from exocube.config import Settings, get_settings
-from exocube.ml.datamodule import CubeDataModule
-from exocube.ml.task import SurrogateTask
+from exocube.ml import CubeDataModule, SurrogateTask
 from exocube.surrogate.loading import (
     MODES,
     SPECTRAL_REASON,

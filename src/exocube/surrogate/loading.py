@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.ml.task import SurrogateTask
+from exocube.ml import SurrogateTask
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,7 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from exocube.grid import CF_META
-from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS
+from exocube.ml import SCALAR_NAMES, SCALAR_UNITS
 from exocube.surrogate.loading import ModelInfo
 
 SCALAR_META: dict[str, str] = dict(zip(SCALAR_NAMES, SCALAR_UNITS, strict=True))

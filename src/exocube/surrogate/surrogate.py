@@ -14,9 +14,7 @@ import torch
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
 from exocube.gcm.derived import derive
-from exocube.ml.hull import distance_to_hull
-from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
-from exocube.ml.task import SurrogateTask
+from exocube.ml import SCALAR_NAMES, SurrogateTask, denormalise_scalars, distance_to_hull
 from exocube.params import OPTIONAL_NAMES, validate_params
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,

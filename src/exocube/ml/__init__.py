@@ -1,0 +1,40 @@
+"""The surrogate model: its data, its training task, its data spec and its scores.
+
+The names below are what the other stages (``surrogate``, ``serve``, the CLI) use;
+the evaluation is imported from :mod:`exocube.ml.evaluate` and the training command
+line from :mod:`exocube.ml.cli` (both heavier to import).
+"""
+
+from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.hull import ExtrapolationWarning, distance_to_hull
+from exocube.ml.record import CatalogueRecorder, record_model
+from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS, denormalise_scalars
+from exocube.ml.spec import (
+    LEGACY_PARAM_NAMES,
+    SPEC_VERSION,
+    DataSpec,
+    GridWindow,
+    ParamScale,
+    ParamTable,
+    Split,
+)
+from exocube.ml.task import SurrogateTask
+
+__all__ = [
+    "LEGACY_PARAM_NAMES",
+    "SCALAR_NAMES",
+    "SCALAR_UNITS",
+    "SPEC_VERSION",
+    "CatalogueRecorder",
+    "CubeDataModule",
+    "DataSpec",
+    "ExtrapolationWarning",
+    "GridWindow",
+    "ParamScale",
+    "ParamTable",
+    "Split",
+    "SurrogateTask",
+    "denormalise_scalars",
+    "distance_to_hull",
+    "record_model",
+]
