@@ -16,27 +16,37 @@ import numpy as np
 import torch
 from timing import median_time, training_step
 
-from exocube.grid import DEFAULT_GRID, FIELDS_2D, FIELDS_3D
+from exocube.grid import DEFAULT_GRID, FIELDS_2D, FIELDS_3D, Grid
+from exocube.ml.spec import (
+    DataSpec,
+    GridWindow,
+    ParamTable,
+    Selection,
+    Split,
+    Stats,
+    current_scales,
+)
 from exocube.ml.task import SurrogateTask
 from exocube.ml.transforms import Augmentation
 from exocube.params import ALL_NAMES, SPECS
 
 
-def fake_spec(nlev: int, nlat: int, nlon: int) -> dict:
-    """A data spec for the default grid with unit statistics (timing only)."""
-    stats = {v: {"mean": [0.0] * nlev, "std": [1.0] * nlev} for v in FIELDS_3D}
-    stats["ta"] = {"mean": [250.0] * nlev, "std": [30.0] * nlev}
-    stats["zg"] = {"mean": list(np.linspace(0, 4e4, nlev)), "std": [1e3] * nlev}
-    stats["hus"] = {"mean": [1e-3] * nlev, "std": [1e-3] * nlev}
-    stats.update({"ps": {"mean": 1e5, "std": 1e4}, "ts": {"mean": 280.0, "std": 30.0}})
-    mid = [[0.5 * (SPECS[n].low + SPECS[n].high) for n in ALL_NAMES]]
-    return {"variables_3d": list(FIELDS_3D), "variables_2d": list(FIELDS_2D),
-            "plev": list(DEFAULT_GRID.plev), "lat": DEFAULT_GRID.lat.tolist(),
-            "lon": DEFAULT_GRID.lon.tolist(), "shape": [nlev, nlat, nlon], "full_sphere": True,
-            "stats": stats, "window": 1, "n_time": 1, "version": "bench",
-            "split": {"train": ["r0"], "val": [], "test": []},
-            "params": {"names": list(ALL_NAMES), "runs": ["r0"], "values": mid,
-                       "tidally_locked": [False], "gravity_m_s2": [9.8], "r_gas": [287.0]}}
+def fake_spec(grid: Grid) -> DataSpec:
+    """A data spec for ``grid`` with unit statistics (timing only)."""
+    nlev = len(grid.plev)
+    stats = {v: Stats((0.0,) * nlev, (1.0,) * nlev) for v in FIELDS_3D}
+    stats["ta"] = Stats((250.0,) * nlev, (30.0,) * nlev)
+    stats["zg"] = Stats(tuple(np.linspace(0, 4e4, nlev)), (1e3,) * nlev)
+    stats["hus"] = Stats((1e-3,) * nlev, (1e-3,) * nlev)
+    stats.update({"ps": Stats((1e5,), (1e4,)), "ts": Stats((280.0,), (30.0,))})
+    scales = current_scales(ALL_NAMES)
+    mid = (tuple(0.5 * (s.low + s.high) for s in scales),)
+    return DataSpec(
+        store="bench", version="bench", store_schema_version="bench",
+        grid=GridWindow(grid, (0, grid.nlat), (0, grid.nlon)), selection=Selection(),
+        variables_3d=FIELDS_3D, variables_2d=FIELDS_2D, stats=stats, n_time=1, window=1,
+        split=Split(("r0",), (), ()),
+        params=ParamTable(scales, ("r0",), mid, (False,), (9.8,), (287.0,)))
 
 
 def random_batch(b: int, shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
@@ -61,7 +71,7 @@ def main() -> None:
     torch.manual_seed(0)
     shape = DEFAULT_GRID.shape
     model = SurrogateTask(depth=args.depth, base_features=args.base_features,
-                          data_spec=fake_spec(*shape))
+                          data_spec=fake_spec(DEFAULT_GRID))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     batch = random_batch(args.batch, shape)
     aug = Augmentation(roll=True, mirror=True, noise_std=0.05, va_channel=FIELDS_3D.index("va"),

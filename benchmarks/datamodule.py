@@ -81,8 +81,8 @@ def main() -> None:
                           batch_size=args.batch_size)
     lazy.setup("fit")
     runs = lazy.datasets["train"].runs[:args.samples]
-    fields = lazy.spec["variables_3d"] + lazy.spec["variables_2d"]
-    raw = raw_decode_rate(args.store, lazy.spec["version"], runs, fields)
+    fields = list(lazy.spec.variables)
+    raw = raw_decode_rate(args.store, lazy.spec.version, runs, fields)
     lazy_rate = loader_rate(lazy, args.samples)
     eager = CubeDataModule(args.store, database_url=args.database_url, preload=True,
                            batch_size=args.batch_size)

@@ -21,7 +21,6 @@ from timing import median_time
 from exocube.cubes import open_store
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.task import SurrogateTask
-from exocube.params import ALL_NAMES
 
 
 def main() -> None:
@@ -38,12 +37,12 @@ def main() -> None:
     model = SurrogateTask(depth=args.depth, base_features=args.base_features,
                           data_spec=dm.spec).eval()
     spec = dm.spec
-    params = torch.tensor([spec["params"]["values"][0]], dtype=torch.float32)
-    locked = torch.tensor([bool(spec["params"]["tidally_locked"][0])])
+    params = torch.tensor([spec.params.values[0]], dtype=torch.float32)
+    locked = torch.tensor([spec.params.tidally_locked[0]])
     t_pred = median_time(lambda: model.predict_physical(params, locked), args.repeats)
 
     ds = open_store(args.store)
-    fields = spec["variables_3d"] + spec["variables_2d"]
+    fields = spec.variables
     run = ds.isel(run=0)
 
     def read() -> None:
@@ -52,8 +51,8 @@ def main() -> None:
 
     t_read = median_time(read, args.repeats)
     n = sum(p.numel() for p in model.parameters())
-    print(f"grid {tuple(spec['shape'])}, U-Net depth {args.depth} width {args.base_features} "
-          f"({n / 1e6:.2f} M parameters), {len(ALL_NAMES)} inputs, "
+    print(f"grid {spec.shape}, U-Net depth {args.depth} width {args.base_features} "
+          f"({n / 1e6:.2f} M parameters), {len(spec.params.names)} inputs, "
           f"torch threads {torch.get_num_threads()}")
     print(f"predict one datacube (U-Net, CPU)        : {1e3 * t_pred:8.1f} ms  (target < 100 ms)")
     print(f"read + decode one run from store (baseline): {1e3 * t_read:8.1f} ms")

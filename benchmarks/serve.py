@@ -71,13 +71,11 @@ def build_model(workdir: Path) -> str:
 
 
 def training_body(db: str) -> tuple[dict[str, float], object]:
-    from exocube.params import ALL_NAMES
     from exocube.surrogate import Surrogate
 
     s = Surrogate.from_catalogue(db)
-    spec = s.models["datacube"].task.hparams.data_spec
-    row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True)), s
+    spec = s.models["datacube"].task.spec
+    return spec.params.mapping(spec.split.train[0]), s
 
 
 def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
@@ -85,16 +83,13 @@ def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
     """Median seconds of one in-process model call: scalar head, full datacube."""
     import torch
 
-    from exocube.ml.transforms import encode_params
-    from exocube.params import ALL_NAMES
-
     task = s.models["datacube"].task  # type: ignore[attr-defined]
-    p = torch.tensor([[body[n] for n in ALL_NAMES]], dtype=torch.float32)
+    p = torch.tensor([task.spec.params.vector(body)], dtype=torch.float32)
     locked = torch.tensor([True])
 
     torch.set_num_threads(1)  # as the server (serve.torch_threads)
     with torch.inference_mode():
-        scalar = median_time(lambda: task.scalar_model(encode_params(p, locked)), repeats)
+        scalar = median_time(lambda: task.scalar_model(task.encode(p, locked)), repeats)
         cube = median_time(lambda: task.predict_physical(p, locked), repeats)
     return scalar, cube
 

@@ -324,7 +324,7 @@ class CubeDataModule(L.LightningDataModule):
                  variables=list(spec.variables),
                  levels=None if sel.levels is None else list(sel.levels),
                  lat_range=sel.lat_range, lon_range=sel.lon_range, window=spec.window,
-                 seed=spec.split.seed or 0, split=spec.split.as_dict(),
+                 seed=spec.split.seed, split=spec.split.as_dict(),
                  database_url=database_url)
         dm.param_scales = spec.params.scales
         return dm

@@ -144,12 +144,12 @@ class ParamTable:
 
 @dataclass(frozen=True)
 class Split:
-    """The runs of each split, and the seed that drew them (``None``: given, not drawn)."""
+    """The runs of each split, and the datamodule seed (that drew them unless given)."""
 
     train: tuple[str, ...]
     val: tuple[str, ...]
     test: tuple[str, ...]
-    seed: int | None = 0
+    seed: int = 0
 
     def runs(self, name: str) -> tuple[str, ...]:
         """The runs of split ``name`` (``train``, ``val`` or ``test``)."""
@@ -161,8 +161,8 @@ class Split:
         return {"train": list(self.train), "val": list(self.val), "test": list(self.test)}
 
     @classmethod
-    def from_dict(cls, split: Mapping[str, Sequence[str]], seed: int | None) -> Split:
-        return cls(*(tuple(split.get(k, ())) for k in ("train", "val", "test")), seed=seed)
+    def from_dict(cls, split: Mapping[str, Sequence[str]], seed: int) -> Split:
+        return cls(*(tuple(split.get(k, ())) for k in ("train", "val", "test")), seed=int(seed))
 
 
 @dataclass(frozen=True)
@@ -371,8 +371,7 @@ class DataSpec:
             variables_3d=tuple(d["variables_3d"]), variables_2d=tuple(d["variables_2d"]),
             stats={v: Stats.from_dict(s) for v, s in d["stats"].items()},
             n_time=int(d["n_time"]), window=int(d["window"]),
-            split=Split.from_dict(d["split"], d.get("seed")),
-            params=_param_table(scales, p))
+            split=Split.from_dict(d["split"], d["seed"]), params=_param_table(scales, p))
 
 
 def _param_table(scales: tuple[ParamScale, ...], p: Mapping[str, Any]) -> ParamTable:
@@ -398,5 +397,5 @@ def _from_legacy(d: Mapping[str, Any]) -> DataSpec:
         variables_3d=tuple(d["variables_3d"]), variables_2d=tuple(d["variables_2d"]),
         stats={v: Stats.from_dict(s) for v, s in d["stats"].items()},
         n_time=int(d["n_time"]), window=int(d["window"]),
-        split=Split.from_dict(d["split"], d.get("seed")),
+        split=Split.from_dict(d["split"], d.get("seed", 0)),
         params=_param_table(LEGACY_PARAMS, d["params"]))
