@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -134,7 +135,7 @@ def write_report(out_dir: Path, scores: Scores, figures: dict[str, str]) -> Eval
     """``metrics.json`` and ``report.md`` in ``out_dir`` (the figures are already there)."""
     metrics = scores.as_dict()
     json_path = _write_atomic(out_dir / "metrics.json", json.dumps(metrics, indent=1))
-    report_path = _write_atomic(out_dir / "report.md", render_report(metrics, figures))
+    report_path = _write_atomic(out_dir / "report.md", render_report(scores, figures))
     return EvaluationResult(json_path, report_path, scores.summary(), metrics, scores)
 
 
@@ -151,50 +152,53 @@ def _fmt(x: Any) -> str:
     return f"{x:.4g}"
 
 
-def render_report(m: dict[str, Any], figures: dict[str, str]) -> str:
-    models = list(m["models"])
-    variables = list(m["models"]["unet"]["fields"])
+def render_report(scores: Scores, figures: dict[str, str]) -> str:
+    """The markdown report of ``scores``, linking ``figures`` (names to file names)."""
+    models = scores.models
+    unet = models["unet"]
+    variables = list(unet.fields)
     lines = [
         "# Surrogate evaluation", "",
-        f"- checkpoint: `{m['checkpoint']}`",
-        f"- store: `{m['store']}` version `{m['version']}`",
-        f"- trained on version `{m['trained_on_version']}`",
-        f"- split: {m['split']}, {m['n_runs']} runs, {m['n_samples']} samples; "
-        f"baselines fitted on the same {m['n_train_runs']} training runs", "",
+        f"- checkpoint: `{scores.checkpoint}`",
+        f"- store: `{scores.store}` version `{scores.version}`",
+        f"- trained on version `{scores.trained_on_version}`",
+        f"- split: {scores.split}, {scores.n_runs} runs, {scores.n_samples} samples; "
+        f"baselines fitted on the same {scores.n_train_runs} training runs", "",
         "## Latitude-weighted RMSE over all valid points", "",
-        "| model | " + " | ".join(variables) + " |",
-        "|---|" + "---|" * len(variables),
+        *_table("model", variables),
     ]
-    for name in models:
-        f = m["models"][name]["fields"]
-        lines.append(f"| {name} | " + " | ".join(_fmt(f[v]["rmse"]) for v in variables) + " |")
+    for name, m in models.items():
+        lines.append(_row(name, [m.fields[v].rmse for v in variables]))
     lines += ["", "## Physics residuals (predictions and truth)", ""]
-    keys = list(m["truth"]["physics"])
-    lines += ["| | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
-    lines.append("| truth | " + " | ".join(_fmt(m["truth"]["physics"][k]) for k in keys) + " |")
-    for name in models:
-        ph = m["models"][name]["physics"]
-        lines.append(f"| {name} | " + " | ".join(_fmt(ph.get(k)) for k in keys) + " |")
-    if "scalars_from_fields" in m["models"]["unet"]:
-        lines += ["", "## Scalar diagnostics, RMSE", "",
-                  "| model | " + " | ".join(SCALAR_NAMES) + " |",
-                  "|---|" + "---|" * len(SCALAR_NAMES)]
-        if "scalars" in m["models"]["unet"]:
-            sc = m["models"]["unet"]["scalars"]
-            lines.append("| scalar model | " + " | ".join(_fmt(sc[n]["rmse"])
-                                                         for n in SCALAR_NAMES) + " |")
-        for name in models:
-            sc = m["models"][name]["scalars_from_fields"]
-            lines.append(f"| {name} (from fields) | " + " | ".join(
-                _fmt(sc[n]["rmse"]) for n in SCALAR_NAMES) + " |")
+    keys = list(scores.truth_physics)
+    lines += [*_table("", keys), _row("truth", [scores.truth_physics[k] for k in keys])]
+    lines += [_row(name, [m.physics.get(k) for k in keys]) for name, m in models.items()]
+    if unet.scalars_from_fields is not None:
+        lines += ["", "## Scalar diagnostics, RMSE", "", *_table("model", SCALAR_NAMES)]
+        if unet.scalars is not None:
+            lines.append(_row("scalar model", [unet.scalars[n].rmse for n in SCALAR_NAMES]))
+        for name, m in models.items():
+            sc = m.scalars_from_fields or {}
+            lines.append(_row(f"{name} (from fields)", [sc[n].rmse for n in SCALAR_NAMES]))
     lines += ["", "## Per-level scores of ta", "",
               "| model | level | RMSE [K] | bias [K] | ACC |", "|---|---|---|---|---|"]
-    for name in models:
-        pl = m["models"][name]["fields"].get("ta", {}).get("per_level")
-        if pl:
-            for i in range(len(pl["rmse"])):
-                lines.append(f"| {name} | {i} | {_fmt(pl['rmse'][i])} | {_fmt(pl['bias'][i])} "
-                             f"| {_fmt(pl['acc'][i])} |")
+    for name, m in models.items():
+        pl = m.fields["ta"].per_level if "ta" in m.fields else None
+        if pl is not None:
+            lines += [_row(name, [i, pl.rmse[i], pl.bias[i], pl.acc[i]], first_plain=True)
+                      for i in range(len(pl.rmse))]
     lines += ["", "## Figures", ""]
     lines += [f"![{k}]({v})" for k, v in figures.items()]
     return "\n".join(lines) + "\n"
+
+
+def _table(corner: str, columns: Sequence[str]) -> list[str]:
+    """A markdown table's header and rule."""
+    head = f"| {corner} | " if corner else "| | "
+    return [head + " | ".join(columns) + " |", "|---|" + "---|" * len(columns)]
+
+
+def _row(name: str, values: Sequence[Any], first_plain: bool = False) -> str:
+    """A markdown table row; ``first_plain`` prints the first value as is (a level index)."""
+    cells = [str(v) if first_plain and i == 0 else _fmt(v) for i, v in enumerate(values)]
+    return f"| {name} | " + " | ".join(cells) + " |"
