@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from exocube.errors import ConfigError, InputDataError
+from exocube.grid import latitude_weights
 from exocube.ml import losses
 from exocube.ml.hull import warn_outside
 from exocube.ml.scalar import (
@@ -26,10 +27,11 @@ from exocube.ml.scalar import (
     normalise_scalars,
     scalar_diagnostics,
 )
-from exocube.ml.thermo import cos_lat_weights
 from exocube.ml.transforms import N_PARAM_FEATURES, Normaliser, encode_params
 from exocube.ml.unet import SphereUNet3d, forcing_maps
 from exocube.params import ALL_NAMES
+from exocube.physics import BAR_TO_PA
+from exocube.planet import SUBSTELLAR_LON_DEG
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,7 @@ class SurrogateTask(L.LightningModule):
                  physics: tuple[str, ...] = ("hydrostatic", "humidity", "mass_continuity"),
                  uncertainty_weighting: bool = True, physics_max_ratio: float = 0.1,
                  scalar_head: bool = True,
-                 substellar_lon_deg: float = 180.0,
+                 substellar_lon_deg: float = SUBSTELLAR_LON_DEG,
                  data_spec: dict[str, Any] | None = None) -> None:
         super().__init__()
         if data_spec is None:
@@ -102,7 +104,7 @@ class SurrogateTask(L.LightningModule):
             raise ValueError(f"params must be (B, {len(ALL_NAMES)}) in the order {ALL_NAMES}, "
                              f"got {tuple(params.shape)}")
         enc = encode_params(params, tidally_locked)
-        ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
+        ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * BAR_TO_PA
         insolation = params[:, ALL_NAMES.index("insolation_earth")]
         forcing = forcing_maps(insolation, tidally_locked, ps, self.plev, self.lat, self.lon,
                                self.hparams.substellar_lon_deg)
@@ -194,7 +196,7 @@ class SurrogateTask(L.LightningModule):
         pred = self.normaliser.denorm3(z3.float())[:, c]
         truth = self.normaliser.denorm3(batch["x3"])[:, c]
         m = batch["m3"][:, c]
-        w = cos_lat_weights(self.lat).reshape(1, 1, -1, 1) * m
+        w = latitude_weights(self.lat).reshape(1, 1, -1, 1) * m
         return torch.sqrt(((pred - truth).square() * w).sum() / w.sum().clamp_min(1e-12))
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -218,7 +220,7 @@ class SurrogateTask(L.LightningModule):
         if "ps" in out:
             below = self.plev.reshape(1, -1, 1, 1) > out["ps"].unsqueeze(1)
         else:
-            ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
+            ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * BAR_TO_PA
             below = self.plev.reshape(1, -1, 1, 1) > ps.reshape(-1, 1, 1, 1)
         for i, v in enumerate(self.v3):
             out[v] = torch.where(below, torch.full_like(f3[:, i], float("nan")), f3[:, i])

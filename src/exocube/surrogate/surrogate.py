@@ -13,11 +13,11 @@ import torch
 
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
-from exocube.gcm.derived import derive
 from exocube.ml.hull import distance_to_hull
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
 from exocube.ml.transforms import encode_params
 from exocube.params import ALL_NAMES, OPTIONAL_NAMES, validate_params
+from exocube.planet import derive
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,
