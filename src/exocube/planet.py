@@ -87,11 +87,16 @@ def tidal_locking_time_yr(
     return t / YEAR
 
 
+def is_synchronous(rotation_period_days: float, orbital_period_days: float) -> bool:
+    """Whether a rotation period equals the orbital period (relative 1e-6)."""
+    return math.isclose(rotation_period_days, orbital_period_days, rel_tol=SYNCHRONOUS_REL_TOL)
+
+
 def is_tidally_locked(locking_time_yr: float, rotation_period_days: float,
                       orbital_period_days: float) -> bool:
     """The locking rule: spin-down within 1 Gyr, or rotation already synchronous."""
-    return locking_time_yr < LOCKING_TIME_LIMIT_YR or math.isclose(
-        rotation_period_days, orbital_period_days, rel_tol=SYNCHRONOUS_REL_TOL)
+    return locking_time_yr < LOCKING_TIME_LIMIT_YR or is_synchronous(
+        rotation_period_days, orbital_period_days)
 
 
 def co2_mole_fraction(pco2_bar: float, surface_pressure_bar: float) -> float:

@@ -9,6 +9,7 @@ import pytest
 from builders import PARAMS
 
 from exocube.cubes.runparams import resolve
+from exocube.errors import InputDataError, ParameterError
 from exocube.planet import LOCKING_TIME_LIMIT_YR, derive
 from exocube.surrogate.surrogate import check_request
 
@@ -65,3 +66,11 @@ def test_values_a_source_gives_are_kept(tmp_path: Path) -> None:
     assert (stored["tidally_locked"], stored["r_gas_j_kg_k"], stored["gravity_m_s2"]) == (
         0.0, 190.0, 9.0)
     assert stored["rotation_period_days"] == PARAMS["rotation_period_days"]
+
+
+def test_a_co2_pressure_above_the_surface_pressure_is_refused_by_both(tmp_path: Path) -> None:
+    planet = {**PARAMS, "surface_pressure_bar": 0.5, "pco2_bar": 0.8}
+    with pytest.raises(ParameterError, match="pco2_bar"):
+        check_request(planet)
+    with pytest.raises(InputDataError, match=r"run 'run'.*pco2_bar.*surface_pressure_bar=0.5"):
+        ingest_params(tmp_path, planet)
