@@ -27,13 +27,13 @@ from pathlib import Path
 
 import xarray as xr
 
-from exocube.gcm.derived import derive
 from exocube.gcm.ensemble import run_ensemble
 from exocube.gcm.generator import Climate, generate
 from exocube.gcm.netcdf import global_attrs, write_run
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import CF_META, DEFAULT_GRID, FIELDS_3D
 from exocube.parallel import client
+from exocube.planet import derive
 
 
 def to_xarray(climate: Climate, run_id: str) -> xr.Dataset:

@@ -12,7 +12,7 @@ Optional atmosphere fields default to Earth-like values when absent.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from exocube.errors import ParameterError
@@ -92,3 +92,53 @@ def validate_params(
         for spec in OPTIONAL:
             out.setdefault(spec.name, spec.default)  # type: ignore[arg-type]
     return out
+
+
+# Column-name aliases: the one table for the generator's CSV reader, ingest's
+# parameter CSV, the surrogate's catalogue batch and the API's request fields.
+
+#: The NASA Exoplanet Archive ``pscomppars`` column of each required parameter.
+ARCHIVE_COLUMNS: dict[str, str] = {
+    "radius_earth": "pl_rade",
+    "mass_earth": "pl_bmasse",
+    "orbital_period_days": "pl_orbper",
+    "insolation_earth": "pl_insol",
+    "stellar_teff_k": "st_teff",
+    "stellar_logg_cgs": "st_logg",
+    "stellar_metallicity_dex": "st_met",
+    "host_mass_msun": "st_mass",
+}
+#: The earlier in-house system's name of a parameter (also a request field of the API).
+LEGACY_NAMES: dict[str, str] = {
+    "orbital_period_days": "orbital_period",
+    "insolation_earth": "insolation",
+    "stellar_teff_k": "stellar_teff",
+    "stellar_logg_cgs": "stellar_logg",
+    "stellar_metallicity_dex": "stellar_metallicity",
+    "host_mass_msun": "host_mass",
+}
+#: A parameter's other CSV column names, in the order they are tried after its own.
+COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
+    name: tuple(a for a in (ARCHIVE_COLUMNS.get(name), LEGACY_NAMES.get(name)) if a)
+    for name in ALL_NAMES if name in ARCHIVE_COLUMNS or name in LEGACY_NAMES
+}
+
+
+def from_legacy_name(name: str) -> str:
+    """The parameter an earlier-system name stands for; any other name unchanged."""
+    return _FROM_LEGACY.get(name, name)
+
+
+def parameter_columns(columns: Iterable[str]) -> dict[str, str]:
+    """Parameter name -> its column among ``columns``: its own name, else the first alias."""
+    present = set(columns)
+    found: dict[str, str] = {}
+    for name in ALL_NAMES:
+        for candidate in (name, *COLUMN_ALIASES.get(name, ())):
+            if candidate in present:
+                found[name] = candidate
+                break
+    return found
+
+
+_FROM_LEGACY: dict[str, str] = {alias: name for name, alias in LEGACY_NAMES.items()}

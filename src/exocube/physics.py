@@ -38,6 +38,7 @@ AU = 1.495_978_707e11  # m
 L_SUN = 3.828e26  # W (nominal)
 S_EARTH = L_SUN / (4 * np.pi * AU**2)  # W m-2, about 1361
 DAY = 86_400.0  # s
+BAR_TO_PA = 1.0e5  # Pa per bar
 R_GAS = 8.314_462_618  # J mol-1 K-1
 R_DRY_AIR = 287.05  # J kg-1 K-1 (Earth-like N2/O2 air)
 CP_DRY_AIR = 1004.0  # J kg-1 K-1

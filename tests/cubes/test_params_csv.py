@@ -12,6 +12,7 @@ from exocube.cli import main
 from exocube.cubes import ingest, open_store
 from exocube.cubes.runparams import read_params_csv
 from exocube.errors import InputDataError
+from exocube.params import ARCHIVE_COLUMNS
 
 
 def write_csv(path: Path, rows: list[dict[str, object]]) -> Path:
@@ -106,6 +107,15 @@ def test_a_non_numeric_cell_is_refused_with_the_parameter(
                     client=dask_client, errors="skip")
     (reason,) = result.skipped.values()
     assert "mass_earth" in reason and "nan" in reason
+
+
+def test_archive_and_earlier_system_column_names_are_read_as_the_parameters(
+        tmp_path: Path) -> None:
+    row = {ARCHIVE_COLUMNS.get(k, k): v for k, v in PARAMS.items()}
+    row["insolation"] = row.pop("pl_insol")  # an earlier-system name beside archive ones
+    row["radius_earth"] = 1.5  # the parameter's own name wins over pl_rade
+    csv = write_csv(tmp_path / "p.csv", [{"run_id": "a", **row}])
+    assert read_params_csv(csv, []) == {"a": {**PARAMS, "radius_earth": 1.5}}
 
 
 def write_dir(path: Path) -> Path:

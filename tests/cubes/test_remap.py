@@ -52,8 +52,8 @@ def test_bilinear_regrid_is_exact_for_linear_fields_and_wraps_longitude() -> Non
     src_lat, src_lon = np.linspace(-80, 80, 9), np.arange(0, 360, 30.0)
     dst_lat, dst_lon = np.array([-75.0, 0.0, 33.0]), np.array([5.0, 179.0, 350.0])
     f = 2.0 * src_lat[:, None] + np.cos(np.deg2rad(src_lon))[None, :]
-    out = horizontal.apply(f, horizontal.lat_weights(src_lat, dst_lat),
-                           horizontal.lon_weights(src_lon, dst_lon))
+    out = horizontal.apply(f, horizontal.lat_interp_weights(src_lat, dst_lat),
+                           horizontal.lon_interp_weights(src_lon, dst_lon))
     np.testing.assert_allclose(out[:, 0] - out[0, 0], 2.0 * (dst_lat - dst_lat[0]))
     # longitude 350 lies between 330 and 0 (=360): linear between their values
     c330, c0 = np.cos(np.deg2rad(330)), 1.0
@@ -61,8 +61,8 @@ def test_bilinear_regrid_is_exact_for_linear_fields_and_wraps_longitude() -> Non
 
 
 def test_latitude_outside_the_source_range_takes_the_edge_row() -> None:
-    w = horizontal.lat_weights(np.array([-60.0, 0.0, 60.0]), np.array([-89.0, 89.0]))
+    w = horizontal.lat_interp_weights(np.array([-60.0, 0.0, 60.0]), np.array([-89.0, 89.0]))
     f = np.repeat(np.array([[1.0], [2.0], [3.0]]), 4, axis=1)
-    out = horizontal.apply(f, w, horizontal.lon_weights(np.array([0.0, 90, 180, 270]),
+    out = horizontal.apply(f, w, horizontal.lon_interp_weights(np.array([0.0, 90, 180, 270]),
                                                          np.array([0.0])))
     np.testing.assert_allclose(out[:, 0], [1.0, 3.0])

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from exocube.gcm.derived import Planet, derive
 from exocube.gcm.generator import generate
 from exocube.gcm.netcdf import write_run
 from exocube.grid import DEFAULT_GRID, Grid
 from exocube.params import validate_params
+from exocube.planet import Planet, derive
 
 EARTH = {
     "radius_earth": 1.0, "mass_earth": 1.0, "orbital_period_days": 365.256,

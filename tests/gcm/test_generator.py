@@ -10,10 +10,10 @@ import pytest
 import xarray as xr
 
 from exocube import physics
-from exocube.gcm.derived import BOND_ALBEDO, derive
 from exocube.gcm.generator import absorbed_flux, generate, guillot_t4
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import DEFAULT_GRID, Grid
+from exocube.planet import BOND_ALBEDO, derive
 
 from .conftest import EARTH, LOCKED, planet
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from exocube.gcm.derived import derive
 from exocube.gcm.generator import generate
 from exocube.gcm.netcdf import read_attrs, source, write_run
 from exocube.gcm.sampling import sample_runs
 from exocube.grid import CF_META, Grid
 from exocube.params import ALL_NAMES
+from exocube.planet import derive
 
 from .conftest import LOCKED, planet
 

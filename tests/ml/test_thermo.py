@@ -32,8 +32,3 @@ def test_boiling_temperature_inverts_saturation_pressure() -> None:
     np.testing.assert_allclose(thermo.saturation_vapour_pressure(tb).numpy(), p.numpy(),
                                rtol=1e-10)
     assert 360 < float(tb[2]) < 380  # near 373 K at one atmosphere (constant L)
-
-
-def test_cos_lat_weights_have_mean_one() -> None:
-    w = thermo.cos_lat_weights(torch.tensor([-60.0, 0.0, 60.0]))
-    np.testing.assert_allclose(w.numpy(), [0.75, 1.5, 0.75])

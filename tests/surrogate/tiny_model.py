@@ -26,8 +26,8 @@ from exocube.catalog import upgrade
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.data import PSCOMPPARS_SNAPSHOT
-from exocube.gcm.derived import derive
 from exocube.params import ALL_NAMES
+from exocube.planet import derive
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
 CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
@@ -43,7 +43,7 @@ class TinyModel:
 
 
 def make_consistent(path: str) -> str:
-    """Give a run file the locking flag and rotation period of exocube.gcm.derived (the
+    """Give a run file the locking flag and rotation period of exocube.planet (the
     helpers use their own locking rule), so requests derived the same way fall on the
     training runs."""
     with xr.open_dataset(path) as ds:

@@ -12,6 +12,7 @@ from rich.console import Console
 from exocube.config import get_settings
 from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.errors import ParameterError
+from exocube.params import from_legacy_name
 
 console = Console()
 PSCOMPPARS = PSCOMPPARS_SNAPSHOT
@@ -53,15 +54,12 @@ def serve(
 
 def parse_params(items: list[str]) -> dict[str, float | str]:
     """``name=value`` pairs (legacy names accepted) into a parameter mapping."""
-    from exocube.serve.schemas import LEGACY_ALIASES
-
-    canonical = {alias: name for name, alias in LEGACY_ALIASES.items()}
     out: dict[str, float | str] = {}
     for item in items:
         name, sep, value = item.partition("=")
         if not sep or not name.strip():
             raise ParameterError("--param", item, "NAME=VALUE, e.g. radius_earth=1.0")
-        out[canonical.get(name.strip(), name.strip())] = value.strip()
+        out[from_legacy_name(name.strip())] = value.strip()
     return out
 
 

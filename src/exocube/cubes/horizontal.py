@@ -38,8 +38,10 @@ def canonical_order(lat: Array, lon: Array
     return lat_order, lon_order, lat_sorted, lon_sorted
 
 
-def lat_weights(src: Array, dst: Array) -> AxisWeights:
-    """Linear weights in latitude; targets outside the source range take the edge row."""
+def lat_interp_weights(src: Array, dst: Array) -> AxisWeights:
+    """Linear interpolation weights in latitude (not area weights: those are
+    :func:`exocube.grid.latitude_weights`); targets outside the source range take the
+    edge row."""
     x = np.clip(dst, src[0], src[-1])
     hi = np.clip(np.searchsorted(src, x, side="left"), 1, src.size - 1)
     lo = hi - 1
@@ -47,8 +49,8 @@ def lat_weights(src: Array, dst: Array) -> AxisWeights:
     return AxisWeights(lo, hi, w)
 
 
-def lon_weights(src: Array, dst: Array) -> AxisWeights:
-    """Linear weights in longitude with wrap-around at 360."""
+def lon_interp_weights(src: Array, dst: Array) -> AxisWeights:
+    """Linear interpolation weights in longitude with wrap-around at 360."""
     ext = np.concatenate([src[-1:] - 360.0, src, src[:1] + 360.0])
     hi = np.clip(np.searchsorted(ext, dst, side="left"), 1, ext.size - 1)
     lo = hi - 1

@@ -89,7 +89,8 @@ def _place_horizontally(src: SourceRun, layout: Layout) -> SourceRun:
 
     dst_lat, dst_lon = np.asarray(layout.lat), np.asarray(layout.lon)
     regrid = not horizontal.same_grid(lat, lon, dst_lat, dst_lon)
-    lat_w, lon_w = horizontal.lat_weights(lat, dst_lat), horizontal.lon_weights(lon, dst_lon)
+    lat_w = horizontal.lat_interp_weights(lat, dst_lat)
+    lon_w = horizontal.lon_interp_weights(lon, dst_lon)
 
     def place(a: Array) -> Array:
         a = order(a)

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 
 from exocube.catalog import Simulation, session_scope
 from exocube.errors import InputDataError, ParameterError
-from exocube.params import ALL_NAMES, REQUIRED_NAMES, validate_params
-from exocube.physics import R_DRY_AIR, surface_gravity
+from exocube.params import ALL_NAMES, REQUIRED_NAMES, parameter_columns, validate_params
+from exocube.planet import derive
 
 EXTRA = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
 WHERE = ("give them as global attributes of the file, in a sidecar <file>.params.json, in a "
@@ -27,7 +27,9 @@ def read_params_csv(path: str | Path, files: Sequence[str] = ()
                     ) -> dict[str, dict[str, float]]:
     """Rows of a parameter CSV keyed by run id, or by the resolved path of their file.
 
-    A ``file`` column names each row's file as a user writes it: a path relative to
+    Parameter columns take the names of :func:`exocube.params.parameter_columns`
+    (the parameter's own name, else a NASA Exoplanet Archive or earlier-system
+    alias). A ``file`` column names each row's file as a user writes it: a path relative to
     the CSV's folder or to the working directory, an absolute path, or a bare file
     name that is unique among ``files`` (the ingest's files). Every row must match
     one of ``files`` and every one of ``files`` must have a row. Without a ``file``
@@ -35,8 +37,8 @@ def read_params_csv(path: str | Path, files: Sequence[str] = ()
     attributes, or its name without suffix).
     """
     frame = _read_frame(path)
-    known = [c for c in frame.columns if c in ALL_NAMES or c in EXTRA]
-    rows = [{c: _number(row[c]) for c in known if pd.notna(row[c])}
+    known = {**parameter_columns(frame.columns), **{c: c for c in EXTRA if c in frame.columns}}
+    rows = [{n: _number(row[c]) for n, c in known.items() if pd.notna(row[c])}
             for row in frame.to_dict("records")]
     if "file" in frame.columns:
         keys = match_files(path, [str(v) for v in frame["file"]], files)
@@ -142,7 +144,11 @@ def resolve(run_id: str, path: str, attrs: Mapping[str, Any],
     """Merge the parameter sources, check ranges, add gravity, tidal locking and R.
 
     ``csv_rows`` (from :func:`read_params_csv`) is keyed by the file's resolved path
-    or by run id.
+    or by run id. ``gravity_m_s2``, ``tidally_locked`` and ``r_gas_j_kg_k`` given by a
+    source are kept; the ones not given come from :func:`exocube.planet.derive`, the
+    rule a prediction request uses, so a store and a request agree on the same planet.
+    A locked planet rotates once per orbit: its ``rotation_period_days`` is the
+    orbital period, as in a request.
     """
     layers = [csv_rows.get(path, csv_rows.get(run_id, {})), sidecar(path), attrs]
     merged = _merge(layers)
@@ -153,13 +159,14 @@ def resolve(run_id: str, path: str, attrs: Mapping[str, Any],
         raise InputDataError(f"{path}: run {run_id!r} is missing parameters {missing}; {WHERE}")
     try:
         params = validate_params({k: merged[k] for k in ALL_NAMES if k in merged})
+        planet = derive(params)
     except ParameterError as exc:
         raise InputDataError(f"{path}: run {run_id!r}: {exc}") from None
-    params["gravity_m_s2"] = float(merged.get("gravity_m_s2", surface_gravity(
-        params["mass_earth"], params["radius_earth"])))
-    params["tidally_locked"] = float(merged.get("tidally_locked", math.isclose(
-        params["rotation_period_days"], params["orbital_period_days"], rel_tol=1e-6)))
-    params["r_gas_j_kg_k"] = float(merged.get("r_gas_j_kg_k", R_DRY_AIR))
+    params["gravity_m_s2"] = float(merged.get("gravity_m_s2", planet.gravity))
+    params["tidally_locked"] = float(merged.get("tidally_locked", planet.tidally_locked))
+    params["r_gas_j_kg_k"] = float(merged.get("r_gas_j_kg_k", planet.r_gas))
+    if params["tidally_locked"] == 1.0:
+        params["rotation_period_days"] = params["orbital_period_days"]
     return params
 
 

@@ -22,7 +22,6 @@ from sqlalchemy import select
 from exocube import __version__, parallel
 from exocube.catalog import Simulation, session_scope, upgrade
 from exocube.errors import CatalogError, InputDataError
-from exocube.gcm.derived import derive
 from exocube.gcm.netcdf import GENERATOR_NAME, GENERATOR_VERSION
 from exocube.gcm.runs import (
     RunRecord,
@@ -33,6 +32,7 @@ from exocube.gcm.runs import (
 )
 from exocube.grid import DEFAULT_GRID, Grid
 from exocube.params import ALL_NAMES
+from exocube.planet import derive
 
 log = logging.getLogger(__name__)
 

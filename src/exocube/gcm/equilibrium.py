@@ -23,6 +23,7 @@ import netCDF4
 import numpy as np
 
 from exocube.errors import InputDataError
+from exocube.grid import latitude_weights
 
 DAYS_PER_YEAR = 360.0
 
@@ -56,7 +57,8 @@ class EquilibriumDiagnostics:
 
 def global_mean(field: np.ndarray, lat_deg: np.ndarray) -> float:
     """Area-weighted (cos latitude) mean over (..., lat, lon), then over the leading axes."""
-    weights = np.cos(np.deg2rad(lat_deg))[:, None] * np.ones(field.shape[-1])[None, :]
+    weights = np.broadcast_to(latitude_weights(np.asarray(lat_deg, np.float64))[:, None],
+                              field.shape[-2:])
     data = np.asarray(field, np.float64).reshape(-1, *field.shape[-2:])
     return float(np.mean([np.sum(d * weights) / np.sum(weights) for d in data]))
 

@@ -38,6 +38,7 @@ import pandas as pd
 from exocube.errors import InputDataError, ParameterError
 from exocube.params import ALL_NAMES, validate_params
 from exocube.physics import S_EARTH, surface_gravity
+from exocube.planet import is_synchronous
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SURFACES = ("ocean", "land")
@@ -257,8 +258,8 @@ def design_row(raw: Mapping[str, str], where: str) -> DesignRow:
 
 def _with_extras(run_id: str, params: dict[str, float], extras: dict[str, str], where: str,
                  rotation_given: bool) -> DesignRow:
-    locked_default = (not rotation_given) or math.isclose(
-        params["rotation_period_days"], params["orbital_period_days"], rel_tol=1e-6)
+    locked_default = (not rotation_given) or is_synchronous(
+        params["rotation_period_days"], params["orbital_period_days"])
     locked = _flag(extras.get("tidally_locked"), locked_default, where)
     if locked:
         params["rotation_period_days"] = params["orbital_period_days"]

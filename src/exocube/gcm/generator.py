@@ -96,8 +96,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from exocube import physics
-from exocube.gcm.derived import BOND_ALBEDO, Planet
-from exocube.grid import DEFAULT_GRID, Grid
+from exocube.grid import DEFAULT_GRID, Grid, latitude_weights
+from exocube.planet import BOND_ALBEDO, SUBSTELLAR_LON_DEG, Planet
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +114,6 @@ X_EARTH = 3.0  # Earth's Koll parameter x
 TAU_DRAG_S = physics.DAY
 JET_COEFF = 0.2
 JET_MAX_WIDTH_DEG = 60.0
-SUBSTELLAR_LON_DEG = 180.0
 SQRT3 = math.sqrt(3.0)
 
 Array = NDArray[np.float64]
@@ -300,8 +299,8 @@ def weak_temperature_gradient(
     """
     kept = 1.0 - boundary_layer_weight(plev, planet) * (1.0 - wave_contrast(plev, planet,
                                                                              tau_s))
-    weights = np.cos(np.deg2rad(grid.lat))
-    level_mean = np.average(ta.mean(axis=-1), axis=-1, weights=weights)[..., None, None]
+    level_mean = np.average(ta.mean(axis=-1), axis=-1, weights=latitude_weights(grid.lat))
+    level_mean = level_mean[..., None, None]
     return level_mean + (ta - level_mean) * kept[None, :, None, None]
 
 
@@ -433,7 +432,7 @@ def day_night_contrast(ts: Array, grid: Grid) -> float:
     """Area-weighted mean ``ts`` of the dayside minus the nightside of a locked planet [K]."""
     phi = np.deg2rad(grid.lat)[:, None]
     cos_z = np.cos(phi) * np.cos(np.deg2rad(grid.lon - SUBSTELLAR_LON_DEG))[None, :]
-    area = np.broadcast_to(np.cos(phi), cos_z.shape)
+    area = np.broadcast_to(latitude_weights(grid.lat)[:, None], cos_z.shape)
     mean_ts = ts.mean(axis=0)
     day = cos_z > 0
     return float(np.average(mean_ts[day], weights=area[day])

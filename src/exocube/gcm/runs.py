@@ -12,11 +12,11 @@ from pathlib import Path
 import netCDF4
 
 from exocube.errors import InputDataError
-from exocube.gcm.derived import Planet, derive
 from exocube.gcm.generator import generate
 from exocube.gcm.netcdf import read_attrs, sha256_of, source, write_run
 from exocube.grid import Grid
 from exocube.params import ALL_NAMES
+from exocube.planet import Planet, derive
 
 
 @dataclass(frozen=True)

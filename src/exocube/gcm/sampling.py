@@ -13,9 +13,10 @@ CSV columns are matched by exocube parameter name first, then by the NASA
 Exoplanet Archive ``pscomppars`` names (``pl_rade``, ``pl_bmasse``,
 ``pl_orbper``, ``pl_insol``, ``st_teff``, ``st_logg``, ``st_met``, ``st_mass``),
 then by the earlier in-house system's names (``orbital_period``, ``insolation``,
-...). Lines starting with ``#`` are comments. A row with a missing, non-numeric
-or out-of-range value is an error naming the row and the field, unless the
-caller asks to skip such rows (``on_invalid="skip"``): each is logged, and the count.
+...): the table of :func:`exocube.params.parameter_columns`. Lines starting
+with ``#`` are comments. A row with a missing, non-numeric or out-of-range
+value is an error naming the row and the field, unless the caller asks to skip
+such rows (``on_invalid="skip"``): each is logged, and the count.
 """
 
 from __future__ import annotations
@@ -33,22 +34,20 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from exocube.errors import InputDataError, ParameterError
-from exocube.gcm.derived import derive
 from exocube.gcm.runs import RunSpec
-from exocube.params import ALL_NAMES, OPTIONAL_NAMES, REQUIRED_NAMES, SPECS, validate_params
+from exocube.params import (
+    ALL_NAMES,
+    COLUMN_ALIASES,
+    OPTIONAL_NAMES,
+    REQUIRED_NAMES,
+    SPECS,
+    parameter_columns,
+    validate_params,
+)
+from exocube.planet import derive
 
 log = logging.getLogger(__name__)
 
-COLUMN_ALIASES: dict[str, tuple[str, ...]] = {
-    "radius_earth": ("pl_rade",),
-    "mass_earth": ("pl_bmasse",),
-    "orbital_period_days": ("pl_orbper", "orbital_period"),
-    "insolation_earth": ("pl_insol", "insolation"),
-    "stellar_teff_k": ("st_teff", "stellar_teff"),
-    "stellar_logg_cgs": ("st_logg", "stellar_logg"),
-    "stellar_metallicity_dex": ("st_met", "stellar_metallicity"),
-    "host_mass_msun": ("st_mass", "host_mass"),
-}
 NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name")
 
 OnInvalid = Literal["raise", "skip"]
@@ -167,12 +166,7 @@ def _read_table(path: Path) -> pd.DataFrame:
 
 def _map_columns(table: pd.DataFrame, path: Path) -> dict[str, str]:
     """Parameter name -> CSV column, for every parameter the table has."""
-    columns: dict[str, str] = {}
-    for name in ALL_NAMES:
-        for candidate in (name, *COLUMN_ALIASES.get(name, ())):
-            if candidate in table.columns:
-                columns[name] = candidate
-                break
+    columns = parameter_columns(map(str, table.columns))
     missing = [n for n in REQUIRED_NAMES if n not in columns]
     if missing:
         accepted = "; ".join(

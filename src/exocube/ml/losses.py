@@ -41,11 +41,12 @@ import math
 import torch
 from torch import Tensor, nn
 
+from exocube.grid import latitude_weights
 from exocube.ml import thermo
-from exocube.physics import R_DRY_AIR
+from exocube.physics import BAR_TO_PA, R_DRY_AIR
 
 U_REF = 10.0  # m s-1, wind scale of the mass-continuity residual
-P_REF = 1.0e5  # Pa, pressure scale of the mass-continuity residual
+P_REF = BAR_TO_PA  # 1 bar, pressure scale of the mass-continuity residual
 
 
 def _masked_mean(x: Tensor, valid: Tensor, weight: Tensor | None = None) -> Tensor:
@@ -130,7 +131,7 @@ def mass_continuity_loss(ua: Tensor, va: Tensor, valid: Tensor, plev: Tensor,
                          lat_deg: Tensor) -> Tensor:
     """Area-weighted mean square of the dimensionless column mass divergence."""
     r = mass_continuity_residual(ua, va, valid, plev, lat_deg)
-    w = thermo.cos_lat_weights(lat_deg.to(ua.dtype)).reshape(1, -1, 1)
+    w = latitude_weights(lat_deg.to(ua.dtype)).reshape(1, -1, 1)
     return (r.square() * w).mean()
 
 
@@ -142,7 +143,7 @@ def weighted_mse(pred: Tensor, target: Tensor, valid: Tensor, lat_deg: Tensor) -
     """
     shape = [1] * pred.ndim
     shape[-2] = -1
-    w = thermo.cos_lat_weights(lat_deg.to(pred.dtype)).reshape(shape) * valid.to(pred.dtype)
+    w = latitude_weights(lat_deg.to(pred.dtype)).reshape(shape) * valid.to(pred.dtype)
     err = torch.where(valid, pred - target, torch.zeros_like(pred)).square() * w
     dims = [0, *range(2, pred.ndim)]
     return err.sum(dims) / w.sum(dims).clamp_min(1.0e-12)

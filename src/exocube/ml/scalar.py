@@ -21,7 +21,9 @@ import math
 import torch
 from torch import Tensor, nn
 
+from exocube.grid import latitude_weights
 from exocube.ml import thermo
+from exocube.planet import SUBSTELLAR_LON_DEG
 
 SCALAR_NAMES: tuple[str, ...] = ("global_mean_ts", "day_night_contrast", "habitable_fraction")
 SCALAR_UNITS: tuple[str, ...] = ("K", "K", "1")
@@ -32,9 +34,9 @@ T_FREEZE = 273.15
 
 
 def scalar_diagnostics(ts: Tensor, ps: Tensor, lat_deg: Tensor, lon_deg: Tensor,
-                       substellar_lon_deg: float = 180.0) -> Tensor:
+                       substellar_lon_deg: float = SUBSTELLAR_LON_DEG) -> Tensor:
     """``(B, 3)`` diagnostics from ``ts`` [K] and ``ps`` [Pa], each ``(B, lat, lon)``."""
-    w = torch.cos(lat_deg.to(ts.dtype) * (math.pi / 180.0)).reshape(1, -1, 1).expand_as(ts)
+    w = latitude_weights(lat_deg.to(ts.dtype)).reshape(1, -1, 1).expand_as(ts)
     total = w.sum((1, 2))
     mean_ts = (ts * w).sum((1, 2)) / total
     cos_lam = torch.cos((lon_deg.to(ts.dtype) - substellar_lon_deg) * (math.pi / 180.0))

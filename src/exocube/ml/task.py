@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from exocube.errors import ConfigError, InputDataError
+from exocube.grid import latitude_weights
 from exocube.ml import losses
 from exocube.ml.hull import warn_outside
 from exocube.ml.scalar import (
@@ -31,9 +32,10 @@ from exocube.ml.scalar import (
     scalar_diagnostics,
 )
 from exocube.ml.spec import DataSpec
-from exocube.ml.thermo import cos_lat_weights
 from exocube.ml.transforms import Normaliser
 from exocube.ml.unet import SphereUNet3d, forcing_maps
+from exocube.physics import BAR_TO_PA
+from exocube.planet import SUBSTELLAR_LON_DEG
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +69,7 @@ class SurrogateTask(L.LightningModule):
                  physics: tuple[str, ...] = ("hydrostatic", "humidity", "mass_continuity"),
                  uncertainty_weighting: bool = True, physics_max_ratio: float = 0.1,
                  scalar_head: bool = True,
-                 substellar_lon_deg: float = 180.0,
+                 substellar_lon_deg: float = SUBSTELLAR_LON_DEG,
                  data_spec: DataSpec | Mapping[str, Any] | None = None) -> None:
         super().__init__()
         if data_spec is None:
@@ -113,7 +115,7 @@ class SurrogateTask(L.LightningModule):
         scalars."""
         enc = self.encode(params, tidally_locked)
         table = self.spec.params
-        ps = params[:, table.index("surface_pressure_bar")] * 1.0e5
+        ps = params[:, table.index("surface_pressure_bar")] * BAR_TO_PA
         insolation = params[:, table.index("insolation_earth")]
         forcing = forcing_maps(insolation, tidally_locked, ps, self.plev, self.lat, self.lon,
                                self.hparams.substellar_lon_deg)
@@ -205,7 +207,7 @@ class SurrogateTask(L.LightningModule):
         pred = self.normaliser.denorm3(z3.float())[:, c]
         truth = self.normaliser.denorm3(batch["x3"])[:, c]
         m = batch["m3"][:, c]
-        w = cos_lat_weights(self.lat).reshape(1, 1, -1, 1) * m
+        w = latitude_weights(self.lat).reshape(1, 1, -1, 1) * m
         return torch.sqrt(((pred - truth).square() * w).sum() / w.sum().clamp_min(1e-12))
 
     def configure_optimizers(self) -> dict[str, Any]:
@@ -229,7 +231,7 @@ class SurrogateTask(L.LightningModule):
         if "ps" in out:
             below = self.plev.reshape(1, -1, 1, 1) > out["ps"].unsqueeze(1)
         else:
-            ps = params[:, self.spec.params.index("surface_pressure_bar")] * 1.0e5
+            ps = params[:, self.spec.params.index("surface_pressure_bar")] * BAR_TO_PA
             below = self.plev.reshape(1, -1, 1, 1) > ps.reshape(-1, 1, 1, 1)
         for i, v in enumerate(self.v3):
             out[v] = torch.where(below, torch.full_like(f3[:, i], float("nan")), f3[:, i])

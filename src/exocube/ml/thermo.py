@@ -7,8 +7,6 @@ the equations.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 
@@ -47,9 +45,3 @@ def layer_thickness(tv_lower: Tensor, tv_upper: Tensor, p_lower: Tensor, p_upper
 def boiling_temperature(p: Tensor) -> Tensor:
     """Temperature [K] at which ``e_s`` equals ``p`` (inverse of the Clausius-Clapeyron law)."""
     return 1.0 / (1.0 / T0_TRIPLE - (R_VAPOUR / L_VAP) * torch.log(p / E0_TRIPLE))
-
-
-def cos_lat_weights(lat_deg: Tensor) -> Tensor:
-    """Area weights ``cos(lat)`` normalised to mean 1 over the latitudes given."""
-    w = torch.cos(lat_deg * (math.pi / 180.0))
-    return w / w.mean()

@@ -45,8 +45,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from exocube.errors import ConfigError
-from exocube.gcm.derived import BOND_ALBEDO
-from exocube.physics import S_EARTH, SIGMA_SB
+from exocube.physics import BAR_TO_PA, S_EARTH, SIGMA_SB
+from exocube.planet import BOND_ALBEDO, SUBSTELLAR_LON_DEG
 
 N_FORCING = 6
 T_REF_K = 300.0  # scale of the equilibrium-temperature map
@@ -206,7 +206,8 @@ class SphereUNet3d(nn.Module):
 
 
 def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: Tensor,
-                 lat_deg: Tensor, lon_deg: Tensor, substellar_lon_deg: float = 180.0) -> Tensor:
+                 lat_deg: Tensor, lon_deg: Tensor,
+                 substellar_lon_deg: float = SUBSTELLAR_LON_DEG) -> Tensor:
     """Forcing volume ``(B, N_FORCING, L, H, W)`` from per-run insolation [S_earth],
     tidal locking (bool), surface pressure [Pa], and the grid.
 
@@ -224,7 +225,7 @@ def forcing_maps(insolation: Tensor, tidally_locked: Tensor, ps: Tensor, plev: T
     flux = (1.0 - BOND_ALBEDO) * S_EARTH * pattern
     t_loc = (flux / SIGMA_SB).clamp_min(0.0).pow(0.25) / T_REF_K
     shape = (b, 1, len(plev), len(lat_deg), len(lon_deg))
-    logp = torch.log(plev / 1.0e5).reshape(1, 1, -1, 1, 1) / math.log(1.0e3)
+    logp = torch.log(plev / BAR_TO_PA).reshape(1, 1, -1, 1, 1) / math.log(1.0e3)
     logp_rel = torch.log(plev.reshape(1, -1, 1, 1) / ps.reshape(-1, 1, 1, 1)).unsqueeze(1)
     maps = [
         pattern.unsqueeze(2).expand(shape),

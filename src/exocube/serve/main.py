@@ -23,17 +23,15 @@ from fastapi.responses import Response
 from exocube import __version__
 from exocube.config import Settings, get_settings
 from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.params import SPECS
+from exocube.params import SPECS, from_legacy_name
 from exocube.serve.api.main import api_router
 from exocube.serve.jsonbody import DuplicateKeyError, NumberText, dumps, json_safe
 from exocube.serve.limits import BodySizeLimit
 from exocube.serve.openapi import install_openapi
-from exocube.serve.schemas import LEGACY_ALIASES
 from exocube.serve.state import ServiceState
 from exocube.surrogate import ModelChoice
 
 log = logging.getLogger(__name__)
-_CANONICAL = {alias: name for name, alias in LEGACY_ALIASES.items()}
 _BOUND_WORDS = {"ge": ">=", "le": "<=", "gt": ">", "lt": "<"}
 _QUERY = ("variables",)  # ParameterError fields that are query parameters, not body fields
 _NOT_FINITE = ("Input should be a finite number: JSON has no NaN or Infinity, and a number "
@@ -88,7 +86,7 @@ def _describe(err: dict[str, Any], body: Any) -> list[dict[str, Any]]:
     if kind == "alias_conflict":
         return [_alias_conflict(names, err.get("input")) for names in err["ctx"]["conflicts"]]
     field = loc[-1] if len(loc) > 1 and loc[0] in ("body", "query") else ".".join(loc)
-    field = _CANONICAL.get(field, field)
+    field = from_legacy_name(field)
     value = None if kind == "missing" else err.get("input")
     ctx = err.get("ctx") or {}
     bound = next((f"{_BOUND_WORDS[k]} {ctx[k]}" for k in _BOUND_WORDS if k in ctx), None)
@@ -160,7 +158,7 @@ async def _validation_error(request: Request, exc: Exception) -> Response:
 
 async def _duplicate_key(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DuplicateKeyError)
-    field = _CANONICAL.get(exc.key, exc.key)
+    field = from_legacy_name(exc.key)
     entry = _entry(field, exc.values, "each key once in a JSON object",
                    f"key {exc.key!r} is given {len(exc.values)} times; send it once",
                    ["body", json_safe(exc.key)], "duplicate_key")

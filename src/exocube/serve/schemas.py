@@ -5,8 +5,8 @@ physical bounds in the schema. Validation is strict: numbers must be JSON
 numbers (not strings, not booleans), ``allow_extrapolation`` a JSON boolean.
 The earlier in-house system's field names are accepted as aliases
 (``orbital_period``, ``insolation``, ``stellar_teff``, ``stellar_logg``,
-``stellar_metallicity``, ``host_mass``); a parameter given under both names is
-refused.
+``stellar_metallicity``, ``host_mass``: :data:`exocube.params.LEGACY_NAMES`); a
+parameter given under both names is refused.
 """
 
 from __future__ import annotations
@@ -19,17 +19,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from exocube.errors import ParameterError
-from exocube.params import SPECS
-
-LEGACY_ALIASES: dict[str, str] = {
-    "orbital_period_days": "orbital_period",
-    "insolation_earth": "insolation",
-    "stellar_teff_k": "stellar_teff",
-    "stellar_logg_cgs": "stellar_logg",
-    "stellar_metallicity_dex": "stellar_metallicity",
-    "host_mass_msun": "host_mass",
-}
-
+from exocube.params import LEGACY_NAMES, SPECS
 
 #: Rules between fields, which JSON Schema cannot state: told in the field's description.
 CROSS_FIELD_RULES: dict[str, str] = {
@@ -40,7 +30,7 @@ CROSS_FIELD_RULES: dict[str, str] = {
 def _param(name: str) -> Any:
     """A body field with the parameter's units, bounds and legacy alias."""
     spec = SPECS[name]
-    alias = LEGACY_ALIASES.get(name)
+    alias = LEGACY_NAMES.get(name)
     desc = f"{spec.long_name} [{spec.units}], in [{spec.low:g}, {spec.high:g}]"
     if name in CROSS_FIELD_RULES:
         desc += f"; {CROSS_FIELD_RULES[name]}"
@@ -88,7 +78,7 @@ class PlanetParams(BaseModel):
     def _one_name_per_parameter(cls, data: Any) -> Any:
         """Refuse a parameter given under its name and its earlier-system alias."""
         if isinstance(data, Mapping):
-            both = [[n, a] for n, a in LEGACY_ALIASES.items() if n in data and a in data]
+            both = [[n, a] for n, a in LEGACY_NAMES.items() if n in data and a in data]
             if both:
                 raise PydanticCustomError(
                     "alias_conflict", "given under both {names}; send each parameter once",

@@ -24,22 +24,14 @@ import pandas as pd
 import xarray as xr
 
 from exocube.errors import InputDataError
-from exocube.params import OPTIONAL_NAMES, SPECS
+from exocube.params import ARCHIVE_COLUMNS, OPTIONAL_NAMES, SPECS
 from exocube.surrogate.prediction import Prediction
 from exocube.surrogate.surrogate import Surrogate
 
 log = logging.getLogger(__name__)
 
-COLUMN_MAP: dict[str, str] = {
-    "pl_rade": "radius_earth",
-    "pl_bmasse": "mass_earth",
-    "pl_orbper": "orbital_period_days",
-    "pl_insol": "insolation_earth",
-    "st_teff": "stellar_teff_k",
-    "st_logg": "stellar_logg_cgs",
-    "st_met": "stellar_metallicity_dex",
-    "st_mass": "host_mass_msun",
-}
+#: Archive column -> parameter name (the table of :data:`exocube.params.ARCHIVE_COLUMNS`).
+COLUMN_MAP: dict[str, str] = {column: name for name, column in ARCHIVE_COLUMNS.items()}
 NAME_COLUMN = "pl_name"
 CHUNK = 32
 

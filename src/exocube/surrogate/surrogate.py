@@ -13,9 +13,9 @@ import torch
 
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
-from exocube.gcm.derived import derive
 from exocube.ml import SCALAR_NAMES, SurrogateTask, denormalise_scalars, distance_to_hull
 from exocube.params import OPTIONAL_NAMES, validate_params
+from exocube.planet import derive
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from exocube.errors import InputDataError
+from exocube.physics import BAR_TO_PA
 
 # unit spelling -> (SI unit, scale, offset)
 CONVERSIONS: dict[str, tuple[str, float, float]] = {
@@ -13,7 +14,7 @@ CONVERSIONS: dict[str, tuple[str, float, float]] = {
     "degC": ("K", 1.0, 273.15), "C": ("K", 1.0, 273.15), "deg C": ("K", 1.0, 273.15),
     "celsius": ("K", 1.0, 273.15), "degrees_C": ("K", 1.0, 273.15),
     "Pa": ("Pa", 1.0, 0.0), "hPa": ("Pa", 100.0, 0.0), "mb": ("Pa", 100.0, 0.0),
-    "mbar": ("Pa", 100.0, 0.0), "millibar": ("Pa", 100.0, 0.0), "bar": ("Pa", 1e5, 0.0),
+    "mbar": ("Pa", 100.0, 0.0), "millibar": ("Pa", 100.0, 0.0), "bar": ("Pa", BAR_TO_PA, 0.0),
     "kPa": ("Pa", 1e3, 0.0),
     "1": ("1", 1.0, 0.0), "": ("1", 1.0, 0.0), "kg/kg": ("1", 1.0, 0.0),
     "kg kg-1": ("1", 1.0, 0.0), "kg kg**-1": ("1", 1.0, 0.0), "g/kg": ("1", 1e-3, 0.0),

@@ -8,14 +8,14 @@ import pytest
 
 from exocube import physics
 from exocube.errors import ParameterError
-from exocube.gcm.derived import (
+from exocube.params import validate_params
+from exocube.planet import (
     derive,
     equilibrium_temperature,
     gas_constants,
     semi_major_axis_m,
     tidal_locking_time_yr,
 )
-from exocube.params import validate_params
 
 EARTH = {
     "radius_earth": 1.0, "mass_earth": 1.0, "orbital_period_days": 365.256,

@@ -1,4 +1,8 @@
-"""Quantities derived from the parameter vector, never sampled on their own.
+"""A planet's quantities derived from its parameter vector, never sampled on their own.
+
+The one home of this physics for every stage: the generator writes these values
+into its files, ingest fills in the ones a source leaves out, and a prediction
+request derives them the same way, so a store and a request agree on a planet.
 
 Surface gravity from mass and radius::
 
@@ -19,7 +23,9 @@ Tidal locking (Gladman et al. 1996, Icarus 122, 166, eq. 9; Peale 1977)::
 
 with an initial spin period of 12 h, Q = 100 and k_2 = 0.3. A planet is
 tidally locked when ``t_lock`` < 1 Gyr, or when its given rotation period
-equals its orbital period; a locked planet rotates once per orbit. With
+equals its orbital period to a relative 1e-6 (float32 precision, so a period
+read back from a file attribute still counts); a locked planet rotates once
+per orbit, with its substellar point at longitude 180 deg east, latitude 0. With
 these numbers Earth gives about 2e11 yr (not locked) and a planet on a
 10-day orbit around a 0.1 M_sun star about 1e5 yr (locked). At a fixed period
 ``a^6`` scales as ``M_*^2 P^4``, so the host mass cancels: the rule is a period
@@ -49,6 +55,8 @@ YEAR = 365.25 * physics.DAY
 MOLAR_MASS_AIR = 28.9647e-3  # kg mol-1 (Earth dry air)
 MOLAR_MASS_CO2 = 44.0095e-3  # kg mol-1
 CP_CO2 = 844.0  # J kg-1 K-1 near 300 K
+SYNCHRONOUS_REL_TOL = 1.0e-6  # rotation period == orbital period, relative
+SUBSTELLAR_LON_DEG = 180.0  # degrees_east of the substellar point of a locked planet
 
 
 def semi_major_axis_m(orbital_period_days: float, host_mass_msun: float) -> float:
@@ -77,6 +85,18 @@ def tidal_locking_time_yr(
         3.0 * physics.G_NEWTON * m_s**2 * LOVE_K2 * r_p**5
     )
     return t / YEAR
+
+
+def is_synchronous(rotation_period_days: float, orbital_period_days: float) -> bool:
+    """Whether a rotation period equals the orbital period (relative 1e-6)."""
+    return math.isclose(rotation_period_days, orbital_period_days, rel_tol=SYNCHRONOUS_REL_TOL)
+
+
+def is_tidally_locked(locking_time_yr: float, rotation_period_days: float,
+                      orbital_period_days: float) -> bool:
+    """The locking rule: spin-down within 1 Gyr, or rotation already synchronous."""
+    return locking_time_yr < LOCKING_TIME_LIMIT_YR or is_synchronous(
+        rotation_period_days, orbital_period_days)
 
 
 def co2_mole_fraction(pco2_bar: float, surface_pressure_bar: float) -> float:
@@ -117,7 +137,7 @@ class Planet:
 
     @property
     def surface_pressure_pa(self) -> float:
-        return self.params["surface_pressure_bar"] * 1.0e5
+        return self.params["surface_pressure_bar"] * physics.BAR_TO_PA
 
     @property
     def rotation_rate(self) -> float:
@@ -147,9 +167,7 @@ def derive(params: Mapping[str, float]) -> Planet:
     p = dict(params)
     a = semi_major_axis_m(p["orbital_period_days"], p["host_mass_msun"])
     t_lock = tidal_locking_time_yr(a, p["mass_earth"], p["radius_earth"], p["host_mass_msun"])
-    locked = t_lock < LOCKING_TIME_LIMIT_YR or math.isclose(
-        p["rotation_period_days"], p["orbital_period_days"], rel_tol=1e-9
-    )
+    locked = is_tidally_locked(t_lock, p["rotation_period_days"], p["orbital_period_days"])
     if locked:
         p["rotation_period_days"] = p["orbital_period_days"]
     r_gas, cp = gas_constants(co2_mole_fraction(p["pco2_bar"], p["surface_pressure_bar"]))
