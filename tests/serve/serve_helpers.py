@@ -12,7 +12,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from exocube.config import Settings
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 
 API_KEY = "test-key-1"
 
@@ -25,7 +25,7 @@ def training_params(app: FastAPI, k: int = 0) -> dict[str, float]:
     """The k-th training run's parameters of the model serving datacube requests."""
     spec = app.state.service.surrogate.models["datacube"].task.hparams.data_spec
     row = spec["params"]["runs"].index(spec["split"]["train"][k])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    return dict(zip(MODEL_INPUT_NAMES_V1, spec["params"]["values"][row], strict=True))
 
 
 def free_port() -> int:

@@ -11,7 +11,7 @@ from tiny_model import CATALOGUE_CSV, TinyModel
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.errors import InputDataError
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.surrogate import Surrogate
 
 
@@ -33,7 +33,7 @@ def test_predict_one_planet_writes_netcdf(use_tiny_catalogue: TinyModel, tmp_pat
     s = Surrogate.from_catalogue(use_tiny_catalogue.database_url)
     spec = s.models["joint"].task.hparams.data_spec
     row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    values = dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    values = dict(zip(MODEL_INPUT_NAMES_V1, spec["params"]["values"][row], strict=True))
     args = [f"--param={k}={v!r}" for k, v in values.items()]
     args[2] = f"--param=orbital_period={values['orbital_period_days']!r}"  # legacy name
     out = tmp_path / "cube.nc"
@@ -64,7 +64,7 @@ def test_predict_catalogue_prints_counts_and_reasons(use_tiny_catalogue: TinyMod
                 "--show", "Proxima Cen b"])
     assert code == 0
     text = " ".join(capsys.readouterr().out.split())
-    assert "5766 planets: 97 predicted, 5669 skipped" in text
+    assert "5766 planets: 2570 predicted, 3196 skipped" in text  # inside the validity bounds
     assert "skipped, missing value:" in text and "skipped, out of domain:" in text
     assert "Proxima Cen b" in text and "st_met" in text
     assert (tmp_path / "out" / "scalars.csv").is_file()

@@ -16,7 +16,7 @@ from exocube.catalog.db import downgrade
 from exocube.cli import main as exocube_main
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.ml.record import record_model
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.surrogate import ModelChoice, Surrogate
 from exocube.surrogate.loading import promotions
 from exocube.surrogate.promotion import promote, unpromote
@@ -180,7 +180,7 @@ def training_point(s: Surrogate) -> dict[str, float]:
     spec = s.models["datacube"].task.hparams.data_spec if "datacube" in s.models else (
         next(iter(s.models.values())).task.hparams.data_spec)
     row = spec["params"]["runs"].index(spec["split"]["train"][0])
-    return dict(zip(ALL_NAMES, spec["params"]["values"][row], strict=True))
+    return dict(zip(MODEL_INPUT_NAMES_V1, spec["params"]["values"][row], strict=True))
 
 
 def run(argv: list[str]) -> int:

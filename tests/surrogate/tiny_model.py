@@ -27,7 +27,7 @@ from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.gcm.derived import derive
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
 CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
@@ -48,7 +48,7 @@ def make_consistent(path: str) -> str:
     training runs."""
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    planet = derive({n: float(ds.attrs[n]) for n in ALL_NAMES})
+    planet = derive({n: float(ds.attrs[n]) for n in MODEL_INPUT_NAMES_V1})
     ds.attrs.update({n: float(v) for n, v in planet.params.items()})
     ds.attrs["tidally_locked"] = int(planet.tidally_locked)
     tmp = path + ".tmp"

@@ -36,7 +36,7 @@ from exocube.cubes import open_store, quarantined_runs
 from exocube.errors import ConfigError, StoreError
 from exocube.grid import FIELDS_2D, FIELDS_3D
 from exocube.ml.transforms import Augmentation
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.physics import R_DRY_AIR
 
 log = logging.getLogger(__name__)
@@ -243,7 +243,8 @@ class CubeDataModule(L.LightningDataModule):
 
     def _check_store(self, ds: xr.Dataset) -> None:
         missing = [v for v in self.variables if v not in ds.data_vars]
-        missing += [p for p in (*ALL_NAMES, "gravity_m_s2", "tidally_locked") if p not in ds]
+        missing += [p for p in (*MODEL_INPUT_NAMES_V1, "gravity_m_s2", "tidally_locked")
+                    if p not in ds]
         if missing:
             raise StoreError(f"store {self.zarr_root} lacks {missing} asked for by the config; "
                              f"it has {sorted(map(str, ds.data_vars))}. Remove them from "
@@ -277,7 +278,7 @@ class CubeDataModule(L.LightningDataModule):
         if plev_idx is not None:
             for v in v3:
                 stats[v] = {k: [stats[v][k][i] for i in plev_idx] for k in ("mean", "std")}
-        values = np.stack([ds[n].values.astype(float) for n in ALL_NAMES], axis=-1)
+        values = np.stack([ds[n].values.astype(float) for n in MODEL_INPUT_NAMES_V1], axis=-1)
         return {
             "store": self.zarr_root, "version": str(ds.attrs["version_id"]),
             "schema_version": str(ds.attrs["schema_version"]),
@@ -292,7 +293,8 @@ class CubeDataModule(L.LightningDataModule):
             "n_time": int(ds.sizes["time"]), "window": self.window,
             "stats": stats, "split": split, "seed": self.seed,
             "store_run_index": {r: i for i, r in enumerate(run_ids)},
-            "params": {"names": list(ALL_NAMES), "runs": run_ids, "values": values.tolist(),
+            "params": {"names": list(MODEL_INPUT_NAMES_V1), "runs": run_ids,
+                       "values": values.tolist(),
                        "tidally_locked": ds["tidally_locked"].values.astype(bool).tolist(),
                        "gravity_m_s2": ds["gravity_m_s2"].values.astype(float).tolist(),
                        "r_gas": (ds["r_gas_j_kg_k"].values.astype(float).tolist()

@@ -47,7 +47,7 @@ from exocube.ml.scalar import (
     scalar_diagnostics,
 )
 from exocube.ml.task import SurrogateTask
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.physics import R_EARTH
 
 log = logging.getLogger(__name__)
@@ -179,7 +179,7 @@ def physics_residuals(f3: Array, m3: NDArray[np.bool_], v3: list[str], plev: Arr
         out["humidity_violation_rms"] = float(torch.sqrt((viol**2).mean()))
         out["humidity_violation_fraction"] = float((viol > 0).double().mean())
     if {"ua", "va"} <= set(t):
-        radius = torch.tensor(params[:, ALL_NAMES.index("radius_earth")] * R_EARTH)
+        radius = torch.tensor(params[:, MODEL_INPUT_NAMES_V1.index("radius_earth")] * R_EARTH)
         div = losses.column_mass_divergence(t["ua"], t["va"], valid, p,
                                             torch.tensor(lat, dtype=torch.float64), radius, g)
         w = torch.tensor(lat_weights(lat)).reshape(1, -1, 1)

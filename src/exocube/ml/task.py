@@ -29,7 +29,7 @@ from exocube.ml.scalar import (
 from exocube.ml.thermo import cos_lat_weights
 from exocube.ml.transforms import N_PARAM_FEATURES, Normaliser, encode_params
 from exocube.ml.unet import SphereUNet3d, forcing_maps
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 
 log = logging.getLogger(__name__)
 
@@ -97,13 +97,14 @@ class SurrogateTask(L.LightningModule):
     # -- forward ---------------------------------------------------------------------------
     def forward(self, params: Tensor, tidally_locked: Tensor
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Raw parameters ``(B, len(ALL_NAMES))`` -> normalised 3-D, 2-D fields and scalars."""
-        if params.ndim != 2 or params.shape[1] != len(ALL_NAMES):
-            raise ValueError(f"params must be (B, {len(ALL_NAMES)}) in the order {ALL_NAMES}, "
-                             f"got {tuple(params.shape)}")
+        """Raw parameters ``(B, len(MODEL_INPUT_NAMES_V1))`` -> normalised 3-D, 2-D fields and
+        scalars."""
+        if params.ndim != 2 or params.shape[1] != len(MODEL_INPUT_NAMES_V1):
+            raise ValueError(f"params must be (B, {len(MODEL_INPUT_NAMES_V1)}) in the order "
+                             f"{MODEL_INPUT_NAMES_V1}, got {tuple(params.shape)}")
         enc = encode_params(params, tidally_locked)
-        ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
-        insolation = params[:, ALL_NAMES.index("insolation_earth")]
+        ps = params[:, MODEL_INPUT_NAMES_V1.index("surface_pressure_bar")] * 1.0e5
+        insolation = params[:, MODEL_INPUT_NAMES_V1.index("insolation_earth")]
         forcing = forcing_maps(insolation, tidally_locked, ps, self.plev, self.lat, self.lon,
                                self.hparams.substellar_lon_deg)
         z3, z2 = self.unet(forcing, enc)
@@ -218,7 +219,7 @@ class SurrogateTask(L.LightningModule):
         if "ps" in out:
             below = self.plev.reshape(1, -1, 1, 1) > out["ps"].unsqueeze(1)
         else:
-            ps = params[:, ALL_NAMES.index("surface_pressure_bar")] * 1.0e5
+            ps = params[:, MODEL_INPUT_NAMES_V1.index("surface_pressure_bar")] * 1.0e5
             below = self.plev.reshape(1, -1, 1, 1) > ps.reshape(-1, 1, 1, 1)
         for i, v in enumerate(self.v3):
             out[v] = torch.where(below, torch.full_like(f3[:, i], float("nan")), f3[:, i])
@@ -236,15 +237,15 @@ class SurrogateTask(L.LightningModule):
         enc = encode_params(torch.tensor(train), torch.tensor(train_locked)).numpy()
         q = encode_params(torch.tensor(np.asarray(params, float)),
                           torch.tensor(np.asarray(tidally_locked, bool))).numpy()
-        return warn_outside(enc, q, [*ALL_NAMES, "tidally_locked"])
+        return warn_outside(enc, q, [*MODEL_INPUT_NAMES_V1, "tidally_locked"])
 
     def predict(self, params: np.ndarray, tidally_locked: np.ndarray) -> dict[str, np.ndarray]:
-        """Predict physical fields for ``params`` ``(N, len(ALL_NAMES))`` (raw units), warning
-        with the hull distance for queries outside the training data."""
+        """Predict physical fields for ``params`` ``(N, len(MODEL_INPUT_NAMES_V1))`` (raw units),
+        warning with the hull distance for queries outside the training data."""
         params = np.atleast_2d(np.asarray(params, dtype=np.float64))
-        if params.shape[1] != len(ALL_NAMES):
-            raise InputDataError(f"params must have {len(ALL_NAMES)} columns {ALL_NAMES}, "
-                                 f"got shape {params.shape}")
+        if params.shape[1] != len(MODEL_INPUT_NAMES_V1):
+            raise InputDataError(f"params must have {len(MODEL_INPUT_NAMES_V1)} columns "
+                                 f"{MODEL_INPUT_NAMES_V1}, got shape {params.shape}")
         locked = np.broadcast_to(np.asarray(tidally_locked, bool), (params.shape[0],))
         self.check_extrapolation(params, locked)
         self.eval()

@@ -28,19 +28,23 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
 
-N_PARAM_FEATURES = len(ALL_NAMES) + 1  # the parameters plus the tidal-locking flag
+N_PARAM_FEATURES = len(MODEL_INPUT_NAMES_V1) + 1  # the parameters plus the tidal-locking flag
+# log-scaled inputs whose valid values reach 0: encoded at least at their low end (a pCO2
+# of 0 is encoded as 1e-6 bar, which is radiatively the same), never as log(0)
+FLOORED = frozenset({"pco2_bar"})
 
 
 def encode_params(values: Tensor, tidally_locked: Tensor) -> Tensor:
-    """Map raw parameters ``(B, len(ALL_NAMES))`` to [-1, 1] by their spec ranges
+    """Map raw parameters ``(B, len(MODEL_INPUT_NAMES_V1))`` to [-1, 1] by the v1 ranges
     (log-scaled where the spec says so), plus the locking flag as -1/1."""
     cols = []
-    for i, name in enumerate(ALL_NAMES):
-        s = SPECS[name]
+    for i, name in enumerate(MODEL_INPUT_NAMES_V1):
+        s = MODEL_INPUT_SPECS_V1[name]
         x, lo, hi = values[:, i], s.low, s.high
         if s.log_scale:
+            x = torch.clamp(x, min=lo) if name in FLOORED else x
             x, lo, hi = torch.log(x), math.log(lo), math.log(hi)
         cols.append(2.0 * (x - lo) / (hi - lo) - 1.0)
     cols.append(2.0 * tidally_locked.to(values.dtype) - 1.0)

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
 from exocube.surrogate.loading import MODEL_MODES, LoadedModel
 from exocube.surrogate.surrogate import check_request, encode_rows
@@ -34,7 +34,7 @@ def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     rows = [spec["runs"].index(r) for r in model.task.hparams.data_spec["split"]["train"]]
     earth = encode_rows([check_request(EARTH)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    return {n: float(f"{v:.6g}") for n, v in zip(ALL_NAMES, spec["values"][rows[k]],
+    return {n: float(f"{v:.6g}") for n, v in zip(MODEL_INPUT_NAMES_V1, spec["values"][rows[k]],
                                                    strict=True)}
 
 

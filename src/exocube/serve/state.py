@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from exocube.config import Settings
 from exocube.errors import ExocubeError
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.serve.batching import MicroBatcher
 from exocube.serve.cache import PredictionCache
 from exocube.surrogate import MODES, ModelChoice, Surrogate
@@ -76,7 +76,7 @@ def probe(surrogate: Surrogate) -> dict[str, bool]:
     for mode, model in surrogate.models.items():
         p = model.task.hparams.data_spec["params"]
         row = p["runs"].index(model.task.hparams.data_spec["split"]["train"][0])
-        params = dict(zip(ALL_NAMES, p["values"][row], strict=True))
+        params = dict(zip(MODEL_INPUT_NAMES_V1, p["values"][row], strict=True))
         try:
             surrogate.predict(params, mode, allow_extrapolation=True)
         except ExocubeError as exc:

@@ -17,7 +17,7 @@ from exocube.gcm.derived import derive
 from exocube.ml.hull import distance_to_hull
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
 from exocube.ml.transforms import encode_params
-from exocube.params import ALL_NAMES, OPTIONAL_NAMES, validate_params
+from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, validate_params
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,
@@ -46,13 +46,15 @@ def check_request(values: Mapping[str, object]) -> Checked:
     """Validate one parameter mapping (raises ParameterError) and derive tidal locking."""
     checked = validate_params(values)
     planet = derive(checked)
-    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values)
+    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values and n in MODEL_INPUT_NAMES_V1)
     return Checked(planet.params, defaulted, planet.tidally_locked)
 
 
 def encode_rows(rows: Sequence[Checked]) -> torch.Tensor:
-    """The model's parameter encoding of validated rows, ``(N, len(ALL_NAMES) + 1)`` float64."""
-    values = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows], dtype=torch.float64)
+    """The model's parameter encoding of validated rows, ``(N, len(MODEL_INPUT_NAMES_V1) + 1)``
+    float64."""
+    values = torch.tensor([[c.params[n] for n in MODEL_INPUT_NAMES_V1] for c in rows],
+                          dtype=torch.float64)
     return encode_params(values, torch.tensor([c.tidally_locked for c in rows]))
 
 
@@ -152,7 +154,7 @@ class Surrogate:
         train = np.asarray(spec["params"]["values"], np.float64)[rows]
         lo, hi = train.min(0), train.max(0)
         worst, excess = -1, 0.0
-        for j, name in enumerate(ALL_NAMES):
+        for j, name in enumerate(MODEL_INPUT_NAMES_V1):
             x = checked.params[name]
             e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
             if e > excess:
@@ -167,7 +169,7 @@ class Surrogate:
                 f"at most {self.max_hull_distance} from the training runs' parameter hull",
                 hint="every parameter lies inside its training range but their combination "
                      "does not; " + hint)
-        name = ALL_NAMES[worst]
+        name = MODEL_INPUT_NAMES_V1[worst]
         return ParameterError(name, checked.params[name],
                               f"within the training range [{lo[worst]:.4g}, {hi[worst]:.4g}]",
                               hint=hint)
@@ -176,7 +178,7 @@ class Surrogate:
              ) -> dict[str, np.ndarray]:
         """One batched model call; scalar mode runs the scalar head only, on the rows'
         encoded parameters."""
-        params = torch.tensor([[c.params[n] for n in ALL_NAMES] for c in rows],
+        params = torch.tensor([[c.params[n] for n in MODEL_INPUT_NAMES_V1] for c in rows],
                               dtype=torch.float32)
         locked = torch.tensor([c.tidally_locked for c in rows])
         task = model.task
