@@ -156,3 +156,53 @@ def test_bad_levels_text_is_refused(text: str, message: str) -> None:
     assert message in str(info.value)
     assert parse_levels("log:2e5:1e2:20") == DEFAULT_GRID.plev  # the default grid's syntax
     assert parse_levels("1e3, 3e5,1e5") == (3e5, 1e5, 1e3)
+
+
+def test_a_store_made_before_pch4_bar_takes_new_runs_and_validates(make_runs, store_dir,
+                                                                   dask_client, catalog_url,
+                                                                   real_runs) -> None:
+    """A store whose manifest runs lack pch4_bar (as every store made before it) takes a CH4
+    run: its old runs read pch4_bar 0; a version without the variable has no schema
+    problem."""
+    from exocube.cubes import ingest, validate_store
+    from exocube.cubes.store import StoreLocation
+    from exocube.cubes.validate import schema_problems
+    from exocube.cubes.versions import latest_id
+
+    ingest(make_runs(2), store_dir, client=dask_client)
+    loc = StoreLocation.parse(store_dir)
+    path = f"versions/{latest_id(loc)}/manifest.json"
+    manifest = loc.read_json(path)
+    for run in manifest["runs"]:
+        del run["params"]["pch4_bar"]
+    loc.write_json(path, manifest)  # what the code before pch4_bar wrote
+    old = open_store(store_dir)
+    assert schema_problems(old.drop_vars("pch4_bar")) == []
+    methane = real_runs[2]
+    ingest([methane], store_dir, client=dask_client)  # regridded onto the store's grid
+    ds = open_store(store_dir)
+    assert list(ds["run"].values) == ["run000", "run001", "methane"]
+    assert list(ds["pch4_bar"].values) == [0.0, 0.0, 0.005]
+    report = validate_store(store_dir)
+    assert report.schema_problems == [] and {r.run_id for r in report.runs} == {
+        "methane", "run000", "run001"}
+
+
+def test_levels_setting_is_the_default_of_new_stores(make_runs, tmp_path, dask_client,
+                                                     catalog_url, monkeypatch) -> None:
+    from exocube.config import get_settings
+    from exocube.cubes import ingest
+    from exocube.errors import ConfigError
+
+    monkeypatch.setenv("EXOCUBE_INGEST__LEVELS", "1.2e5,8e4,5e4,2e4,1e4")
+    get_settings.cache_clear()
+    files = make_runs(1)
+    ingest(files, str(tmp_path / "a.zarr"), client=dask_client)
+    assert tuple(open_store(str(tmp_path / "a.zarr"))["plev"].values) == (
+        1.2e5, 8e4, 5e4, 2e4, 1e4)
+    ingest(files, str(tmp_path / "b.zarr"), client=dask_client, levels=[3e5, 1e5, 1e4])
+    assert tuple(open_store(str(tmp_path / "b.zarr"))["plev"].values) == (3e5, 1e5, 1e4)
+    monkeypatch.setenv("EXOCUBE_INGEST__LEVELS", "log:1e3:1e5:3")
+    get_settings.cache_clear()
+    with pytest.raises(ConfigError, match=r"ingest: .*log:1e3:1e5:3.*P_BOTTOM=1000 Pa"):
+        get_settings()
