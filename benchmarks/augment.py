@@ -28,7 +28,7 @@ from exocube.ml.spec import (
 )
 from exocube.ml.task import SurrogateTask
 from exocube.ml.transforms import Augmentation
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
 
 
 def fake_spec(grid: Grid) -> DataSpec:
@@ -39,7 +39,7 @@ def fake_spec(grid: Grid) -> DataSpec:
     stats["zg"] = Stats(tuple(np.linspace(0, 4e4, nlev)), (1e3,) * nlev)
     stats["hus"] = Stats((1e-3,) * nlev, (1e-3,) * nlev)
     stats.update({"ps": Stats((1e5,), (1e4,)), "ts": Stats((280.0,), (30.0,))})
-    scales = current_scales(ALL_NAMES)
+    scales = current_scales(MODEL_INPUT_NAMES_V1)
     mid = (tuple(0.5 * (s.low + s.high) for s in scales),)
     return DataSpec(
         store="bench", version="bench", store_schema_version="bench",
@@ -50,7 +50,8 @@ def fake_spec(grid: Grid) -> DataSpec:
 
 
 def random_batch(b: int, shape: tuple[int, int, int]) -> dict[str, torch.Tensor]:
-    mid = torch.tensor([[0.5 * (SPECS[n].low + SPECS[n].high) for n in ALL_NAMES]] * b)
+    specs = [MODEL_INPUT_SPECS_V1[n] for n in MODEL_INPUT_NAMES_V1]
+    mid = torch.tensor([[0.5 * (s.low + s.high) for s in specs]] * b)
     m3 = torch.ones(b, len(FIELDS_3D), *shape, dtype=torch.bool)
     m3[:, :, 0] = False
     return {"x3": torch.randn(b, len(FIELDS_3D), *shape), "m3": m3,

@@ -63,6 +63,24 @@ class DaskOptions(BaseModel):
     memory_limit: str = "4GiB"
 
 
+class IngestOptions(BaseModel):
+    """Defaults of ``exocube ingest`` for new cube stores."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: pressure levels of new stores in the ``--levels`` syntax (exocube.cubes.levels),
+    #: e.g. "log:3e5:1e2:24"; None: the first file's levels, else the default grid's
+    levels: str | None = None
+
+    @model_validator(mode="after")
+    def _check_levels(self) -> IngestOptions:
+        if self.levels is not None:
+            from exocube.cubes.levels import parse_levels  # cubes imports config
+
+            parse_levels(self.levels)
+        return self
+
+
 class ServeOptions(BaseModel):
     """The prediction service (``exocube serve``) and the surrogate's domain check."""
 
@@ -274,6 +292,7 @@ class Settings(BaseSettings):
     acquire: AcquireOptions = AcquireOptions()
     api_keys: list[SecretStr] = []
     serve: ServeOptions = ServeOptions()
+    ingest: IngestOptions = IngestOptions()
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

@@ -1,10 +1,22 @@
-"""The planet and star parameter vector: names, units, valid ranges.
+"""The planet and star parameter vector: names, units, physical validity bounds.
 
-These are the surrogate's inputs, the API's request fields and the per-run
-variables of a cube store (see ``../shared/DESIGN.md``). The ranges are the
-domain of the built-in generator: terrestrial planets (0.5 to 2.5 Earth radii)
-with an Earth-like N2/CO2/H2O atmosphere around M to F dwarfs. A value outside
-its range is refused with :class:`~exocube.errors.ParameterError`.
+These are the API's request fields, the per-run variables of a cube store and
+the columns of an ExoPlaSim design (see ``../shared/DESIGN.md``). Three domains
+are kept apart (docs/parameters.md):
+
+- the *physical validity bounds* here (:data:`SPECS`): what any GCM could
+  represent for a rocky planet with an atmosphere around an M to A star.
+  Stores, ingest, validation, the API, prediction and the ExoPlaSim design
+  reader check them; a value outside is refused with
+  :class:`~exocube.errors.ParameterError` naming field, value and bound.
+  Partial pressures are also checked against each other:
+  ``pco2_bar <= surface_pressure_bar`` and ``pco2_bar + pch4_bar <= surface_pressure_bar``;
+- the built-in generator's own sampling ranges (:mod:`exocube.gcm.sampling`);
+- a trained model's domain, its training hull (:mod:`exocube.ml.hull`).
+
+:data:`MODEL_INPUT_V1` is the parameter vector models were trained on before
+``pch4_bar`` existed: its names, order and the ranges that scale each one onto
+[-1, 1]. It is frozen, so checkpoints trained with it keep their meaning.
 
 Optional atmosphere fields default to Earth-like values when absent.
 """
@@ -17,10 +29,13 @@ from dataclasses import dataclass
 
 from exocube.errors import ParameterError
 
+#: relative slack of the partial-pressure sums (so ``0.7 + 0.3 <= 1.0`` holds in floats)
+PRESSURE_SUM_RTOL = 1e-9
+
 
 @dataclass(frozen=True)
 class ParamSpec:
-    """One parameter: its name, unit, valid closed range and how to sample it."""
+    """One parameter: its name, unit, closed range and natural (log or linear) scale."""
 
     name: str
     units: str
@@ -44,7 +59,39 @@ class ParamSpec:
         return x
 
 
+# -- physical validity bounds (docs/parameters.md gives the reasoning for each number) --------
 REQUIRED: tuple[ParamSpec, ...] = (
+    ParamSpec("radius_earth", "R_earth", "planet radius", 0.25, 3.0),
+    ParamSpec("mass_earth", "M_earth", "planet mass", 0.01, 30.0, log_scale=True),
+    ParamSpec("orbital_period_days", "day", "orbital period", 0.05, 1.0e4, log_scale=True),
+    ParamSpec("insolation_earth", "S_earth", "top-of-atmosphere insolation", 1.0e-3, 1.0e4,
+              log_scale=True),
+    ParamSpec("stellar_teff_k", "K", "stellar effective temperature", 2300.0, 10000.0),
+    ParamSpec("stellar_logg_cgs", "log10(cm s-2)", "stellar surface gravity", 3.0, 5.5),
+    ParamSpec("stellar_metallicity_dex", "dex", "stellar metallicity [Fe/H]", -2.0, 1.0),
+    ParamSpec("host_mass_msun", "M_sun", "host star mass", 0.075, 3.0),
+)
+
+OPTIONAL: tuple[ParamSpec, ...] = (
+    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.01, 100.0, log_scale=True,
+              default=1.0),
+    ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 0.0, 100.0, default=4e-4),
+    ParamSpec("rotation_period_days", "day", "rotation period (ignored when tidally locked)",
+              0.05, 1.0e4, log_scale=True, default=1.0),
+    ParamSpec("pch4_bar", "bar", "CH4 partial pressure", 0.0, 100.0, default=0.0),
+)
+
+SPECS: dict[str, ParamSpec] = {s.name: s for s in REQUIRED + OPTIONAL}
+REQUIRED_NAMES: tuple[str, ...] = tuple(s.name for s in REQUIRED)
+OPTIONAL_NAMES: tuple[str, ...] = tuple(s.name for s in OPTIONAL)
+ALL_NAMES: tuple[str, ...] = REQUIRED_NAMES + OPTIONAL_NAMES
+#: defaults of the optional parameters; ``{**OPTIONAL_DEFAULTS, **record}`` reads a record
+#: (store manifest, NetCDF attributes, catalogue row) made before one of them existed
+OPTIONAL_DEFAULTS: dict[str, float] = {s.name: float(s.default) for s in OPTIONAL
+                                       if s.default is not None}
+
+# -- the v1 model input vector (frozen: trained checkpoints depend on it) -----------------------
+MODEL_INPUT_V1: tuple[ParamSpec, ...] = (
     ParamSpec("radius_earth", "R_earth", "planet radius", 0.5, 2.5),
     ParamSpec("mass_earth", "M_earth", "planet mass", 0.1, 12.0, log_scale=True),
     ParamSpec("orbital_period_days", "day", "orbital period", 0.5, 500.0, log_scale=True),
@@ -53,21 +100,12 @@ REQUIRED: tuple[ParamSpec, ...] = (
     ParamSpec("stellar_logg_cgs", "log10(cm s-2)", "stellar surface gravity", 3.5, 5.5),
     ParamSpec("stellar_metallicity_dex", "dex", "stellar metallicity [Fe/H]", -1.0, 0.6),
     ParamSpec("host_mass_msun", "M_sun", "host star mass", 0.08, 1.5),
+    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 2.0, log_scale=True),
+    ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 1e-6, 1.0, log_scale=True),
+    ParamSpec("rotation_period_days", "day", "rotation period", 0.25, 500.0, log_scale=True),
 )
-
-OPTIONAL: tuple[ParamSpec, ...] = (
-    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 2.0, log_scale=True,
-              default=1.0),
-    ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 1e-6, 1.0, log_scale=True,
-              default=4e-4),
-    ParamSpec("rotation_period_days", "day", "rotation period (ignored when tidally locked)",
-              0.25, 500.0, log_scale=True, default=1.0),
-)
-
-SPECS: dict[str, ParamSpec] = {s.name: s for s in REQUIRED + OPTIONAL}
-REQUIRED_NAMES: tuple[str, ...] = tuple(s.name for s in REQUIRED)
-OPTIONAL_NAMES: tuple[str, ...] = tuple(s.name for s in OPTIONAL)
-ALL_NAMES: tuple[str, ...] = REQUIRED_NAMES + OPTIONAL_NAMES
+MODEL_INPUT_SPECS_V1: dict[str, ParamSpec] = {s.name: s for s in MODEL_INPUT_V1}
+MODEL_INPUT_NAMES_V1: tuple[str, ...] = tuple(s.name for s in MODEL_INPUT_V1)
 
 
 def validate_params(
@@ -75,8 +113,9 @@ def validate_params(
 ) -> dict[str, float]:
     """Check a parameter mapping; return floats for every known field.
 
-    Missing required fields, unknown fields, non-numbers, NaN and out-of-range
-    values raise :class:`ParameterError` naming the field and its valid range.
+    Missing required fields, unknown fields, non-numbers, NaN, values outside the
+    validity bounds and partial pressures above the surface pressure raise
+    :class:`ParameterError` naming the field, the value and the bound.
     """
     unknown = sorted(set(values) - set(SPECS))
     if unknown:
@@ -88,6 +127,7 @@ def validate_params(
         raise ParameterError(missing[0], None, f"a value in [{spec.low}, {spec.high}] "
                              f"{spec.units}", hint=f"missing required fields: {missing}")
     out = {name: SPECS[name].check(v) for name, v in values.items()}
+    check_partial_pressures(out)
     if fill_defaults:
         for spec in OPTIONAL:
             out.setdefault(spec.name, spec.default)  # type: ignore[arg-type]
@@ -142,3 +182,19 @@ def parameter_columns(columns: Iterable[str]) -> dict[str, str]:
 
 
 _FROM_LEGACY: dict[str, str] = {alias: name for name, alias in LEGACY_NAMES.items()}
+def check_partial_pressures(values: Mapping[str, float]) -> None:
+    """Refuse CO2 and CH4 partial pressures that do not fit in the surface pressure
+    (absent fields take their defaults); the message names both fields."""
+    ps = float(values.get("surface_pressure_bar", SPECS["surface_pressure_bar"].default))
+    pco2 = float(values.get("pco2_bar", SPECS["pco2_bar"].default))
+    pch4 = float(values.get("pch4_bar", SPECS["pch4_bar"].default))
+    limit = ps * (1.0 + PRESSURE_SUM_RTOL)
+    if pco2 > limit:
+        raise ParameterError("pco2_bar", pco2, f"at most surface_pressure_bar = {ps:g} bar",
+                             hint="a CO2 partial pressure cannot exceed the surface pressure "
+                                  "(pco2_bar = surface_pressure_bar is a pure-CO2 atmosphere)")
+    if pco2 + pch4 > limit:
+        raise ParameterError(
+            "pch4_bar", pch4, f"at most surface_pressure_bar - pco2_bar = {ps - pco2:g} bar "
+            f"(surface_pressure_bar = {ps:g}, pco2_bar = {pco2:g})",
+            hint="pco2_bar + pch4_bar cannot exceed the surface pressure")

@@ -117,11 +117,14 @@ SIGMA_HALF = np.array([0.0, 0.0766, 0.1724, 0.3068, 0.4552, 0.6188, 0.7636, 0.88
                        0.9488, 0.9810, 1.0])
 
 
-def exoplasim_file(path: Path, grid: Grid = SMALL_GRID, ntime: int = 2, seed: int = 1) -> Path:
+def exoplasim_file(path: Path, grid: Grid = SMALL_GRID, ntime: int = 2, seed: int = 1,
+                   surface_pressure_bar: float = 1.0, attrs: dict | None = None) -> Path:
     """ExoPlaSim-shaped output: sigma levels top first, ps in hPa, lat north to south,
-    time in timesteps, zg on half levels; no standard_name attributes."""
+    time in timesteps, zg on half levels; no standard_name attributes. ``ps`` is about
+    ``surface_pressure_bar``; ``attrs`` are extra global attributes (the driver's)."""
     lat = grid.lat[::-1]
     ps, ts, q = surface(lat, grid.lon, ntime, seed)
+    ps = ps * surface_pressure_bar
     g = float(surface_gravity(PARAMS["mass_earth"], PARAMS["radius_earth"]))
     p_full = SIGMA_FULL[None, :, None, None] * ps[:, None]
     p_half = SIGMA_HALF[None, :, None, None] * ps[:, None]
@@ -144,7 +147,7 @@ def exoplasim_file(path: Path, grid: Grid = SMALL_GRID, ntime: int = 2, seed: in
                 "levp": ("levp", SIGMA_HALF, {"long_name": "sigma at half levels"}),
                 "lat": ("lat", lat, {"units": "degrees_north"}),
                 "lon": ("lon", grid.lon, {"units": "degrees_east"})},
-        attrs={"source": "ExoPlaSim-shaped test fixture"},
+        attrs={"source": "ExoPlaSim-shaped test fixture", **(attrs or {})},
     )
     ds.to_netcdf(path, engine="netcdf4")
     return path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from exocube.cubes import horizontal, vertical
-from exocube.physics import R_DRY_AIR
+from exocube.physics import R_DRY_AIR, q_sat
 
 
 def test_log_pressure_interpolation_is_exact_for_linear_in_log_p() -> None:
@@ -21,6 +21,33 @@ def test_log_pressure_interpolation_is_exact_for_linear_in_log_p() -> None:
     above_top = plev[None, :, None, None] < p[:, -1:]
     np.testing.assert_allclose(out[~below & ~above_top], expected[~below & ~above_top])
     assert np.isnan(out[below]).all() and np.isnan(out[above_top]).all()
+
+
+def test_geometric_interpolation_is_exact_for_power_laws_and_keeps_humidity_subsaturated(
+) -> None:
+    """``hus`` falls by orders of magnitude between ExoPlaSim's sparse upper sigma levels:
+    ln hus linear in ln p is exact for a power law, and a column at 70 % of saturation
+    (T linear in ln p) stays below saturation on the store levels, where a linear blend
+    exceeds it several times over; zeros fall back to linear interpolation."""
+    ps = np.array([[[1.0e5]], [[3.0e5]]])
+    sigma = np.array([0.9915, 0.8225, 0.5370, 0.2396, 0.0383])  # ExoPlaSim's, top ones
+    p = sigma[None, :, None, None] * ps[:, None]
+    plev = np.geomspace(4.0e5, 1.0e3, 25)
+    law = 1e-2 * (p / 1e5) ** 3.0
+    out = vertical.remap_field(p, law, ps, plev, None, geometric=True)
+    ok = np.isfinite(out)
+    expected = 1e-2 * (plev[None, :, None, None] / 1e5) ** 3.0 + 0 * ps[:, None]
+    np.testing.assert_allclose(out[ok], expected[ok], rtol=1e-10)
+    assert ok.sum() > 10
+    ta = 290.0 - 30.0 * np.log(ps[:, None] / p)
+    hus = 0.7 * q_sat(ta, p)
+    ta_store = vertical.remap_field(p, ta, ps, plev, None)
+    ratio = {g: vertical.remap_field(p, hus, ps, plev, None, geometric=g) / q_sat(
+        ta_store, np.broadcast_to(plev[None, :, None, None], ta_store.shape)) for g in (0, 1)}
+    assert np.nanmax(ratio[1]) <= 0.7 * (1 + 1e-9)
+    assert np.nanmax(ratio[0]) > 1.05  # what validate would call supersaturated
+    zero = vertical.remap_field(p, 0 * hus, ps, plev, None, geometric=True)
+    assert (zero[np.isfinite(zero)] == 0).all() and np.isfinite(zero).sum() == ok.sum()
 
 
 def test_hydrostatic_height_of_an_isothermal_column() -> None:

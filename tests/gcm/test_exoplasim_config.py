@@ -58,7 +58,7 @@ def test_rotating_land_row_with_ch4_and_no_co2(tmp_path: Path) -> None:
 @pytest.mark.parametrize(("line", "names"), [
     ("m1,1.1,1.3,12.0,0.9,abc,5.0,0.0,0.2", ["stellar_teff_k='abc'", "row 2", "'m1'"]),
     ("m1,1.1,1.3,12.0,0.9,3100,5.0,0.0,", ["host_mass_msun", "missing"]),
-    ("m1,9.0,1.3,12.0,0.9,3100,5.0,0.0,0.2", ["radius_earth='9.0'", "[0.5, 2.5]"]),
+    ("m1,9.0,1.3,12.0,0.9,3100,5.0,0.0,0.2", ["radius_earth='9.0'", "[0.25, 3.0]"]),
     ("bad id!,1.1,1.3,12.0,0.9,3100,5.0,0.0,0.2", ["run_id='bad id!'"]),
 ])
 def test_bad_design_value_names_field_and_value(tmp_path: Path, line: str,
@@ -67,6 +67,42 @@ def test_bad_design_value_names_field_and_value(tmp_path: Path, line: str,
         read_design(design(tmp_path, line))
     for name in names:
         assert name in str(info.value)
+
+
+ATMOSPHERE = HEADER + ",surface_pressure_bar,pco2_bar,pch4_bar"
+
+
+@pytest.mark.parametrize(("atmosphere", "names"), [
+    ("200,0.1,0", ["surface_pressure_bar='200'", "[0.01, 100.0] bar", "'m1'"]),
+    ("1,1.5,0", ["pco2_bar=1.5", "at most surface_pressure_bar = 1 bar", "row 2"]),
+    ("1,0.1,-0.01", ["pch4_bar='-0.01'", "[0.0, 100.0] bar"]),
+    ("2,1.5,0.6", ["pch4_bar=0.6", "at most surface_pressure_bar - pco2_bar = 0.5 bar"]),
+])
+def test_design_rows_outside_the_validity_bounds_are_refused(
+        tmp_path: Path, atmosphere: str, names: list[str]) -> None:
+    with pytest.raises(InputDataError) as info:
+        read_design(design(tmp_path, f"{LOCKED},{atmosphere}", header=ATMOSPHERE))
+    for name in names:
+        assert name in str(info.value)
+
+
+def test_real_atmospheres_map_onto_exoplasim(tmp_path: Path) -> None:
+    """A 3-bar run, a CO2-free one, a CH4-bearing one and a pure-CO2 one (all outside the
+    built-in generator's ranges) map onto ExoPlaSim's pressure and gas keywords."""
+    thick, dry, methane, pure = read_design(design(
+        tmp_path, "t," + LOCKED[3:] + ",3,0.01,", "d," + LOCKED[3:] + ",1,0,",
+        "c," + LOCKED[3:] + ",1.2,0.001,0.002", "p," + LOCKED[3:] + ",5,5,", header=ATMOSPHERE))
+    kw = {r.run_id: ExoPlaSimRunConfig(r, RunLength()).configure_kwargs(None)
+          for r in (thick, dry, methane, pure)}
+    assert kw["t"]["pressure"] == 3.0 and kw["t"]["pCO2"] == 0.01
+    assert kw["t"]["pN2"] == pytest.approx(2.99) and "pCH4" not in kw["t"]
+    assert "pCO2" not in kw["d"] and kw["d"]["otherargs"]["CO2@radmod_namelist"] == "0.0"
+    assert kw["d"]["pN2"] == 1.0
+    assert kw["c"]["pCH4"] == 0.002 and kw["c"]["pCO2"] == 0.001
+    assert kw["c"]["pN2"] == pytest.approx(1.2 - 0.003)
+    assert kw["p"]["pCO2"] == 5.0 and kw["p"]["pN2"] == 0.0
+    assert methane.pch4_bar == 0.002 and "pch4_bar" not in methane.params
+    assert methane.planet_params["pch4_bar"] == 0.002 and thick.planet_params["pch4_bar"] == 0.0
 
 
 def test_zero_co2_is_zero_not_exoplasims_default(tmp_path: Path) -> None:

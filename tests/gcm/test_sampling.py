@@ -1,4 +1,4 @@
-"""Latin hypercube sampling and CSV parameter rows."""
+"""Latin hypercube sampling and CSV parameter rows, over the generator's own ranges."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import pytest
 
 from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.errors import InputDataError, ParameterError
+from exocube.gcm.generator import generate
+from exocube.gcm.ranges import GENERATOR_RANGES, SAMPLED_NAMES
 from exocube.gcm.sampling import latin_hypercube, read_csv_runs, sample_runs
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import SPECS, validate_params
+from exocube.planet import derive
 
 NASA_CSV = PSCOMPPARS_SNAPSHOT
 ROW = {
@@ -34,10 +37,10 @@ def test_every_stratum_of_every_axis_is_sampled_once(n: int) -> None:
 def test_samples_cover_each_range_once_per_stratum_on_its_scale() -> None:
     n = 40
     runs = sample_runs(n, seed=11)
-    for name in ALL_NAMES:
+    for name in SAMPLED_NAMES:
         if name in ("pco2_bar", "mass_earth"):
             continue
-        spec = SPECS[name]
+        spec = GENERATOR_RANGES[name]
         x = np.array([r.params[name] for r in runs])
         assert np.all((x >= spec.low) & (x <= spec.high))
         if spec.log_scale:
@@ -50,7 +53,7 @@ def test_samples_cover_each_range_once_per_stratum_on_its_scale() -> None:
 def test_co2_never_exceeds_surface_pressure() -> None:
     runs = sample_runs(200, seed=5)
     assert all(r.params["pco2_bar"] <= r.params["surface_pressure_bar"] for r in runs)
-    assert all(r.params["pco2_bar"] >= SPECS["pco2_bar"].low for r in runs)
+    assert all(r.params["pco2_bar"] >= GENERATOR_RANGES["pco2_bar"].low for r in runs)
 
 
 def test_sampled_masses_give_plausible_densities() -> None:
@@ -58,7 +61,8 @@ def test_sampled_masses_give_plausible_densities() -> None:
     density = np.array([r.params["mass_earth"] / r.params["radius_earth"] ** 3 for r in runs])
     assert density.min() >= 0.25 * (1 - 1e-12) and density.max() <= 2.0 * (1 + 1e-12)
     masses = np.array([r.params["mass_earth"] for r in runs])
-    assert masses.min() >= SPECS["mass_earth"].low and masses.max() <= SPECS["mass_earth"].high
+    spec = GENERATOR_RANGES["mass_earth"]
+    assert masses.min() >= spec.low and masses.max() <= spec.high
     assert masses.max() / masses.min() > 50  # still spans most of the mass range
 
 
@@ -165,3 +169,33 @@ def test_duplicate_names_after_sanitising_are_refused(tmp_path: Path) -> None:
     rows = [{**ROW, "name": "K2-18 b"}, {**ROW, "name": "K2-18/b"}]
     with pytest.raises(InputDataError, match="data rows 1 and 2"):
         read_csv_runs(write_csv(tmp_path / "p.csv", rows))
+
+
+def test_hypercube_and_ids_are_those_of_earlier_versions() -> None:
+    """Adding pch4_bar to the parameters kept the generator's random stream and run ids
+    (numbers from exocube before pch4_bar), so older ensembles resume; CH4 stays 0."""
+    run = sample_runs(3, 4)[2]
+    assert run.run_id == "gen-s4-n3-00002"
+    assert run.params["radius_earth"] == 2.453183130205378
+    assert run.params["pco2_bar"] == 0.0005292125318420214
+    assert run.params["rotation_period_days"] == 61.16290307087055
+    assert all(r.params["pch4_bar"] == 0.0 for r in sample_runs(50, 1))
+
+
+@pytest.mark.parametrize(("extra", "pattern"), [
+    ({"surface_pressure_bar": 3.0}, r"surface_pressure_bar=3.0 .*\[0.1, 2.0\] bar, the "
+     r"built-in generator's range"),
+    ({"pco2_bar": 0.0}, r"pco2_bar=0.0 .*\[1e-06, 1.0\] bar, the built-in generator's range"),
+    ({"pch4_bar": 0.01}, r"pch4_bar=0.01 .*\[0.0, 0.0\] bar, the built-in generator's range"),
+])
+def test_generator_refuses_valid_planets_it_cannot_simulate(
+        tmp_path: Path, extra: dict[str, float], pattern: str) -> None:
+    """Valid planets (inside the validity bounds) outside the generator's ranges: its CSV
+    rows and generate() refuse them with its own range; --on-invalid skip drops them."""
+    rows = [{**ROW, "name": "real", **extra}, {**ROW, "name": "ok"}]
+    with pytest.raises(ParameterError, match=pattern):
+        read_csv_runs(write_csv(tmp_path / "p.csv", rows))
+    assert [r.run_id for r in read_csv_runs(tmp_path / "p.csv", on_invalid="skip")] == ["ok"]
+    planet = derive(validate_params({**ROW, **extra}))  # a valid planet ...
+    with pytest.raises(ParameterError, match=pattern):  # ... the generator refuses
+        generate(planet)

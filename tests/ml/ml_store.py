@@ -18,15 +18,15 @@ from exocube import physics
 from exocube.cli import main as exocube_main
 from exocube.cubes import ingest, validate_store
 from exocube.grid import CF_META, FIELDS_2D, FIELDS_3D, Grid
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
 
 TINY_GRID = Grid.with_levels(nlat=8, nlon=16, nlev=6, p_bottom=2.0e5, p_top=1.0e3)
 
 
 def sample_params(n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     out = {}
-    for name in ALL_NAMES:
-        s = SPECS[name]
+    for name in MODEL_INPUT_NAMES_V1:
+        s = MODEL_INPUT_SPECS_V1[name]
         if s.log_scale:
             out[name] = np.exp(rng.uniform(np.log(s.low), np.log(s.high), n))
         else:
@@ -97,7 +97,7 @@ def write_run_files(folder: Path, n_runs: int, grid: Grid = TINY_GRID, n_time: i
                 "lon": ("lon", grid.lon, {"units": "degrees_east", "standard_name": "longitude"}),
             },
             attrs={"Conventions": "CF-1.8", "run_id": f"run-{i:04d}",
-                   **{n: float(p[n][i]) for n in ALL_NAMES}, "gravity_m_s2": float(g[i]),
+                   **{n: float(p[n][i]) for n in MODEL_INPUT_NAMES_V1}, "gravity_m_s2": float(g[i]),
                    "tidally_locked": int(locked[i]), "r_gas_j_kg_k": physics.R_DRY_AIR},
         )
         path = folder / f"run-{i:04d}.nc"

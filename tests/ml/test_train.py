@@ -21,7 +21,7 @@ from exocube.errors import StoreError
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.hull import ExtrapolationWarning
 from exocube.ml.task import SurrogateTask
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
 
 
 def test_fit_fast_dev_run_through_the_cli(tiny_store: str, store_db: str, tmp_path: Path) -> None:
@@ -79,8 +79,9 @@ def test_out_of_range_params_warn_with_hull_distance(trained: Path) -> None:
     locked = model.spec.params.locked_of([run])[0]
     with pytest.warns(ExtrapolationWarning) as record:
         far = inside.copy()
-        far[ALL_NAMES.index("insolation_earth")] = SPECS["insolation_earth"].high
-        far[ALL_NAMES.index("radius_earth")] = SPECS["radius_earth"].low
+        names, specs = MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
+        far[names.index("insolation_earth")] = specs["insolation_earth"].high
+        far[names.index("radius_earth")] = specs["radius_earth"].low
         dist = model.check_extrapolation(np.stack([inside, far]), np.array([locked, locked]))
     assert dist[0] < 1e-6 < dist[1]
     assert len(record) == 1 and "distance" in str(record[0].message)

@@ -16,7 +16,7 @@ from exocube.ml.transforms import (
     Normaliser,
     encode_params,
 )
-from exocube.params import ALL_NAMES, SPECS
+from exocube.params import MODEL_INPUT_NAMES_V1, MODEL_INPUT_SPECS_V1
 from exocube.physics import surface_gravity
 
 PLEV = torch.tensor(TINY_GRID.plev_array, dtype=torch.float32)
@@ -24,13 +24,26 @@ LAT = torch.tensor(TINY_GRID.lat, dtype=torch.float32)
 
 
 def test_encode_params_maps_ranges_to_unit_interval() -> None:
-    lo = torch.tensor([[SPECS[n].low for n in ALL_NAMES]], dtype=torch.float64)
-    hi = torch.tensor([[SPECS[n].high for n in ALL_NAMES]], dtype=torch.float64)
+    specs = [MODEL_INPUT_SPECS_V1[n] for n in MODEL_INPUT_NAMES_V1]
+    lo = torch.tensor([[s.low for s in specs]], dtype=torch.float64)
+    hi = torch.tensor([[s.high for s in specs]], dtype=torch.float64)
     locked = torch.tensor([True])
     torch.testing.assert_close(encode_params(lo, locked), torch.tensor([[-1.0] * 11 + [1.0]],
                                                                        dtype=torch.float64))
     torch.testing.assert_close(encode_params(hi, ~locked), torch.tensor([[1.0] * 11 + [-1.0]],
                                                                         dtype=torch.float64))
+
+
+def test_encoding_of_no_co2_is_finite_and_at_the_low_end() -> None:
+    """pco2_bar = 0 is valid; the v1 encoding log-scales pCO2, so 0 encodes as 1e-6 bar."""
+    specs = [MODEL_INPUT_SPECS_V1[n] for n in MODEL_INPUT_NAMES_V1]
+    row = torch.tensor([[0.5 * (s.low + s.high) for s in specs]], dtype=torch.float64)
+    j = MODEL_INPUT_NAMES_V1.index("pco2_bar")
+    rows = row.repeat(3, 1)
+    rows[:, j] = torch.tensor([0.0, 1e-6, 1e-4], dtype=torch.float64)
+    enc = encode_params(rows, torch.tensor([False] * 3))
+    assert torch.isfinite(enc).all()
+    assert enc[0, j] == enc[1, j] == -1.0 and enc[2, j] > -1.0
 
 
 @pytest.fixture(scope="module")

@@ -106,7 +106,7 @@ def test_422_names_field_value_and_bound(client: TestClient, app: FastAPI) -> No
     assert r.status_code == 422
     (d,) = r.json()["detail"]
     assert d["field"] == "radius_earth" and d["value"] == 9.0
-    assert d["bound"] == "in [0.5, 2.5] R_earth"
+    assert d["bound"] == "in [0.25, 3] R_earth"  # the validity bounds
     assert "radius_earth=9.0" in d["msg"]
     legacy = {k: v for k, v in training_params(app).items() if k != "stellar_teff_k"}
     r = client.post("/predict/scalar", json={**legacy, "stellar_teff": 100.0})
@@ -171,7 +171,7 @@ def test_health_ready_models_docs(client: TestClient, app: FastAPI) -> None:
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     props = schema["components"]["schemas"]["PlanetParams"]["properties"]
-    assert props["radius_earth"]["maximum"] == 2.5 and props["radius_earth"]["units"] == "R_earth"
+    assert props["radius_earth"]["maximum"] == 3.0 and props["radius_earth"]["units"] == "R_earth"
 
 
 @pytest.mark.parametrize(("accept", "media"), [

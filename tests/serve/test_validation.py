@@ -292,3 +292,35 @@ def test_a_key_given_twice_is_refused(client: TestClient, app: FastAPI) -> None:
     assert d["value"] == [training_params(app)["radius_earth"], 1.0]
     r = post_raw(client, b'{"orbital_period": 1.0, "orbital_period": 2.0}')
     assert r.json()["detail"][0]["field"] == "orbital_period_days"
+
+
+@pytest.mark.parametrize(("extra", "field", "bound"), [
+    ({"surface_pressure_bar": 200.0}, "surface_pressure_bar", "in [0.01, 100] bar"),
+    ({"surface_pressure_bar": 2.0, "pco2_bar": 2.5}, "pco2_bar",
+     "at most surface_pressure_bar = 2 bar"),
+    ({"pch4_bar": -0.01}, "pch4_bar", "in [0, 100] bar"),
+    ({"pco2_bar": 0.5, "pch4_bar": 0.6}, "pch4_bar",
+     "at most surface_pressure_bar - pco2_bar = 0.5 bar"),
+])
+def test_out_of_bounds_planets_are_a_422_naming_field_value_and_bound(
+        client: TestClient, app: FastAPI, extra: dict[str, float], field: str,
+        bound: str) -> None:
+    body = {**training_params(app), "surface_pressure_bar": 1.0, **extra}
+    r = client.post("/predict/scalar", json=body)
+    assert r.status_code == 422, r.text
+    (d,) = strict_json(r.text)["detail"]
+    assert (d["field"], d["value"]) == (field, extra[field])
+    assert d["bound"].startswith(bound), d
+
+
+def test_valid_planets_outside_the_generator_get_a_domain_answer(client: TestClient,
+                                                                 app: FastAPI) -> None:
+    """3 bar, no CO2, or CH4: inside the validity bounds, so not a 422; the tiny model's
+    domain check answers (refusing far requests, as for any planet outside its hull)."""
+    for extra in ({"surface_pressure_bar": 3.0}, {"pco2_bar": 0.0}, {"pch4_bar": 0.01}):
+        r = client.post("/predict/scalar", json={**training_params(app), **extra})
+        assert r.status_code != 422 or r.json()["detail"][0]["bound"].startswith(
+            "within the training range"), r.text
+        r = client.post("/predict/scalar",
+                        json={**training_params(app), **extra, "allow_extrapolation": True})
+        assert r.status_code == 200, r.text

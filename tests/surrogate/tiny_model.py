@@ -26,7 +26,7 @@ from exocube.catalog import upgrade
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.data import PSCOMPPARS_SNAPSHOT
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.planet import derive
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
@@ -48,7 +48,7 @@ def make_consistent(path: str) -> str:
     training runs."""
     with xr.open_dataset(path) as ds:
         ds = ds.load()
-    planet = derive({n: float(ds.attrs[n]) for n in ALL_NAMES})
+    planet = derive({n: float(ds.attrs[n]) for n in MODEL_INPUT_NAMES_V1})
     ds.attrs.update({n: float(v) for n, v in planet.params.items()})
     ds.attrs["tidally_locked"] = int(planet.tidally_locked)
     tmp = path + ".tmp"

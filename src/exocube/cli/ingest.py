@@ -12,7 +12,9 @@ from rich.table import Table
 
 from exocube import parallel
 from exocube.cubes.ingest import ingest as ingest_files
+from exocube.cubes.levels import SYNTAX, parse_levels
 from exocube.cubes.validate import StoreReport, validate_store
+from exocube.errors import InputDataError
 from exocube.grid import Grid
 
 
@@ -27,18 +29,27 @@ def ingest(
         "(path relative to the CSV or here, or file name) or a 'run_id' column."),
     nlat: int | None = typer.Option(None, help="New store: latitudes (default: from the files)."),
     nlon: int | None = typer.Option(None, help="New store: longitudes."),
-    nlev: int | None = typer.Option(None, help="New store: pressure levels."),
+    nlev: int | None = typer.Option(
+        None, help="New store: number of pressure levels, log-spaced from 2 bar to 1 hPa."),
+    levels: str | None = typer.Option(
+        None, "--levels", help=f"New store: its pressure levels, as {SYNTAX}. Default: the "
+        "ingest.levels setting, else the first file's levels, else log:2e5:1e2:20. A run's "
+        "values below its surface or above its model top are NaN (masked), not refused."),
     commit_every: int = typer.Option(256, help="Commit a version every N new runs."),
     skip_bad: bool = typer.Option(False, "--skip-bad", help="Skip unusable files, report them."),
     scheduler: str | None = typer.Option(None, help="Dask scheduler address (default: local)."),
 ) -> None:
     """Ingest GCM NetCDF files into a versioned cube store."""
+    if nlev and levels:
+        raise InputDataError(f"--nlev {nlev} and --levels {levels!r} both set the pressure "
+                             "levels; give one of them")
+    plev = parse_levels(levels) if levels else None
     grid = None
     if nlat or nlon or nlev:
         grid = Grid.with_levels(nlat or 32, nlon or 64, nlev or 20)
     with parallel.client(scheduler) as client:
         result = ingest_files(
-            files, store, time_mean_last=time_mean_last, grid=grid, source=source,
+            files, store, time_mean_last=time_mean_last, grid=grid, levels=plev, source=source,
             params_csv=params, commit_every=commit_every,
             errors="skip" if skip_bad else "raise", client=client, progress=True)
     print(f"store {result.store}: {len(result.added)} runs added, "

@@ -2,7 +2,10 @@
 
 Each file is one run. Workers hash the file, skip it when the store already
 holds that hash, reuse a complete run group left by an interrupted ingest, or
-read, remap and write the run's own immutable group. The client collects the
+read, remap and write the run's own immutable group. A new store's grid is the
+``grid`` given, else the first file's own canonical grid, else the default; its
+pressure levels are ``levels`` when given (``exocube ingest --levels``, or the
+``ingest.levels`` setting), and are then fixed for the store's life. The client collects the
 results and commits a new version every ``commit_every`` runs, so an ingest
 killed at any moment leaves a store that opens at its last committed version,
 and re-running the same command finishes the job without duplicating a run.
@@ -14,7 +17,7 @@ import glob
 import hashlib
 import logging
 import math
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,7 @@ from exocube import parallel
 from exocube.catalog import upgrade
 from exocube.config import get_settings
 from exocube.cubes import runparams, versions
+from exocube.cubes.levels import parse_levels
 from exocube.cubes.process import build_run
 from exocube.cubes.runs import read_summary, run_key, write_run_group
 from exocube.cubes.schema import SCHEMA_VERSION, Layout, check_run
@@ -82,12 +86,17 @@ def expand(patterns: Iterable[str]) -> list[str]:
 
 def ingest(
     files: Iterable[str], store: str, *, time_mean_last: int | None = None,
-    grid: Grid | None = None, source: str = "auto", params_csv: str | None = None,
+    grid: Grid | None = None, levels: Sequence[float] | None = None,
+    source: str = "auto", params_csv: str | None = None,
     commit_every: int = 256, errors: str = "raise", client: Client | None = None,
     database_url: str | None = None, storage_options: dict[str, Any] | None = None,
     progress: bool = False,
 ) -> IngestResult:
-    """Ingest ``files`` into the store at ``store`` (a path or ``s3://bucket/prefix``)."""
+    """Ingest ``files`` into the store at ``store`` (a path or ``s3://bucket/prefix``).
+
+    ``levels`` [Pa] are a new store's pressure levels (default: the ``ingest.levels``
+    setting, else those of ``grid``, of the first file or of the default grid); for an
+    existing store they must equal its levels."""
     if errors not in ERRORS:
         raise InputDataError(f"errors={errors!r}; use one of {ERRORS}")
     if commit_every < 1:
@@ -97,7 +106,7 @@ def ingest(
     loc = StoreLocation.parse(store, storage_options)
     db_url = database_url or get_settings().database_url
     upgrade(db_url)
-    layout = store_layout(loc, paths[0], grid, time_mean_last, source)
+    layout = store_layout(loc, paths[0], grid, time_mean_last, source, levels)
     parent = versions.head_manifest(loc)
     versions.ensure_recorded(loc, layout, parent and parent["version_id"], db_url)
     task = FileTask(loc, layout, {r["sha256"]: r["run_id"] for r in (parent or {}).get("runs", [])},
@@ -119,12 +128,16 @@ def _client(existing: Client | None) -> Iterator[Client]:
 
 
 def store_layout(loc: StoreLocation, first_file: str, grid: Grid | None,
-                 time_mean_last: int | None, source: str) -> Layout:
+                 time_mean_last: int | None, source: str,
+                 levels: Sequence[float] | None = None) -> Layout:
     """The existing store's layout (checked against explicit options) or a new one."""
     doc = loc.read_json(STORE_DOC)
+    plev = None if levels is None else tuple(sorted((float(p) for p in levels), reverse=True))
     if doc is not None:
         layout = Layout.from_json(doc["layout"])
         wanted = Layout.from_grid(grid, layout.ntime, layout.time_mean_last) if grid else layout
+        if plev is not None:
+            wanted = Layout.from_json({**wanted.to_json(), "plev": plev})
         if time_mean_last is not None:
             wanted = Layout.from_json({**wanted.to_json(), "time_mean_last": time_mean_last,
                                        "ntime": 1})
@@ -134,7 +147,13 @@ def store_layout(loc: StoreLocation, first_file: str, grid: Grid | None,
     if time_mean_last is not None and time_mean_last < 1:
         raise InputDataError(f"--time-mean-last {time_mean_last}: use a positive step count")
     ntime = 1 if time_mean_last is not None else int(src.time.size)
-    layout = Layout.from_grid(grid or grid_of(src) or DEFAULT_GRID, ntime, time_mean_last)
+    new_grid = grid or grid_of(src) or DEFAULT_GRID
+    configured = get_settings().ingest.levels  # a default for new stores only
+    if plev is None and grid is None and configured is not None:
+        plev = parse_levels(configured)
+    if plev is not None:
+        new_grid = Grid(new_grid.nlat, new_grid.nlon, plev)
+    layout = Layout.from_grid(new_grid, ntime, time_mean_last)
     loc.write_json(STORE_DOC, {"schema_version": SCHEMA_VERSION, "layout": layout.to_json()})
     return layout
 

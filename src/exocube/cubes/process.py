@@ -116,7 +116,8 @@ def _remap_vertically(src: SourceRun, layout: Layout, params: dict[str, float]
             out[name] = src.fields[name]
         else:
             out[name] = vertical.remap_field(p, src.fields[name], ps, plev,
-                                             ts if name == "ta" else None)
+                                             ts if name == "ta" else None,
+                                             geometric=name == "hus")
     zlev = src.levels["zg"]
     if _on_store_levels(zlev, plev):
         out["zg"] = src.fields["zg"]

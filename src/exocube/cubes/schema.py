@@ -24,6 +24,9 @@ from exocube.params import ALL_NAMES
 SCHEMA_VERSION = "1.0"
 DERIVED_PARAMS: tuple[str, ...] = ("gravity_m_s2", "tidally_locked", "r_gas_j_kg_k")
 RUN_PARAMS: tuple[str, ...] = ALL_NAMES + DERIVED_PARAMS
+# run parameters added after schema 1.0: a store version without one (made before it
+# existed) holds runs with the parameter's default, exocube.params.OPTIONAL_DEFAULTS
+LATER_PARAMS: tuple[str, ...] = ("pch4_bar",)
 STAT_NAMES: tuple[str, ...] = ("mean", "std", "min", "max")
 # a source file's equilibrium flag and diagnostics (the ExoPlaSim driver's global
 # attributes, exocube.gcm.equilibrium), kept in the run's summary for ``validate``
@@ -40,7 +43,8 @@ REGRID_METHOD = (
 )
 VERTICAL_METHOD = (
     "linear in log-pressure from the source levels (sigma or hybrid levels converted with "
-    "each run's own surface pressure); between the lowest source level and the surface ta "
+    "each run's own surface pressure; hus: its logarithm linear in log-pressure between "
+    "positive values); between the lowest source level and the surface ta "
     "is interpolated towards ts and other fields keep the lowest valid level's value; NaN "
     "below the surface (plev > ps) and above the source's top level; zg given on "
     "non-pressure levels is recomputed hydrostatically with the run's gravity and gas "

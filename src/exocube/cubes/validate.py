@@ -34,7 +34,7 @@ import xarray as xr
 from exocube.catalog import Dataset, RunQuality, session_scope, upgrade
 from exocube.config import get_settings
 from exocube.cubes.runs import read_summary
-from exocube.cubes.schema import RUN_PARAMS
+from exocube.cubes.schema import LATER_PARAMS, RUN_PARAMS
 from exocube.cubes.store import StoreLocation
 from exocube.cubes.versions import dataset_row, latest_id, open_version, read_manifest
 from exocube.errors import CatalogError, StoreError
@@ -96,7 +96,8 @@ def schema_problems(ds: xr.Dataset) -> list[str]:
         units = ds[name].attrs.get("units") if name in ds else None
         if units != CF_META[name][1]:
             problems.append(f"{name} units {units!r}, expected {CF_META[name][1]!r}")
-    problems += [f"parameter variable {p!r} missing" for p in RUN_PARAMS if p not in ds]
+    problems += [f"parameter variable {p!r} missing" for p in RUN_PARAMS
+                 if p not in ds and p not in LATER_PARAMS]
     return problems
 
 

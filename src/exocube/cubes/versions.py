@@ -42,7 +42,7 @@ from exocube.cubes.schema import (
 from exocube.cubes.store import LATEST_DOC, MANIFEST_DOC, StoreLocation, VersionStore
 from exocube.errors import StoreError
 from exocube.grid import FIELDS_2D, FIELDS_3D
-from exocube.params import SPECS
+from exocube.params import OPTIONAL_DEFAULTS, SPECS
 
 log = logging.getLogger(__name__)
 RUN_ARRAYS = frozenset(FIELDS_3D + FIELDS_2D)
@@ -176,8 +176,9 @@ def template(layout: Layout, manifest: dict[str, Any]) -> tuple[xr.Dataset, dict
         encoding[name] = {"chunks": chunks, "compressors": (compressor(layout),),
                           "_FillValue": np.float32(np.nan),
                           "chunk_key_encoding": layout.chunk_key_encoding}
-    for pname in RUN_PARAMS:
-        values = np.array([float(r["params"][pname]) for r in runs], dtype=np.float64)
+    for pname in RUN_PARAMS:  # runs committed before an optional parameter: its default
+        values = np.array([float({**OPTIONAL_DEFAULTS, **r["params"]}[pname]) for r in runs],
+                          dtype=np.float64)
         variables[pname] = xr.Variable(("run",), values, attrs=_param_attrs(pname))
     variables.update(_stats_variables(manifest["stats"]))
     ds = xr.Dataset(variables, coords=_coords(layout, [r["run_id"] for r in runs]))

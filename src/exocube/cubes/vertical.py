@@ -104,8 +104,13 @@ def surface_first(p: Array, *fields: Array) -> tuple[Array, ...]:
     return (p[:, ::-1], *(f[:, ::-1] for f in fields))
 
 
-def remap_field(p: Array, f: Array, ps: Array, plev: Array, f_surface: Array | None) -> Array:
-    """Remap ``f`` (time, lev, lat, lon) on pressures ``p`` to ``plev`` [Pa], surface first."""
+def remap_field(p: Array, f: Array, ps: Array, plev: Array, f_surface: Array | None,
+                geometric: bool = False) -> Array:
+    """Remap ``f`` (time, lev, lat, lon) on pressures ``p`` to ``plev`` [Pa], surface first.
+
+    ``geometric``: ``ln f`` linear in ``ln p`` between two positive values (for specific
+    humidity, which falls by orders of magnitude between sparse upper levels, where a
+    linear blend would exceed saturation), linear where either value is not positive."""
     shape = f.shape
     p = np.broadcast_to(p, shape)
     p, f = surface_first(p, f)
@@ -113,6 +118,11 @@ def remap_field(p: Array, f: Array, ps: Array, plev: Array, f_surface: Array | N
                                     None if f_surface is None else f_surface.ravel())
     x_target = np.broadcast_to(np.log(plev)[:, None], (plev.size, x_nodes.shape[1]))
     out = interp_logp(x_nodes, f_nodes, x_target)
+    if geometric:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_out = interp_logp(x_nodes, np.log(np.where(f_nodes > 0, f_nodes, np.nan)),
+                                  x_target)
+        out = np.where(np.isfinite(log_out), np.exp(log_out), out)
     return from_columns(out, (shape[0], plev.size, shape[2], shape[3]))
 
 

@@ -31,7 +31,7 @@ from exocube.gcm.runs import (
     generate_one,
 )
 from exocube.grid import DEFAULT_GRID, Grid
-from exocube.params import ALL_NAMES
+from exocube.params import ALL_NAMES, OPTIONAL_DEFAULTS
 from exocube.planet import derive
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ def check_catalogue(database_url: str, specs: Sequence[RunSpec]) -> None:
 
 
 def _same_parameters(stored: dict[str, float], new: dict[str, float]) -> bool:
+    stored = {**OPTIONAL_DEFAULTS, **stored}  # rows made before an optional parameter
     return all(
         name in stored and math.isclose(float(stored[name]), new[name], rel_tol=1e-12)
         for name in ALL_NAMES

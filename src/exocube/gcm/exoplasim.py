@@ -481,11 +481,11 @@ def output_attrs(config: ExoPlaSimRunConfig, state: RunState,
     attrs: dict[str, Any] = {
         "source": f"ExoPlaSim {exoplasim_version()} (driven by exocube {__version__})",
         "run_id": row.run_id,
-        **{name: float(row.params[name]) for name in ALL_NAMES},
+        **{name: float(row.planet_params[name]) for name in ALL_NAMES},
         "gravity_m_s2": float(surface_gravity(row.params["mass_earth"],
                                               row.params["radius_earth"])),
         "tidally_locked": int(row.tidally_locked),
-        "surface": row.surface, "pch4_bar": row.pch4_bar, "obliquity_deg": row.obliquity_deg,
+        "surface": row.surface, "obliquity_deg": row.obliquity_deg,
         "timestep_minutes": row.timestep_minutes, "resolution": config.resolution,
         "layers": config.layers, "years_run": state.years_done,
         "year_days": config.year_days,
@@ -517,7 +517,7 @@ def run_parameters(config: ExoPlaSimRunConfig, state: RunState) -> dict[str, flo
     """The parameter vector stored in the catalogue (as for generator runs, plus extras)."""
     attrs = output_attrs(config, state, {})
     return {k: attrs[k] for k in (*ALL_NAMES, "gravity_m_s2", "tidally_locked",
-                                  "r_gas_j_kg_k", "pch4_bar", "obliquity_deg") if k in attrs}
+                                  "r_gas_j_kg_k", "obliquity_deg") if k in attrs}
 
 
 def _outcome(state: RunState, config: ExoPlaSimRunConfig, started: float,

@@ -5,21 +5,24 @@ to ``exoplasim.Model(...)`` and :meth:`ExoPlaSimRunConfig.configure_kwargs` to
 ``Model.configure(...)`` unchanged, so the namelists stay ExoPlaSim's business.
 
 A design row has a ``run_id`` column, the exocube planet parameters
-(:data:`exocube.params.ALL_NAMES`, checked against their validity bounds) and
-these optional ExoPlaSim columns:
+(:data:`exocube.params.ALL_NAMES`, checked against the physical validity bounds,
+including ``pco2_bar + pch4_bar <= surface_pressure_bar``) and these optional
+ExoPlaSim columns:
 
 - ``tidally_locked`` (0/1): synchronous rotation with the orbital period; default
   1 when ``rotation_period_days`` is absent or equals ``orbital_period_days``;
 - ``surface``: ``ocean`` (aquaplanet, default) or ``land`` (desert planet);
-- ``pch4_bar``: CH4 partial pressure (default 0; ExoPlaSim uses it for the
-  mean molecular weight only, not in its radiation);
 - ``obliquity_deg``: default 0 for a locked planet, 23.441 otherwise;
 - ``timestep_minutes``: default 30 for a locked planet, 45 otherwise (ExoPlaSim's
   own defaults for ``TLmodel`` and ``Model``).
 
-The atmosphere is N2 + CO2 (+ CH4): ``pN2 = surface_pressure_bar - pco2_bar - pch4_bar``;
-``pco2_bar = 0`` sets ExoPlaSim's CO2 concentration to 0 (without a CO2 partial pressure
-ExoPlaSim would assume 300 ppmv).
+The atmosphere is N2 + CO2 (+ CH4): ``pN2 = surface_pressure_bar - pco2_bar - pch4_bar``
+(0 for a pure CO2/CH4 atmosphere). ``pco2_bar`` becomes ExoPlaSim's ``pCO2`` (its CO2
+concentration, ``pCO2 / pressure``); ``pco2_bar = 0`` sets that concentration to 0
+(without a CO2 partial pressure ExoPlaSim would assume 300 ppmv). ``pch4_bar`` (exocube's
+optional CH4 partial pressure, default 0) becomes ExoPlaSim's ``pCH4``: ExoPlaSim 3.4.2
+uses it for the mean molecular weight, gas constant and surface pressure only, not in
+its radiation.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ from exocube.planet import is_synchronous
 
 RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$")
 SURFACES = ("ocean", "land")
-EXTRA_COLUMNS = ("tidally_locked", "surface", "pch4_bar", "obliquity_deg", "timestep_minutes")
+EXTRA_COLUMNS = ("tidally_locked", "surface", "obliquity_deg", "timestep_minutes")
 RESOLUTIONS = ("T21", "T42", "T63", "T85", "T106", "T127", "T170")
 EARTH_OBLIQUITY = 23.441
 MINUTES_PER_DAY = 1440
@@ -92,7 +95,10 @@ DEFAULT_LENGTH = RunLength()
 
 @dataclass(frozen=True)
 class DesignRow:
-    """One validated design row: run id, exocube parameters and ExoPlaSim extras."""
+    """One validated design row: run id, exocube parameters and ExoPlaSim extras.
+
+    ``params`` holds every parameter but ``pch4_bar``, which is its own field (as in run
+    directories made before it was a parameter, whose configuration digest it keeps)."""
 
     run_id: str
     params: dict[str, float]
@@ -101,6 +107,11 @@ class DesignRow:
     pch4_bar: float = 0.0
     obliquity_deg: float = 0.0
     timestep_minutes: float = 45.0
+
+    @property
+    def planet_params(self) -> dict[str, float]:
+        """Every exocube parameter of the planet (:data:`exocube.params.ALL_NAMES`)."""
+        return {**self.params, "pch4_bar": self.pch4_bar}
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -164,7 +175,7 @@ class ExoPlaSimRunConfig:
             "radius": p["radius_earth"],
             "gravity": float(surface_gravity(p["mass_earth"], p["radius_earth"])),
             "pressure": p["surface_pressure_bar"],
-            "pN2": p["surface_pressure_bar"] - pco2 - row.pch4_bar,
+            "pN2": max(p["surface_pressure_bar"] - pco2 - row.pch4_bar, 0.0),
             "year": p["orbital_period_days"],
             "eccentricity": 0.0,
             "obliquity": row.obliquity_deg,
@@ -252,12 +263,13 @@ def design_row(raw: Mapping[str, str], where: str) -> DesignRow:
         params = validate_params(values)
     except ParameterError as exc:
         raise InputDataError(f"{where} (run {run_id!r}): {exc}") from None
-    return _with_extras(run_id, params, extras, f"{where} (run {run_id!r})",
+    pch4 = params.pop("pch4_bar")
+    return _with_extras(run_id, params, pch4, extras, f"{where} (run {run_id!r})",
                         rotation_given="rotation_period_days" in values)
 
 
-def _with_extras(run_id: str, params: dict[str, float], extras: dict[str, str], where: str,
-                 rotation_given: bool) -> DesignRow:
+def _with_extras(run_id: str, params: dict[str, float], pch4: float, extras: dict[str, str],
+                 where: str, rotation_given: bool) -> DesignRow:
     locked_default = (not rotation_given) or is_synchronous(
         params["rotation_period_days"], params["orbital_period_days"])
     locked = _flag(extras.get("tidally_locked"), locked_default, where)
@@ -267,11 +279,6 @@ def _with_extras(run_id: str, params: dict[str, float], extras: dict[str, str], 
     if surface not in SURFACES:
         raise InputDataError(f"{where}: surface={surface!r} is invalid: expected one of "
                              f"{SURFACES}")
-    pch4 = _number(extras, "pch4_bar", 0.0, 0.0, params["surface_pressure_bar"], where)
-    if params["pco2_bar"] + pch4 >= params["surface_pressure_bar"]:
-        raise InputDataError(
-            f"{where}: pco2_bar + pch4_bar = {params['pco2_bar'] + pch4} is invalid: expected "
-            f"less than surface_pressure_bar = {params['surface_pressure_bar']} (the rest is N2)")
     return DesignRow(
         run_id=run_id, params=params, tidally_locked=locked, surface=surface, pch4_bar=pch4,
         obliquity_deg=_number(extras, "obliquity_deg", 0.0 if locked else EARTH_OBLIQUITY,

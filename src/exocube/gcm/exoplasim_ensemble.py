@@ -46,7 +46,7 @@ from exocube.gcm.exoplasim_config import (
     ExoPlaSimRunConfig,
     RunLength,
 )
-from exocube.params import ALL_NAMES
+from exocube.params import ALL_NAMES, OPTIONAL_DEFAULTS
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +148,9 @@ def check_catalogue(database_url: str, configs: Sequence[ExoPlaSimRunConfig]) ->
 def _same_run(row: Simulation, config: ExoPlaSimRunConfig) -> bool:
     if row.generator != GCM_NAME:
         return False
-    stored = row.parameters or {}
-    return all(name in stored and math.isclose(float(stored[name]), config.row.params[name],
+    stored = {**OPTIONAL_DEFAULTS, **(row.parameters or {})}
+    planet = config.row.planet_params
+    return all(name in stored and math.isclose(float(stored[name]), planet[name],
                                                rel_tol=1e-12) for name in ALL_NAMES)
 
 

@@ -96,6 +96,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from exocube import physics
+from exocube.gcm.ranges import check_generator_range
 from exocube.grid import DEFAULT_GRID, Grid, latitude_weights
 from exocube.planet import BOND_ALBEDO, SUBSTELLAR_LON_DEG, Planet
 
@@ -132,7 +133,11 @@ class Climate:
 
 
 def generate(planet: Planet, grid: Grid = DEFAULT_GRID, phase_bins: int = 1) -> Climate:
-    """Generate one run's climate: ``phase_bins`` time steps on ``grid``."""
+    """Generate one run's climate: ``phase_bins`` time steps on ``grid``.
+
+    A planet outside the generator's own ranges (:mod:`exocube.gcm.ranges`) is refused
+    with a ParameterError naming the field, the value and that range."""
+    check_generator_range(planet.params)
     gamma = opacity_ratio(planet.params["stellar_teff_k"])
     tau_s = surface_optical_depth(planet, gamma)
     flux, time_days, period = absorbed_flux(planet, grid, tau_s, phase_bins)

@@ -15,7 +15,7 @@ from exocube.errors import InputDataError
 from exocube.gcm.generator import generate
 from exocube.gcm.netcdf import read_attrs, sha256_of, source, write_run
 from exocube.grid import Grid
-from exocube.params import ALL_NAMES
+from exocube.params import ALL_NAMES, OPTIONAL_DEFAULTS
 from exocube.planet import Planet, derive
 
 
@@ -65,7 +65,7 @@ def catalogue_parameters(planet: Planet) -> dict[str, float]:
 
 def check_existing(path: Path, planet: Planet, grid: Grid, phase_bins: int) -> None:
     """Refuse to reuse a file made from other parameters, grid or phase bins."""
-    attrs = read_attrs(path)
+    attrs = {**OPTIONAL_DEFAULTS, **read_attrs(path)}  # older files: optional defaults
     wanted: dict[str, object] = {n: planet.params[n] for n in ALL_NAMES}
     wanted.update(phase_bins=phase_bins, source=source())
     found = _grid_of(path)

@@ -1,4 +1,7 @@
-"""Parameter vectors for an ensemble: a Latin hypercube over the valid ranges, or CSV rows.
+"""Parameter vectors for an ensemble: a Latin hypercube over the generator's ranges, or CSV rows.
+
+The ranges are the built-in generator's own (:mod:`exocube.gcm.ranges`), not the
+wider physical validity bounds of :mod:`exocube.params`; ``pch4_bar`` is fixed at 0.
 
 The hypercube has one sample in each of ``n`` equal strata of every
 parameter's unit interval, mapped linearly onto ``[low, high]`` or, for
@@ -15,8 +18,9 @@ Exoplanet Archive ``pscomppars`` names (``pl_rade``, ``pl_bmasse``,
 then by the earlier in-house system's names (``orbital_period``, ``insolation``,
 ...): the table of :func:`exocube.params.parameter_columns`. Lines starting
 with ``#`` are comments. A row with a missing, non-numeric or out-of-range
-value is an error naming the row and the field, unless the caller asks to skip
-such rows (``on_invalid="skip"``): each is logged, and the count.
+value (outside the validity bounds or the generator's range) is an error naming
+the row and the field, unless the caller asks to skip such rows
+(``on_invalid="skip"``): each is logged, and the count.
 """
 
 from __future__ import annotations
@@ -34,13 +38,12 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from exocube.errors import InputDataError, ParameterError
+from exocube.gcm.ranges import GENERATOR_RANGES, SAMPLED_NAMES, check_generator_range
 from exocube.gcm.runs import RunSpec
 from exocube.params import (
-    ALL_NAMES,
     COLUMN_ALIASES,
     OPTIONAL_NAMES,
     REQUIRED_NAMES,
-    SPECS,
     parameter_columns,
     validate_params,
 )
@@ -73,12 +76,12 @@ def latin_hypercube(n: int, dims: int, seed: int) -> NDArray[np.float64]:
 
 
 def scale_to_ranges(unit: NDArray[np.float64]) -> list[dict[str, float]]:
-    """Map unit-cube rows onto the parameter ranges (order of ``ALL_NAMES``)."""
+    """Map unit-cube rows onto the generator's ranges (order of ``SAMPLED_NAMES``)."""
     rows = []
     for u in unit:
         values: dict[str, float] = {}
-        for name, x in zip(ALL_NAMES, u, strict=True):
-            spec = SPECS[name]
+        for name, x in zip(SAMPLED_NAMES, u, strict=True):
+            spec = GENERATOR_RANGES[name]
             high = spec.high
             low = spec.low
             if name == "mass_earth":
@@ -94,10 +97,10 @@ def mass_bounds(radius_earth: float) -> tuple[float, float]:
     """Masses [M_earth] of a planet of this radius with a plausible bulk density.
 
     Mean density between 0.25 and 2 times Earth's (``M / R^3`` in Earth units),
-    within the ``mass_earth`` range: from ice-rich worlds to iron-rich, compressed
-    super-Earths.
+    within the generator's ``mass_earth`` range: from ice-rich worlds to iron-rich,
+    compressed super-Earths.
     """
-    spec = SPECS["mass_earth"]
+    spec = GENERATOR_RANGES["mass_earth"]
     r3 = radius_earth**3
     return max(spec.low, DENSITY_RANGE[0] * r3), min(spec.high, DENSITY_RANGE[1] * r3)
 
@@ -112,7 +115,7 @@ def _scale(u: float, low: float, high: float, log_scale: bool) -> float:
 
 def sample_runs(n: int, seed: int) -> list[RunSpec]:
     """``n`` hypercube runs with ids ``gen-s{seed}-n{n}-{index:05d}``."""
-    rows = scale_to_ranges(latin_hypercube(n, len(ALL_NAMES), seed))
+    rows = scale_to_ranges(latin_hypercube(n, len(SAMPLED_NAMES), seed))
     return [RunSpec(run_id_for(seed, n, i), validate_params(r)) for i, r in enumerate(rows)]
 
 
@@ -194,6 +197,7 @@ def _row_params(
             continue
         values[name] = value
     try:
+        check_generator_range(values)
         params = validate_params(values)
         derive(params)
     except ParameterError as exc:
@@ -221,8 +225,9 @@ def _run_id(name: object, index: int, params: dict[str, float]) -> str:
 
 
 def params_digest(params: dict[str, float]) -> str:
-    """8 hex digits of SHA-256 over the parameter vector (``repr`` of each float)."""
-    text = ";".join(f"{n}={float(params[n])!r}" for n in ALL_NAMES if n in params)
+    """8 hex digits of SHA-256 over the sampled parameters (``repr`` of each float; not
+    ``pch4_bar``, always 0 here, so that run ids stay those of earlier versions)."""
+    text = ";".join(f"{n}={float(params[n])!r}" for n in SAMPLED_NAMES if n in params)
     return hashlib.sha256(text.encode()).hexdigest()[:8]
 
 

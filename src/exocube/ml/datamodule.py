@@ -45,14 +45,14 @@ from exocube.ml.spec import (
     Stats,
 )
 from exocube.ml.transforms import Augmentation
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.physics import R_DRY_AIR
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES: tuple[str, ...] = FIELDS_3D + FIELDS_2D
 #: The parameters a new model is trained with (and encodes), in order.
-TRAINED_PARAMS: tuple[str, ...] = ALL_NAMES
+TRAINED_PARAMS: tuple[str, ...] = MODEL_INPUT_NAMES_V1
 
 
 def split_runs(run_ids: Sequence[str], excluded: set[str], val_fraction: float,

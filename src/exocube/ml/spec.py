@@ -27,11 +27,16 @@ from torch import Tensor
 
 from exocube.errors import ConfigError, ParameterError
 from exocube.grid import Grid
-from exocube.params import SPECS
+from exocube.params import MODEL_INPUT_SPECS_V1, MODEL_INPUT_V1
 
 #: Version of the dictionary written by :meth:`DataSpec.to_dict`; dictionaries without a
 #: ``spec_version`` are those of exocube 296232c and earlier.
 SPEC_VERSION = 2
+
+
+# log-scaled inputs whose valid values reach 0: encoded at least at their low end (a pCO2
+# of 0 is encoded as 1e-6 bar, which is radiatively the same), never as log(0)
+FLOORED = frozenset({"pco2_bar"})
 
 
 @dataclass(frozen=True)
@@ -46,18 +51,21 @@ class ParamScale:
     def encode(self, x: Tensor) -> Tensor:
         lo, hi = self.low, self.high
         if self.log_scale:
+            if self.name in FLOORED:
+                x = torch.clamp(x, min=lo)
             x, lo, hi = torch.log(x), math.log(lo), math.log(hi)
         return 2.0 * (x - lo) / (hi - lo) - 1.0
 
     @classmethod
     def of(cls, name: str) -> ParamScale:
-        """The scale of ``name`` in today's :data:`exocube.params.SPECS`."""
-        s = SPECS[name]
+        """The scale of ``name`` in the v1 input vector (:data:`exocube.params.MODEL_INPUT_V1`:
+        the generator's ranges when models were first trained, not the validity bounds)."""
+        s = MODEL_INPUT_SPECS_V1[name]
         return cls(name, float(s.low), float(s.high), bool(s.log_scale))
 
 
 def current_scales(names: Sequence[str]) -> tuple[ParamScale, ...]:
-    """The scales of ``names`` in today's :data:`exocube.params.SPECS`."""
+    """The v1 scales of ``names`` (what a newly trained model records in its spec)."""
     return tuple(ParamScale.of(n) for n in names)
 
 
@@ -73,19 +81,7 @@ def encode_with(scales: Sequence[ParamScale], values: Tensor, tidally_locked: Te
 
 
 #: The parameters (in order) and scales of every model trained by exocube 296232c and earlier.
-LEGACY_PARAMS: tuple[ParamScale, ...] = (
-    ParamScale("radius_earth", 0.5, 2.5),
-    ParamScale("mass_earth", 0.1, 12.0, True),
-    ParamScale("orbital_period_days", 0.5, 500.0, True),
-    ParamScale("insolation_earth", 0.1, 3.0),
-    ParamScale("stellar_teff_k", 2300.0, 7000.0),
-    ParamScale("stellar_logg_cgs", 3.5, 5.5),
-    ParamScale("stellar_metallicity_dex", -1.0, 0.6),
-    ParamScale("host_mass_msun", 0.08, 1.5),
-    ParamScale("surface_pressure_bar", 0.1, 2.0, True),
-    ParamScale("pco2_bar", 1e-6, 1.0, True),
-    ParamScale("rotation_period_days", 0.25, 500.0, True),
-)
+LEGACY_PARAMS: tuple[ParamScale, ...] = tuple(ParamScale.of(s.name) for s in MODEL_INPUT_V1)
 LEGACY_PARAM_NAMES: tuple[str, ...] = tuple(s.name for s in LEGACY_PARAMS)
 
 

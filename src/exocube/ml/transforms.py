@@ -28,16 +28,16 @@ import torch
 from torch import Tensor, nn
 
 from exocube.ml.spec import Stats, current_scales, encode_with
-from exocube.params import ALL_NAMES
+from exocube.params import MODEL_INPUT_NAMES_V1
 
-N_PARAM_FEATURES = len(ALL_NAMES) + 1  # the parameters plus the tidal-locking flag
+N_PARAM_FEATURES = len(MODEL_INPUT_NAMES_V1) + 1  # the parameters plus the tidal-locking flag
 
 
 def encode_params(values: Tensor, tidally_locked: Tensor) -> Tensor:
-    """Map raw parameters ``(B, len(ALL_NAMES))`` to [-1, 1] by today's spec ranges
+    """Map raw parameters ``(B, len(MODEL_INPUT_NAMES_V1))`` to [-1, 1] by the v1 ranges
     (log-scaled where the spec says so), plus the locking flag as -1/1. A trained model
     encodes with the scales of its own data spec (:meth:`ParamTable.encode`)."""
-    return encode_with(current_scales(ALL_NAMES), values, tidally_locked)
+    return encode_with(current_scales(MODEL_INPUT_NAMES_V1), values, tidally_locked)
 
 
 class Normaliser(nn.Module):

@@ -1,8 +1,10 @@
 """Request and response bodies of the HTTP service.
 
 The request is the parameter set of ``exocube.params`` with units and the
-physical bounds in the schema. Validation is strict: numbers must be JSON
-numbers (not strings, not booleans), ``allow_extrapolation`` a JSON boolean.
+physical validity bounds in the schema (docs/parameters.md); the partial-pressure
+rules between fields are checked after the schema, also with a 422. Validation is
+strict: numbers must be JSON numbers (not strings, not booleans),
+``allow_extrapolation`` a JSON boolean.
 The earlier in-house system's field names are accepted as aliases
 (``orbital_period``, ``insolation``, ``stellar_teff``, ``stellar_logg``,
 ``stellar_metallicity``, ``host_mass``: :data:`exocube.params.LEGACY_NAMES`); a
@@ -24,7 +26,8 @@ from exocube.params import LEGACY_NAMES, SPECS
 #: Rules between fields, which JSON Schema cannot state: told in the field's description.
 CROSS_FIELD_RULES: dict[str, str] = {
     "pco2_bar": "at most surface_pressure_bar (1 bar when absent): a partial pressure above "
-                "the surface pressure is refused with a 422"}
+                "the surface pressure is refused with a 422",
+    "pch4_bar": "pco2_bar + pch4_bar at most surface_pressure_bar, else a 422"}
 
 
 def _param(name: str) -> Any:
@@ -69,6 +72,7 @@ class PlanetParams(BaseModel):
     surface_pressure_bar: float | None = _param("surface_pressure_bar")
     pco2_bar: float | None = _param("pco2_bar")
     rotation_period_days: float | None = _param("rotation_period_days")
+    pch4_bar: float | None = _param("pch4_bar")
     allow_extrapolation: bool = Field(
         default=False, description="Answer even when the request lies far outside the "
         "training runs' parameter hull (the answer is flagged out_of_domain).")

@@ -24,7 +24,7 @@ import pandas as pd
 import xarray as xr
 
 from exocube.errors import InputDataError
-from exocube.params import ARCHIVE_COLUMNS, OPTIONAL_NAMES, SPECS
+from exocube.params import ARCHIVE_COLUMNS, MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, SPECS
 from exocube.surrogate.prediction import Prediction
 from exocube.surrogate.surrogate import Surrogate
 
@@ -164,7 +164,7 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
     keep = ("Conventions", "source", "mode", "model_id", "model_name", "model_checkpoint",
             "dataset_version")
     attrs = {k: first.attrs[k] for k in keep}
-    attrs["defaulted_params"] = ",".join(OPTIONAL_NAMES)
+    attrs["defaulted_params"] = ",".join(n for n in OPTIONAL_NAMES if n in MODEL_INPUT_NAMES_V1)
     out = xr.Dataset(data, coords={"planet": [n for n, _ in predictions], **first.coords},
                      attrs=attrs)
     tmp = path.with_name(path.name + ".tmp")

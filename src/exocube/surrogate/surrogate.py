@@ -14,7 +14,7 @@ import torch
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
 from exocube.ml import SCALAR_NAMES, SurrogateTask, denormalise_scalars, distance_to_hull
-from exocube.params import OPTIONAL_NAMES, validate_params
+from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, validate_params
 from exocube.planet import derive
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
@@ -44,7 +44,7 @@ def check_request(values: Mapping[str, object]) -> Checked:
     """Validate one parameter mapping (raises ParameterError) and derive tidal locking."""
     checked = validate_params(values)
     planet = derive(checked)
-    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values)
+    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values and n in MODEL_INPUT_NAMES_V1)
     return Checked(planet.params, defaulted, planet.tidally_locked)
 
 
