@@ -50,7 +50,12 @@ def catalogue(tmp_path: Path, store: str) -> str:
 
 
 def _assert_close_tree(got: Any, want: Any, path: str = "") -> None:
-    """Equal structure; numbers equal to 1e-6 relative (NaN/None where the fixture has it)."""
+    """Equal structure; numbers equal to 2e-5 relative (NaN/None where the fixture has it).
+
+    The metrics aggregate float32 fields; the shared latitude weights
+    (``grid.latitude_weights``, normalised to mean 1, where the scalar diagnostics used raw
+    ``cos(lat)`` before) move their rounding by about 3e-6 relative. The predictions
+    themselves are compared bit for bit by the other tests of this file."""
     if isinstance(want, dict):
         assert sorted(got) == sorted(want), path
         for k in want:
@@ -62,7 +67,7 @@ def _assert_close_tree(got: Any, want: Any, path: str = "") -> None:
     elif isinstance(want, float) and not isinstance(want, bool):
         assert isinstance(got, float), path
         assert (math.isnan(got) and math.isnan(want)) or got == pytest.approx(
-            want, rel=1e-6, abs=1e-12), path
+            want, rel=2e-5, abs=1e-12), path
     else:
         assert got == want, path
 
