@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, m
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from exocube.errors import ConfigError
+from exocube.grid import parse_levels
 
 DEFAULT_HOME = Path("~/.exocube")
 
@@ -68,15 +69,13 @@ class IngestOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    #: pressure levels of new stores in the ``--levels`` syntax (exocube.cubes.levels),
+    #: pressure levels of new stores in the ``--levels`` syntax (exocube.grid.parse_levels),
     #: e.g. "log:3e5:1e2:24"; None: the first file's levels, else the default grid's
     levels: str | None = None
 
     @model_validator(mode="after")
     def _check_levels(self) -> IngestOptions:
         if self.levels is not None:
-            from exocube.cubes.levels import parse_levels  # cubes imports config
-
             parse_levels(self.levels)
         return self
 

@@ -14,10 +14,9 @@ import pytest
 from builders import PARAMS, SMALL_GRID, exoplasim_file
 
 from exocube.cubes import open_store
-from exocube.cubes.levels import parse_levels
 from exocube.gcm.exoplasim import RunState, write_output
 from exocube.gcm.exoplasim_config import ExoPlaSimRunConfig, RunLength, design_row
-from exocube.grid import DEFAULT_GRID
+from exocube.grid import DEFAULT_GRID, parse_levels
 
 PLANET = {k: str(v) for k, v in PARAMS.items() if k not in ("surface_pressure_bar", "pco2_bar")}
 ATMOSPHERES = {  # run id -> (surface pressure, design columns)

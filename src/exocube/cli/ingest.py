@@ -12,10 +12,9 @@ from rich.table import Table
 
 from exocube import parallel
 from exocube.cubes.ingest import ingest as ingest_files
-from exocube.cubes.levels import SYNTAX, parse_levels
 from exocube.cubes.validate import StoreReport, validate_store
 from exocube.errors import InputDataError
-from exocube.grid import Grid
+from exocube.grid import LEVELS_SYNTAX, Grid, parse_levels
 
 
 def ingest(
@@ -32,7 +31,7 @@ def ingest(
     nlev: int | None = typer.Option(
         None, help="New store: number of pressure levels, log-spaced from 2 bar to 1 hPa."),
     levels: str | None = typer.Option(
-        None, "--levels", help=f"New store: its pressure levels, as {SYNTAX}. Default: the "
+        None, "--levels", help=f"New store: its pressure levels, as {LEVELS_SYNTAX}. Default: the "
         "ingest.levels setting, else the first file's levels, else log:2e5:1e2:20. A run's "
         "values below its surface or above its model top are NaN (masked), not refused."),
     commit_every: int = typer.Option(256, help="Commit a version every N new runs."),

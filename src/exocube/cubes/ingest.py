@@ -31,14 +31,13 @@ from exocube import parallel
 from exocube.catalog import upgrade
 from exocube.config import get_settings
 from exocube.cubes import runparams, versions
-from exocube.cubes.levels import parse_levels
 from exocube.cubes.process import build_run
 from exocube.cubes.runs import read_summary, run_key, write_run_group
 from exocube.cubes.schema import SCHEMA_VERSION, Layout, check_run
 from exocube.cubes.sources import read_source
 from exocube.cubes.store import STORE_DOC, StoreLocation
 from exocube.errors import InputDataError, StoreError
-from exocube.grid import DEFAULT_GRID, Grid
+from exocube.grid import DEFAULT_GRID, Grid, parse_levels
 
 log = logging.getLogger(__name__)
 ERRORS = ("raise", "skip")
