@@ -47,7 +47,7 @@ _FIELD_KINDS: dict[str, tuple[type, ...] | str] = {
     "md5": _TEXT, "resumed": (bool,), "verified": (bool,),
     "expected_size": "size", "size": "size",
 }
-# written by exocube before 2026-11 (False for files below acquire.resume_min_bytes);
+# written by exocube until 2026-11-23 (False for files below acquire.resume_min_bytes);
 # nothing writes it now. Read for old sidecars: False means "not resumable".
 _LEGACY_RESUMABLE = "resumable"
 
