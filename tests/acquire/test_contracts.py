@@ -26,7 +26,6 @@ from exocube.errors import InputDataError
 BODY = bytes(range(256)) * 8  # 2 KiB
 OPTS = AcquireOptions(backoff_base=0.01, backoff_max=0.02, max_attempts=3, read_timeout=2,
                       resume_min_bytes=16, read_size=1 << 18)
-HTTPCORE_READ = 64 * 1024  # httpcore's own AsyncHTTP11Connection.READ_NUM_BYTES
 
 
 def test_a_sidecar_round_trips_through_json() -> None:
@@ -111,8 +110,10 @@ def test_an_old_sidecar_marked_not_resumable_restarts_from_zero(tmp_path: Path) 
 
 
 def test_the_httpcore_read_size_is_set_only_while_a_client_is_open() -> None:
-    """Two overlapping clients: the patch lasts until the last one closes."""
-    assert httpcore.AsyncHTTP11Connection.READ_NUM_BYTES == HTTPCORE_READ
+    """Two overlapping clients: the patch lasts until the last one closes, then
+    httpcore's own value is back."""
+    own = httpcore.AsyncHTTP11Connection.READ_NUM_BYTES
+    assert own != OPTS.read_size
 
     async def go() -> list[int]:
         seen = []
@@ -124,7 +125,7 @@ def test_the_httpcore_read_size_is_set_only_while_a_client_is_open() -> None:
         return seen
 
     assert asyncio.run(go()) == [OPTS.read_size] * 3
-    assert httpcore.AsyncHTTP11Connection.READ_NUM_BYTES == HTTPCORE_READ
+    assert own == httpcore.AsyncHTTP11Connection.READ_NUM_BYTES
 
 
 def test_every_source_module_is_a_source_adapter() -> None:
