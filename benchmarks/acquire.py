@@ -34,9 +34,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from exocube.acquire.client import make_client
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import Expected, PartFile
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.retry import Politeness
+from exocube.acquire.transfer import HTTPDownloader
 
 SERVER = """
 import sys

@@ -2,10 +2,10 @@
 from the socket) and written and hashed in worker threads: the same faults end
 the same way as on the h11 path.
 
-Paths: ``direct`` (``direct_min_bytes=0``) reads every body from the connection
-in the event loop; ``thread`` (``thread_min_bytes=0``) fetches every file of
-known size in a worker thread (:mod:`exocube.acquire.blocking`); ``h11`` keeps
-the default thresholds, which these bodies are below.
+Paths (:class:`~exocube.acquire.bodies.FastPaths`): ``direct``
+(``direct_min_bytes=0``) reads every body from the connection in the event
+loop; ``thread`` (``thread_min_bytes=0``) fetches every file of known size in a
+worker thread; ``h11`` keeps the default thresholds, which these bodies are below.
 """
 
 from __future__ import annotations
@@ -25,17 +25,12 @@ import httpx
 import pytest
 from fault_server import FaultServer
 
-from exocube.acquire.blocking import _socket_of
-from exocube.acquire.partial import (
-    NOTHING_EXPECTED,
-    BlockPipe,
-    BufferPipe,
-    Expected,
-    Hashes,
-    PartFile,
-    PartWriter,
-)
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.bodies import FastPaths, _socket_of
+from exocube.acquire.client import make_client
+from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, PartWriter
+from exocube.acquire.pipes import BlockPipe, BufferPipe
+from exocube.acquire.retry import Politeness
+from exocube.acquire.transfer import HTTPDownloader
 from exocube.config import get_settings
 from exocube.errors import ChecksumError
 
@@ -45,7 +40,8 @@ BODY = os.urandom(3_000_000)
 SHA = hashlib.sha256(BODY).hexdigest()
 MD5 = hashlib.md5(BODY).hexdigest()
 PATHS = pytest.mark.parametrize("path", ["direct", "thread", "h11"])
-THRESHOLDS = {"direct": {"direct_min_bytes": 0}, "thread": {"thread_min_bytes": 0}, "h11": {}}
+THRESHOLDS = {"direct": {"paths": FastPaths(direct_min_bytes=0)},
+              "thread": {"paths": FastPaths(thread_min_bytes=0)}, "h11": {}}
 THREADED = "(body read in a thread)"
 
 
@@ -173,7 +169,7 @@ def test_connection_after_a_direct_body_is_not_reused_but_the_next_fetch_works(
     async def go() -> None:
         async with make_client(opts) as client:
             dl = HTTPDownloader(client, Politeness(opts), opts.chunk_size,
-                                opts.resume_min_bytes, direct_min_bytes=0)
+                                opts.resume_min_bytes, paths=FastPaths(direct_min_bytes=0))
             for name in ("a.bin", "b.bin"):
                 fetched = await dl.fetch(f"{server.url}/{name}", PartFile(tmp_path / name))
                 fetched.part.promote()
@@ -223,8 +219,11 @@ def test_block_pipe_writes_the_last_block_on_close(tmp_path: Path) -> None:
 CHILD = """
 import asyncio, sys
 from pathlib import Path
+from exocube.acquire.bodies import FastPaths
+from exocube.acquire.client import make_client
 from exocube.acquire.partial import Expected, PartFile
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.retry import Politeness
+from exocube.acquire.transfer import HTTPDownloader
 from exocube.config import get_settings
 
 async def go():
@@ -232,7 +231,7 @@ async def go():
     size = int(sys.argv[3]) if sys.argv[3] else None
     async with make_client(opts) as client:
         dl = HTTPDownloader(client, Politeness(opts), opts.chunk_size, opts.resume_min_bytes,
-                            direct_min_bytes=0, thread_min_bytes=0)
+                            paths=FastPaths(direct_min_bytes=0, thread_min_bytes=0))
         await dl.fetch(sys.argv[1], PartFile(Path(sys.argv[2])), Expected(size=size))
 
 asyncio.run(go())

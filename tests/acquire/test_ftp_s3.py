@@ -16,10 +16,10 @@ from fault_server import FaultServer
 
 from conftest import fits_bytes, index_line, mast_handler, md5, point_at, vcf_gz
 from exocube.acquire.ftp import FTPDownloader, FTPPermanentError
-from exocube.acquire.partial import Expected, PartFile
+from exocube.acquire.partial import Expected, PartFile, Sidecar
 from exocube.acquire.plan import PlanningError
+from exocube.acquire.retry import Politeness
 from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
-from exocube.acquire.transfer import Politeness
 from exocube.catalog import db as catalog_db
 from exocube.config import get_settings
 
@@ -102,8 +102,8 @@ def test_ftp_resumes_a_part_with_rest(ftp_root: tuple[str, Path], tmp_path: Path
     del mdtm_probe
     final.parent.mkdir(parents=True)
     part.part.write_bytes(data[:120_000])
-    part.save_meta({"url": f"{url}/a.bin", "last_modified": mdtm, "expected_size": len(data),
-                    "hash": "sha256", "resumed": False})
+    part.save_meta(Sidecar(url=f"{url}/a.bin", last_modified=mdtm, expected_size=len(data),
+                           hash="sha256", resumed=False))
     fetched = ftp_fetch(f"{url}/a.bin", final, Expected(md5=md5(data)))
     assert final.read_bytes() == data
     assert "REST 120000" in FTPLog.commands
@@ -122,8 +122,8 @@ def test_ftp_part_of_another_version_restarts_and_is_recorded(
     part = PartFile(final)
     final.parent.mkdir(parents=True)
     part.part.write_bytes(os.urandom(120_000))
-    part.save_meta({"url": f"{url}/a.bin", "last_modified": "19990101000000",
-                    "expected_size": 250_000, "hash": "sha256", "resumed": False})
+    part.save_meta(Sidecar(url=f"{url}/a.bin", last_modified="19990101000000",
+                           expected_size=250_000, hash="sha256", resumed=False))
     fetched = ftp_fetch(f"{url}/a.bin", final, Expected(md5=md5(data)))
     assert final.read_bytes() == data and fetched.resumed_from == 0
     assert not [c for c in FTPLog.commands if c.startswith("REST")]
@@ -282,9 +282,9 @@ def test_hostile_ftp_index_names_are_refused(ftp_root: tuple[str, Path], tmp_pat
     (root / "vol1" / "ftp").mkdir(parents=True)
     point_at(monkeypatch, {"genomes1000__base_url": url + "/vol1/ftp",
                            "genomes1000__include": '["*"]'})
+    from exocube.acquire.client import make_client
     from exocube.acquire.plan import PlanContext
     from exocube.acquire.sources import genomes1000
-    from exocube.acquire.transfer import make_client
 
     opts = get_settings().acquire
 

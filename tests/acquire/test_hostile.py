@@ -19,12 +19,14 @@ from hostile_server import HostileServer, raw
 
 from conftest import mast_handler, point_at
 from exocube.acquire.budget import DownloadBudget
+from exocube.acquire.client import make_client
 from exocube.acquire.names import collisions, safe_relpath
 from exocube.acquire.options import AcquireOptions
-from exocube.acquire.partial import NOTHING_EXPECTED, Expected, PartFile
+from exocube.acquire.partial import NOTHING_EXPECTED, Expected, PartFile, Sidecar
 from exocube.acquire.plan import PlanningError
+from exocube.acquire.retry import Politeness
 from exocube.acquire.run import plan_sources
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.transfer import HTTPDownloader
 from exocube.config import get_settings
 from exocube.errors import TransferError, UnsafeNameError
 
@@ -113,8 +115,8 @@ def test_a_206_reaching_past_its_announced_total_is_not_kept(
     url = hostile.url + "/f"
     part = PartFile(tmp_path / "f")
     part.part.write_bytes(BODY[:1000])
-    part.save_meta({"url": url, "etag": '"v1"', "last_modified": None, "expected_size": None,
-                    "hash": "sha256", "resumed": False})
+    part.save_meta(Sidecar(url=url, etag='"v1"', last_modified=None, expected_size=None,
+                           hash="sha256", resumed=False))
     fetched = fetch(url, part)
     assert fetched.size == 1100
     assert part.part.read_bytes() == BODY[:1100]

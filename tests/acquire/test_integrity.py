@@ -16,11 +16,14 @@ import sqlalchemy as sa
 from fault_server import FaultServer
 
 from conftest import PSCOMPPARS_SHA256, pscomppars_bytes, run_sources
+from exocube.acquire.bodies import FastPaths
 from exocube.acquire.breaker import CircuitOpenError
 from exocube.acquire.budget import DownloadBudget
-from exocube.acquire.partial import NOTHING_EXPECTED, Expected, PartFile
+from exocube.acquire.client import make_client
+from exocube.acquire.partial import NOTHING_EXPECTED, Expected, PartFile, Sidecar
+from exocube.acquire.retry import Politeness
 from exocube.acquire.run import Quotas
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.transfer import HTTPDownloader
 from exocube.acquire.units import format_bytes
 from exocube.catalog import AcquisitionRun, Artifact, session_scope
 from exocube.config import get_settings
@@ -31,7 +34,8 @@ pytestmark = pytest.mark.usefixtures("fast_settings")
 V1 = os.urandom(3_000_000)
 V2 = os.urandom(3_000_000)
 PATHS = pytest.mark.parametrize("path", ["direct", "thread", "h11"])
-THRESHOLDS = {"direct": {"direct_min_bytes": 0}, "thread": {"thread_min_bytes": 0}, "h11": {}}
+THRESHOLDS = {"direct": {"paths": FastPaths(direct_min_bytes=0)},
+              "thread": {"paths": FastPaths(thread_min_bytes=0)}, "h11": {}}
 
 
 def fetch(url: str, final: Path, path: str, expected: Expected = NOTHING_EXPECTED,
@@ -170,8 +174,8 @@ def test_a_checksum_restart_is_recorded(server: FaultServer, tmp_path: Path) -> 
     final = tmp_path / "f.bin"
     part = PartFile(final)
     part.part.write_bytes(b"x" * 1000)  # bytes that are not the file's
-    part.save_meta({"url": server.url + "/f.bin", "etag": '"a"', "expected_size": len(V1),
-                    "hash": "sha256", "resumed": False})
+    part.save_meta(Sidecar(url=server.url + "/f.bin", etag='"a"', expected_size=len(V1),
+                           hash="sha256", resumed=False))
     fetched = fetch(server.url + "/f.bin", final, "h11",
                     Expected(sha256=hashlib.sha256(V1).hexdigest()))
     assert final.read_bytes() == V1

@@ -17,11 +17,13 @@ from test_cli_acquire import cli
 
 from conftest import point_at, run_sources
 from exocube.acquire.breaker import CircuitBreaker, CircuitOpenError, HostUnreachableError
+from exocube.acquire.client import make_client
 from exocube.acquire.partial import PartFile
 from exocube.acquire.plan import PlanContext, PlanningError
+from exocube.acquire.retry import Politeness
 from exocube.acquire.run import plan_sources
 from exocube.acquire.sources import SOURCES
-from exocube.acquire.transfer import HTTPDownloader, Politeness, make_client
+from exocube.acquire.transfer import HTTPDownloader
 from exocube.catalog import AcquisitionRun, Source, session_scope
 from exocube.config import get_settings
 from exocube.errors import TransferError

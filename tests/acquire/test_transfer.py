@@ -13,8 +13,10 @@ from pathlib import Path
 import pytest
 from fault_server import FaultServer
 
+from exocube.acquire.client import make_client
 from exocube.acquire.partial import NOTHING_EXPECTED, Expected, PartFile
-from exocube.acquire.transfer import HTTPDownloader, HTTPStatusError, Politeness, make_client
+from exocube.acquire.retry import Politeness
+from exocube.acquire.transfer import HTTPDownloader, HTTPStatusError
 from exocube.config import get_settings
 from exocube.errors import ChecksumError, TransferError
 

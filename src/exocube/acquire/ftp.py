@@ -1,38 +1,29 @@
 """FTP downloads with resume (``REST``), for archives such as 1000 Genomes.
 
 :mod:`ftplib` is blocking, so each attempt runs in a thread of its own
-(:func:`~exocube.acquire.blocking.run_in_thread`: cancelling the task shuts the
-data connection down); retries, the rate limit and the circuit breaker are the
-same as for HTTP. The sidecar's validator is the file's ``MDTM`` time and
-``SIZE``: a part is resumed only if both are unchanged (otherwise it is
+(:func:`~exocube.acquire.threads.run_in_thread`: cancelling the task shuts the
+data connection down); retries (the one loop,
+:meth:`~exocube.acquire.retry.Politeness.attempts`), the rate limit and the
+circuit breaker are the same as for HTTP. The sidecar's validator is the
+file's ``MDTM`` time and ``SIZE``: a part is resumed only if both are unchanged (otherwise it is
 discarded and the provenance's ``restarts`` says why). The run's download
 quota is drawn per received block, as for HTTP.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import ftplib
-import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
-from exocube.acquire.blocking import Cancel, run_in_thread
-from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, check
-from exocube.acquire.transfer import (
-    Allowance,
-    Fetched,
-    HTTPDownloader,
-    Politeness,
-    Progress,
-    check_breaker,
-    host_of,
-    kept_part,
-)
+from exocube.acquire.bodies import Progress
+from exocube.acquire.partial import NOTHING_EXPECTED, Expected, Hashes, PartFile, Sidecar, check
+from exocube.acquire.retry import Politeness, Retry
+from exocube.acquire.threads import Cancel, run_in_thread
+from exocube.acquire.transfer import Allowance, Fetched, host_of, kept_part, quota_stopped
 from exocube.errors import ChecksumError, TransferError
-
-log = logging.getLogger(__name__)
 
 
 class FTPPermanentError(TransferError):
@@ -62,34 +53,28 @@ class FTPDownloader:
         progress: Progress | None = None,
         allowance: Allowance | None = None,
     ) -> Fetched:
+        """Download ``url`` into ``part`` and verify it, retrying as HTTP does
+        (:meth:`~exocube.acquire.retry.Politeness.attempts`); a permanent (5xx)
+        reply raises :class:`FTPPermanentError` at once."""
         host = host_of(url)
-        last = ""
-        for attempt in range(1, self.polite.max_attempts + 1):
-            check_breaker(self.polite.breaker, host, last)
+
+        async def attempt(n: int) -> Fetched:
             try:
                 async with self.polite.limiter.slot(host):
-                    fetched = await run_in_thread(
+                    return await run_in_thread(
                         lambda cancel: self._attempt(url, part, expected, progress, allowance,
                                                      cancel),
                         name="exocube-ftp")
             except ftplib.error_perm as exc:
-                self.polite.breaker.success(host)
                 raise FTPPermanentError(f"{url}: FTP server replied {exc}; not retried") from exc
             except (ftplib.error_temp, ftplib.error_reply, OSError, EOFError, _ShortFile) as exc:
-                self.polite.breaker.failure(host, exc)
-                last = f"{type(exc).__name__}: {exc}"
-                if attempt < self.polite.max_attempts:
-                    delay = self.polite.backoff.delay(attempt)
-                    log.info("FTP %s: %s; retry %d in %.2f s", url, last, attempt, delay)
-                    await asyncio.sleep(delay)
-                continue
-            self.polite.breaker.success(host)
-            fetched.attempts = attempt
-            return fetched
-        raise TransferError(
-            f"FTP {url}: gave up after {self.polite.max_attempts} attempts; last error: {last}. "
-            f"{kept_part(part)}"
-        )
+                raise Retry(f"{type(exc).__name__}: {exc}") from exc
+
+        done = await self.polite.attempts(host, f"FTP {url}", attempt,
+                                          answered=(FTPPermanentError,),
+                                          kept=lambda: kept_part(part))
+        done.result.attempts = done.attempts
+        return done.result
 
     def _attempt(
         self, url: str, part: PartFile, expected: Expected, progress: Progress | None,
@@ -126,7 +111,8 @@ class FTPDownloader:
                 if size is None or offset < size:
                     self._retrieve(ftp, path, offset, sink, cancel)
             except _QuotaStop:
-                raise HTTPDownloader._quota_stop(url, part, allowance) from None
+                assert allowance is not None  # only the allowance stops a block
+                raise quota_stopped(url, part, allowance) from None
             finally:
                 writer.close(sync=False)
             ftp.quit()
@@ -163,20 +149,20 @@ class FTPDownloader:
         and why kept bytes were dropped (``""``: none were)."""
         meta = part.meta(url)
         kept = part.offset() if meta else 0
-        if not meta or meta.get("last_modified") != mdtm or meta.get("expected_size") != size:
+        if not meta or meta.last_modified != mdtm or meta.expected_size != size:
             restarted = ""
             if meta and kept:
-                restarted = (f"restarted: validator changed (MDTM {meta.get('last_modified')} -> "
-                             f"{mdtm}, SIZE {meta.get('expected_size')} -> {size})")
+                restarted = (f"restarted: validator changed (MDTM {meta.last_modified} -> "
+                             f"{mdtm}, SIZE {meta.expected_size} -> {size})")
             part.discard()
-            part.save_meta({"url": url, "last_modified": mdtm, "expected_size": size,
-                            "hash": "sha256", "resumed": False})
+            part.save_meta(Sidecar(url=url, last_modified=mdtm, expected_size=size,
+                                   hash="sha256"))
             return 0, restarted
         if size is not None and kept > size:
             part.discard()
-            part.save_meta({**meta, "resumed": False})
+            part.save_meta(dataclasses.replace(meta, resumed=False))
             return 0, f"restarted: the part ({kept} bytes) is longer than SIZE {size}"
-        part.save_meta({**meta, "resumed": kept > 0})
+        part.save_meta(dataclasses.replace(meta, resumed=kept > 0))
         return kept, ""
 
     @staticmethod
@@ -185,8 +171,7 @@ class FTPDownloader:
     ) -> Fetched:
         sha = hashes.sha256.hexdigest()
         md5 = hashes.md5.hexdigest() if hashes.md5 else None
-        meta = part.meta(url) or {"url": url}
-        part.save_meta({**meta, "verified": True, "sha256": sha, "md5": md5})
+        part.save_meta((part.meta(url) or Sidecar(url=url)).verified_as(hashes))
         return Fetched(
             url=url, part=part, size=hashes.size, sha256=sha, md5=md5, final_url=url,
             status=226, headers={"MDTM": mdtm, "SIZE": str(hashes.size)},

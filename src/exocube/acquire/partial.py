@@ -1,27 +1,27 @@
 """Partial downloads: ``<name>.part`` plus a JSON sidecar ``<name>.part.json``.
 
-The sidecar records what the bytes in the ``.part`` file are (URL, ETag,
-Last-Modified, expected size, hash algorithm), so a later process can resume
-them with ``Range``/``If-Range`` or throw them away. A file only ever reaches its
-final name through :func:`os.replace` after its size and hashes were checked.
+The sidecar (:class:`Sidecar`) records what the bytes in the ``.part`` file are
+(URL, ETag or FTP MDTM, Last-Modified, expected size, hash algorithm, and once
+checked their size and hashes), so a later process can resume them with
+``Range``/``If-Range`` (FTP: ``REST``) or throw them away. A file only ever
+reaches its final name through :func:`os.replace` after its size and hashes
+were checked.
 """
 
 from __future__ import annotations
 
-import asyncio
+import dataclasses
 import hashlib
 import json
 import logging
 import os
-import queue
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exocube.acquire.units import size_problem
-from exocube.errors import ChecksumError
+from exocube.errors import ChecksumError, InputDataError
 
 log = logging.getLogger(__name__)
 
@@ -41,27 +41,91 @@ class Expected:
 NOTHING_EXPECTED = Expected()
 
 _TEXT = (str, type(None))
-# what each sidecar value may be; "size" is a byte count (units.size_problem) or None
-SIDECAR_FIELDS: dict[str, tuple[type, ...] | str] = {
+# what each sidecar value may be; "size": a byte count (units.size_problem) or None
+_FIELD_KINDS: dict[str, tuple[type, ...] | str] = {
     "url": (str,), "etag": _TEXT, "last_modified": _TEXT, "hash": _TEXT, "sha256": _TEXT,
-    "md5": _TEXT, "resumed": (bool,), "verified": (bool,), "resumable": (bool,),
+    "md5": _TEXT, "resumed": (bool,), "verified": (bool,),
     "expected_size": "size", "size": "size",
 }
+# written by exocube until 2026-11-23 (False for files below acquire.resume_min_bytes);
+# nothing writes it now. Read for old sidecars: False means "not resumable".
+_LEGACY_RESUMABLE = "resumable"
 
 
-def sidecar_problem(meta: dict[str, Any]) -> str:
-    """Why a sidecar's values cannot be trusted (``""`` if they can)."""
-    for key, kind in SIDECAR_FIELDS.items():
-        if key not in meta:
-            continue
-        value = meta[key]
-        if kind == "size":
-            why = "" if value is None else size_problem(value)
-        else:
-            why = "" if isinstance(value, kind) else f"is a {type(value).__name__}"
-        if why:
-            return f"its {key} {value!r:.40} {why}"
-    return ""
+@dataclass(frozen=True)
+class Sidecar:
+    """What the bytes of a ``.part`` file are, saved beside it as ``<name>.part.json``.
+
+    ``etag``/``last_modified`` are the validators a resume must match (FTP keeps
+    the file's ``MDTM`` in ``last_modified``); ``expected_size`` the file's size
+    as announced or planned; ``hash`` the algorithms being computed
+    (``sha256`` or ``sha256+md5``); ``resumed`` whether the part continues an
+    earlier attempt's bytes; ``verified``, ``sha256``, ``md5`` and ``size`` are
+    set once the whole file passed its checks (a crash before the rename then
+    re-hashes instead of downloading again).
+    """
+
+    url: str
+    etag: str | None = None
+    last_modified: str | None = None
+    expected_size: int | None = None
+    hash: str | None = None
+    resumed: bool = False
+    verified: bool = False
+    sha256: str | None = None
+    md5: str | None = None
+    size: int | None = None
+
+    def to_json(self) -> str:
+        return json.dumps(dataclasses.asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Sidecar:
+        """The sidecar in ``text``, read back from disk where anything may have edited
+        it: :class:`~exocube.errors.InputDataError` naming the field and value unless
+        it is a JSON object with a string ``url`` and only the fields above, each of
+        its type (sizes: whole byte counts, see :func:`~exocube.acquire.units.size_problem`).
+        An old sidecar's ``resumable: false`` loads as a sidecar without validators."""
+        try:
+            raw = json.loads(text)
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputDataError(f"the sidecar is not JSON: {exc}") from exc
+        if not isinstance(raw, dict):
+            raise InputDataError(f"the sidecar is a JSON {type(raw).__name__}, not an object")
+        legacy = raw.pop(_LEGACY_RESUMABLE, True)
+        unknown = sorted(set(raw) - set(_FIELD_KINDS))
+        if unknown:
+            raise InputDataError(f"the sidecar has unknown fields {unknown}")
+        if "url" not in raw:
+            raise InputDataError("the sidecar has no url")
+        for key, value in raw.items():
+            why = _field_problem(_FIELD_KINDS[key], value)
+            if why:
+                raise InputDataError(f"the sidecar's {key} {value!r:.40} {why}")
+        if legacy is not True:
+            if legacy is not False:
+                raise InputDataError(f"the sidecar's resumable {legacy!r:.40} is not a bool")
+            raw.update(etag=None, last_modified=None)
+        return cls(**raw)
+
+    def validator(self) -> str | None:
+        """A strong ETag or the Last-Modified date, for ``If-Range``; else ``None``."""
+        if self.etag and not self.etag.startswith("W/"):
+            return self.etag
+        return self.last_modified
+
+    def verified_as(self, hashes: Hashes) -> Sidecar:
+        """This sidecar once the part's bytes, hashed as ``hashes``, passed their checks."""
+        return dataclasses.replace(
+            self, verified=True, sha256=hashes.sha256.hexdigest(), size=hashes.size,
+            md5=hashes.md5.hexdigest() if hashes.md5 else None)
+
+
+def _field_problem(kind: tuple[type, ...] | str, value: Any) -> str:
+    """Why ``value`` cannot be a sidecar field of ``kind`` (``""`` if it can)."""
+    if kind == "size":
+        return "" if value is None else size_problem(value)
+    return "" if isinstance(value, kind) else f"is a {type(value).__name__}"
 
 
 class Hashes:
@@ -122,34 +186,38 @@ class PartFile:
         self.part = final.with_name(final.name + ".part")
         self.sidecar = final.with_name(final.name + ".part.json")
 
-    def meta(self, url: str) -> dict[str, Any] | None:
-        """The sidecar, if it exists, describes ``url``, holds only values of the types
-        :data:`SIDECAR_FIELDS` gives (it is read back from disk, where anything may
-        have edited it), and its part file exists, no larger than the size it expects."""
-        try:
-            meta = json.loads(self.sidecar.read_text())
-        except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
-            return None  # no sidecar (a file where its folder would be: none either)
-        if not isinstance(meta, dict) or meta.get("url") != url or not self.part.exists():
+    def meta(self, url: str) -> Sidecar | None:
+        """The sidecar, if it and the part exist, it describes ``url``, it is valid
+        (:meth:`Sidecar.from_json`) and the part is no larger than the size it
+        expects. A sidecar that is not valid, or whose part is too large, is
+        logged as a warning: its part is not trusted and the file is fetched from zero."""
+        if not self.part.exists():
             return None
-        why = sidecar_problem(meta)
-        expected = meta.get("expected_size")
-        if not why and expected is not None and self.offset() > expected:
-            why = f"the part is larger than the expected {expected} bytes"
-        if why:
+        try:
+            meta = Sidecar.from_json(self.sidecar.read_bytes())
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # no sidecar (a file where its folder would be: none either)
+        except InputDataError as exc:
             log.warning("%s: %s; the part is not trusted and the file is fetched from zero",
-                        self.sidecar, why)
+                        self.sidecar, exc)
+            return None
+        if meta.url != url:
+            return None
+        expected = meta.expected_size
+        if expected is not None and self.offset() > expected:
+            log.warning("%s: the part is larger than the expected %d bytes; the part is not "
+                        "trusted and the file is fetched from zero", self.sidecar, expected)
             return None
         return meta
 
     def offset(self) -> int:
         return self.part.stat().st_size if self.part.exists() else 0
 
-    def save_meta(self, meta: dict[str, Any]) -> None:
+    def save_meta(self, meta: Sidecar) -> None:
         """Write the sidecar atomically."""
         self.sidecar.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.sidecar.with_name(self.sidecar.name + ".tmp")
-        tmp.write_text(json.dumps(meta, sort_keys=True))
+        tmp.write_text(meta.to_json())
         os.replace(tmp, self.sidecar)
 
     def discard(self) -> None:
@@ -214,167 +282,3 @@ class PartWriter:
             self.fh.flush()
             os.fsync(self.fh.fileno())
         self.fh.close()
-
-
-class InlineBlocks:
-    """:class:`BlockPipe`'s interface, writing and hashing in the caller's thread.
-
-    For small bodies, where starting a thread costs more than it overlaps.
-    """
-
-    def __init__(self, writer: PartWriter, hashes: Hashes) -> None:
-        self.writer = writer
-        self.hashes = hashes
-
-    async def put(self, chunks: Sequence[bytes]) -> None:
-        self.writer.write_chunks(chunks)
-        self.hashes.update_all(chunks)
-
-    async def close(self, last: Sequence[bytes] = ()) -> None:
-        try:
-            if last:
-                await self.put(last)
-        finally:
-            self.writer.close(sync=False)
-
-
-class _Worker:
-    """One thread applying ``fn`` to queued blocks in order, at most ``depth`` queued.
-
-    After ``fn`` fails, the rest is drained without calling it; :meth:`check`
-    raises the failure in the caller.
-    """
-
-    def __init__(self, name: str, fn: Callable[[Sequence[bytes]], None], depth: int) -> None:
-        self.fn = fn
-        self.queue: queue.SimpleQueue[Sequence[bytes] | None] = queue.SimpleQueue()
-        self.slots = threading.Semaphore(depth)
-        self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while (chunks := self.queue.get()) is not None:
-            if self.error is None:
-                try:
-                    self.fn(chunks)
-                except BaseException as exc:  # raised in the event loop by check()
-                    self.error = exc
-            self.slots.release()
-
-    def check(self) -> None:
-        if self.error is not None:
-            raise self.error
-
-
-class _WriteAndHash:
-    """A part's writer and hasher threads, fed the same blocks in the same order."""
-
-    def __init__(self, writer: PartWriter, hashes: Hashes, depth: int) -> None:
-        self.writer = writer
-        self.workers = (
-            _Worker("exocube-part-writer", writer.write_chunks, depth),
-            _Worker("exocube-part-hasher", hashes.update_all, depth),
-        )
-        self._closing = threading.Lock()
-
-    def check(self) -> None:
-        for worker in self.workers:
-            worker.check()
-
-    def put(self, chunks: Sequence[bytes | memoryview] | None) -> None:
-        """Queue ``chunks`` for both workers (``None``: stop); takes no slot."""
-        for worker in self.workers:
-            worker.queue.put(chunks)
-
-    def join(self) -> None:
-        """Wait for both workers (after a ``None``), then close the file once."""
-        try:
-            for worker in self.workers:
-                worker.thread.join()
-        finally:
-            with self._closing:  # a cancelled close() joins again in the event loop
-                if not self.writer.fh.closed:
-                    self.writer.close(sync=False)
-
-
-class BlockPipe:
-    """Writes and hashes blocks of chunks in two worker threads, each in arrival order.
-
-    The event loop only receives; ``os.write`` and hashlib release the GIL, so
-    writing and hashing run beside the network and beside each other. At most
-    ``depth`` blocks wait per worker, so a killed process loses at most those and
-    the block being gathered. A write error stops writing; the next :meth:`put`
-    or :meth:`close` raises it.
-    """
-
-    def __init__(self, writer: PartWriter, hashes: Hashes, depth: int = 4) -> None:
-        self._pair = _WriteAndHash(writer, hashes, depth)
-
-    async def put(self, chunks: Sequence[bytes]) -> None:
-        """Queue ``chunks``; wait (off the event loop) while ``depth`` blocks are queued."""
-        self._pair.check()
-        for worker in self._pair.workers:
-            if not worker.slots.acquire(blocking=False):
-                await asyncio.to_thread(worker.slots.acquire)
-        self._pair.put(chunks)
-
-    async def close(self, last: Sequence[bytes] = ()) -> None:
-        """Write and hash what is queued and ``last``, stop the workers, close the file.
-
-        ``last`` is queued without waiting for a slot, so received bytes are kept
-        for a resume even when the transfer is failing or being cancelled. No fsync.
-        """
-        if last:
-            self._pair.put(last)
-        self._pair.put(None)
-        try:
-            await asyncio.to_thread(self._pair.join)
-        except asyncio.CancelledError:
-            self._pair.join()  # bounded: at most ``depth`` blocks per worker
-            raise
-        self._pair.check()
-
-
-class BufferPipe:
-    """:class:`BlockPipe` for a blocking reader: a ring of reused buffers.
-
-    The caller's thread takes a buffer (:meth:`buffer`), fills it (``recv_into``)
-    and hands a prefix of it over (:meth:`submit`); two workers write and hash it.
-    :meth:`buffer` first waits until both workers have at most ``depth - 1``
-    blocks left, so the buffer it returns, used ``depth`` blocks ago, is free.
-    No bytes are copied between the socket and the file.
-    """
-
-    def __init__(self, writer: PartWriter, hashes: Hashes, block_size: int, depth: int = 4) -> None:
-        self._pair = _WriteAndHash(writer, hashes, depth)
-        self._buffers = [bytearray(block_size) for _ in range(depth)]
-        self._next = 0
-        self._taken = False
-
-    def buffer(self) -> memoryview:
-        """The next buffer to fill; blocks while the workers still need it."""
-        self._pair.check()
-        for worker in self._pair.workers:
-            worker.slots.acquire()
-        self._taken = True
-        view = memoryview(self._buffers[self._next])
-        self._next = (self._next + 1) % len(self._buffers)
-        return view
-
-    def submit(self, filled: memoryview) -> None:
-        """Write and hash ``filled`` (a prefix of the last buffer, maybe empty)."""
-        self._taken = False
-        if filled:
-            self._pair.put((filled,))
-        else:
-            for worker in self._pair.workers:
-                worker.slots.release()
-
-    def close(self) -> None:
-        """Write and hash what is queued, stop the workers, close the file (no fsync)."""
-        if self._taken:
-            self.submit(memoryview(b""))
-        self._pair.put(None)
-        self._pair.join()
-        self._pair.check()

@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -22,9 +22,15 @@ from exocube.acquire.breaker import CircuitOpenError, HostUnreachableError
 from exocube.acquire.names import safe_relpath
 from exocube.acquire.options import AcquireOptions
 from exocube.acquire.partial import Expected
-from exocube.acquire.transfer import HTTPStatusError, Politeness
+from exocube.acquire.retry import Politeness
+from exocube.acquire.transfer import HTTPStatusError, request
 from exocube.acquire.units import size_problem
 from exocube.errors import ConfigError, ExocubeError, InputDataError, TransferError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from exocube.acquire.sources.adapter import SourceAdapter
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +156,8 @@ class PlanContext:
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """A polite request that gives up on an unreachable host after
         ``acquire.plan_connect_attempts`` attempts (:class:`HostUnreachableError`)."""
-        return await self.polite.request(self.client, method, url,
-                                         connect_attempts=self.opts.plan_connect_attempts,
-                                         **kwargs)
+        return await request(self.polite, self.client, method, url,
+                             connect_attempts=self.opts.plan_connect_attempts, **kwargs)
 
     async def get(self, url: str, **kwargs: Any) -> httpx.Response:
         return await self.request("GET", url, **kwargs)
@@ -209,7 +214,7 @@ def parse_names(values: list[str] | None, option: str, known: list[str]) -> list
 
 
 def select_sources(
-    available: dict[str, Any], sources: list[str] | None, domains: list[str] | None
+    available: Mapping[str, SourceAdapter], sources: list[str] | None, domains: list[str] | None
 ) -> list[str]:
     """Names of the source modules matching ``--sources`` and ``--domains``."""
     names = list(available)

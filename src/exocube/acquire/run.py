@@ -25,9 +25,11 @@ import httpx
 from exocube.acquire import checkpoint as ckpt
 from exocube.acquire.breaker import CircuitOpenError, describe
 from exocube.acquire.budget import DownloadBudget, FileAllowance
+from exocube.acquire.client import make_client
 from exocube.acquire.destination import Destination
 from exocube.acquire.ftp import FTPDownloader
 from exocube.acquire.names import collisions
+from exocube.acquire.partial import PartFile
 from exocube.acquire.plan import (
     Plan,
     PlanContext,
@@ -42,15 +44,9 @@ from exocube.acquire.provenance import (
     known_artifacts,
     record_artifact,
 )
+from exocube.acquire.retry import Politeness
 from exocube.acquire.sources import SOURCES
-from exocube.acquire.transfer import (
-    Fetched,
-    HTTPDownloader,
-    HTTPStatusError,
-    Politeness,
-    host_of,
-    make_client,
-)
+from exocube.acquire.transfer import Fetched, HTTPDownloader, HTTPStatusError, host_of
 from exocube.acquire.units import GB, TB, format_bytes, quota_bytes
 from exocube.config import Settings
 from exocube.errors import ExocubeError, QuotaExceededError, TransferError, UnsafeNameError
@@ -104,10 +100,10 @@ def politeness_for(settings: Settings, source_names: list[str]) -> Politeness:
     """Rate limits from the settings, plus any limit a selected source asks for."""
     opts = settings.acquire.model_copy(deep=True)
     for name in source_names:
-        module = SOURCES[name]
-        limit = getattr(module, "MAX_REQUESTS_PER_SECOND", None)
+        source = SOURCES[name]
+        limit = source.MAX_REQUESTS_PER_SECOND
         if limit:
-            host = host_of(module.base_url(opts))
+            host = host_of(source.base_url(opts))
             opts.host_requests_per_second[host] = min(
                 limit, opts.host_requests_per_second.get(host, limit))
     return Politeness(opts)
@@ -150,21 +146,21 @@ async def _plan_one(ctx: PlanContext, name: str) -> list[PlannedFile] | PlanFail
     parser meeting a body it does not expect) is reported with its type (its
     traceback is logged at INFO, ``-v``) instead of ending the run.
     """
-    module = SOURCES[name]
+    source = SOURCES[name]
     try:
-        files = await asyncio.wait_for(module.plan(ctx), ctx.opts.plan_timeout)
+        files = await asyncio.wait_for(source.plan(ctx), ctx.opts.plan_timeout)
     except TimeoutError:
         reason = (f"planning took longer than acquire.plan_timeout ({ctx.opts.plan_timeout:g} s;"
-                  f" base URL {module.base_url(ctx.opts)}): the archive answers too slowly")
+                  f" base URL {source.base_url(ctx.opts)}): the archive answers too slowly")
         log.info("source %s not planned: %s", name, reason)
-        return PlanFailure(name, module.DOMAIN, reason, "TimeoutError")
+        return PlanFailure(name, source.DOMAIN, reason, "TimeoutError")
     except ExocubeError as exc:
         log.info("source %s not planned: %s", name, exc)
-        return PlanFailure(name, module.DOMAIN, str(exc), type(exc).__name__)
+        return PlanFailure(name, source.DOMAIN, str(exc), type(exc).__name__)
     except Exception as exc:
         log.info("source %s not planned: unexpected %s", name, describe(exc), exc_info=True)
-        return PlanFailure(name, module.DOMAIN, f"unexpected {describe(exc)} while planning "
-                           f"(base URL {module.base_url(ctx.opts)})", type(exc).__name__)
+        return PlanFailure(name, source.DOMAIN, f"unexpected {describe(exc)} while planning "
+                           f"(base URL {source.base_url(ctx.opts)})", type(exc).__name__)
     log.info("source %s: %d files planned", name, len(files))
     return files
 
@@ -315,7 +311,7 @@ class RunExecutor:
             self.state.reserved_storage -= item.size or 0
 
     async def _fetch(
-        self, item: PlannedFile, part: Any, http: HTTPDownloader, ftp: FTPDownloader,
+        self, item: PlannedFile, part: PartFile, http: HTTPDownloader, ftp: FTPDownloader,
         allowance: FileAllowance,
     ) -> Fetched:
         received: Callable[[int], None] | None = None

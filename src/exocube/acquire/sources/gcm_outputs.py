@@ -33,6 +33,7 @@ from exocube.errors import InputDataError
 NAME = "gcm_outputs"
 DOMAIN = "climate"
 DESCRIPTION = "ROCKE-3D / ExoPlaSim NetCDF output from published directory listings"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 HREF = re.compile(r"""href\s*=\s*["']([^"'?#]+)["']""", re.IGNORECASE)
 SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*:")  # http://other.host/x.nc, mailto:

@@ -33,6 +33,7 @@ DIGITS = re.compile(r"[0-9]+")  # str.isdigit also takes "\u00b2" and other scri
 NAME = "genomes1000"
 DOMAIN = "genomics"
 DESCRIPTION = "1000 Genomes: index file with per-file MD5, FTP/HTTPS downloads"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 
 def base_url(opts: AcquireOptions) -> str:

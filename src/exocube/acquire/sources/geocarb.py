@@ -21,6 +21,7 @@ from exocube.acquire.quality.table import INF, Column, TableSchema, validate_tab
 NAME = "geocarb"
 DOMAIN = "geochemistry"
 DESCRIPTION = "Phanerozoic CO2 reconstruction (GEOCARB-style table, NOAA NCEI Paleo)"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 
 def base_url(opts: AcquireOptions) -> str:

@@ -35,6 +35,7 @@ from exocube.errors import ConfigError
 NAME = "iris_emc"
 DOMAIN = "planetary_interiors"
 DESCRIPTION = "IRIS EMC reference Earth models (PREM, AK135-F ...) as CSV tables"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 INF = math.inf
 VP_NAMES = ("Vp", "Vpv", "Vph")

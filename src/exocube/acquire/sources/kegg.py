@@ -18,7 +18,7 @@ from exocube.acquire.quality import QualityReport
 NAME = "kegg"
 DOMAIN = "astrobiology"
 DESCRIPTION = "KEGG REST (list/get): pathway and module entries"
-MAX_REQUESTS_PER_SECOND = 3.0
+MAX_REQUESTS_PER_SECOND: float | None = 3.0  # KEGG asks for at most 3 per second
 
 
 def base_url(opts: AcquireOptions) -> str:

@@ -25,6 +25,7 @@ from exocube.errors import TransferError
 NAME = "mast"
 DOMAIN = "astrophysics"
 DESCRIPTION = "MAST (JWST/HST) products via the MAST API query and download endpoints"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 EXPECTED_EXTENSIONS = {"X1D": ("EXTRACT1D",), "X1DINTS": ("EXTRACT1D",), "CAL": ("SCI",),
                        "S3D": ("SCI",), "I2D": ("SCI",)}

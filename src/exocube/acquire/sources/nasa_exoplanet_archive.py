@@ -25,6 +25,7 @@ from exocube.acquire.quality.table import INF, Column, TableSchema, validate_tab
 NAME = "nasa_exoplanet_archive"
 DOMAIN = "astronomy"
 DESCRIPTION = "NASA Exoplanet Archive TAP: pscomppars (composite planet parameters), CSV"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 RANGES: tuple[Column, ...] = (
     Column("pl_orbper", physical=(0, INF), typical=(0.1, 1e6)),

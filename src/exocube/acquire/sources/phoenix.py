@@ -22,6 +22,7 @@ from exocube.errors import ConfigError
 NAME = "phoenix"
 DOMAIN = "spectroscopy"
 DESCRIPTION = "PHOENIX-ACES high-resolution stellar spectra (FITS grid by Teff, log g, [Fe/H])"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 TEFF_GRID = (*range(2300, 7000, 100), *range(7000, 12001, 200))
 LOGG_GRID = tuple(x / 2 for x in range(13))

@@ -35,6 +35,7 @@ from exocube.errors import ConfigError
 NAME = "pypi"
 DOMAIN = "software_ops"
 DESCRIPTION = "PyPI JSON API: release metadata and file sha256 of the tools a run used"
+MAX_REQUESTS_PER_SECOND: float | None = None  # the settings' limits only
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
 MD5 = re.compile(r"[0-9a-f]{32}")
