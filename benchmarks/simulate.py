@@ -30,7 +30,7 @@ from pathlib import Path
 from exocube import parallel
 from exocube.config import DaskOptions
 from exocube.gcm.exoplasim_config import RunLength, design_row
-from exocube.gcm.exoplasim_ensemble import EnsembleResult, simulate_ensemble
+from exocube.gcm.exoplasim_ensemble import ExoPlaSimEnsembleResult, simulate_ensemble
 
 EARTHLIKE = {
     "radius_earth": "1.0", "mass_earth": "1.0", "orbital_period_days": "365.0",
@@ -45,7 +45,8 @@ def design(n: int) -> list:
             for i in range(n)]
 
 
-def run(workers: int, root: Path, length: RunLength, n: int) -> tuple[float, EnsembleResult]:
+def run(workers: int, root: Path, length: RunLength,
+        n: int) -> tuple[float, ExoPlaSimEnsembleResult]:
     out = root / f"ens-{workers}"
     db = f"sqlite:///{root / f'catalog-{workers}.sqlite'}"
     opts = DaskOptions(n_workers=workers, threads_per_worker=1)

@@ -12,6 +12,7 @@ from exocube.catalog.models import (
     RunQuality,
     Simulation,
     Source,
+    utcnow,
 )
 
 __all__ = [
@@ -29,4 +30,5 @@ __all__ = [
     "engine_for",
     "session_scope",
     "upgrade",
+    "utcnow",
 ]

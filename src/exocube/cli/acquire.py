@@ -20,22 +20,24 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from exocube.acquire import checkpoint as ckpt
-from exocube.acquire.plan import Plan, PlannedFile, parse_names, select_sources
-from exocube.acquire.run import (
+from exocube.acquire import (
+    SOURCES,
     Outcome,
+    Plan,
+    PlannedFile,
     Quotas,
     destination_for,
+    format_bytes,
     gb,
     load_for_resume,
+    parse_names,
     plan_sources,
     run_acquisition,
+    select_sources,
     start_run,
     tb,
 )
-from exocube.acquire.sources import SOURCES
-from exocube.acquire.units import format_bytes
-from exocube.catalog import db as catalog_db
+from exocube.catalog import upgrade
 from exocube.config import get_settings
 from exocube.errors import ConfigError
 
@@ -214,15 +216,15 @@ def acquire(
     """
     settings = get_settings()
     if list_runs:
-        catalog_db.upgrade(settings.database_url)
-        for row in ckpt.list_runs(settings.database_url):
+        upgrade(settings.database_url)
+        for row in list_runs(settings.database_url):
             print(json.dumps(row))
         return
     if resume:
         _refuse_with_resume({"--sources": sources, "--domains": domains, "--dest": dest,
                              "--dry-run": dry_run, "--max-download-gb": max_download_gb,
                              "--max-storage-tb": max_storage_tb})
-        catalog_db.upgrade(settings.database_url)
+        upgrade(settings.database_url)
         plan, destination, quotas, checkpoint = load_for_resume(settings, resume)
         run_id = resume
         console.print(f"resuming run {run_id}: {len(plan.files)} files to {destination.root}")
@@ -242,7 +244,7 @@ def acquire(
             print(json.dumps({"plan": plan.totals(), "files": plan.to_json(),
                               "not_planned": plan.failures_json()}, indent=1))
             return
-        catalog_db.upgrade(settings.database_url)
+        upgrade(settings.database_url)
         run_id = start_run(settings, plan, destination, quotas,
                            {"sources": chosen, "domains": chosen_domains})
         console.print(f"run {run_id} -> {destination.root}")

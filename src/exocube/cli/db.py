@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from exocube.catalog import db as catalog_db
+from exocube import catalog
 from exocube.config import get_settings
 
 app = typer.Typer(help="Catalogue database: migrations and status.", no_args_is_help=True)
@@ -17,12 +17,12 @@ def upgrade(
 ) -> None:
     """Create or migrate the catalogue schema."""
     target = url or get_settings().database_url
-    catalog_db.upgrade(target, revision)
-    print(f"catalogue at revision {catalog_db.current_revision(target)}")
+    catalog.upgrade(target, revision)
+    print(f"catalogue at revision {catalog.current_revision(target)}")
 
 
 @app.command()
 def current(url: str | None = typer.Option(None, help="Database URL (default: settings).")) -> None:
     """Print the catalogue's migration revision."""
     target = url or get_settings().database_url
-    print(catalog_db.current_revision(target) or "empty (run: exocube db upgrade)")
+    print(catalog.current_revision(target) or "empty (run: exocube db upgrade)")

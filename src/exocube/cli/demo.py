@@ -15,8 +15,7 @@ import typer
 
 from exocube.cli.generate import progress_bar, summary
 from exocube.config import get_settings
-from exocube.gcm.ensemble import run_ensemble
-from exocube.gcm.sampling import sample_runs
+from exocube.gcm import run_ensemble, sample_runs
 
 DEMO_RUNS = 64
 DEMO_SEED = 0
@@ -48,8 +47,7 @@ def demo(
     report = validate_store(store)
     print(f"validation: {len(report.runs)} runs, {len(report.quarantined)} quarantined, "
           f"lowest score {min(r.score for r in report.runs):.3f}")
-    from exocube.ml.cli import main as train_main
-    from exocube.ml.evaluate import evaluate_checkpoint
+    from exocube.ml import evaluate_checkpoint, train_main
 
     train_args = ["fit", "--data.zarr_root", store, "--model.depth", "2",
                   "--model.base_features", "4", "--trainer.max_epochs", str(epochs),

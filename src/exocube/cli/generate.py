@@ -13,8 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from exocube.config import get_settings
-from exocube.gcm.ensemble import EnsembleResult, run_ensemble
-from exocube.gcm.sampling import runs_from
+from exocube.gcm import EnsembleResult, run_ensemble, runs_from
 from exocube.grid import Grid
 
 

@@ -11,8 +11,8 @@ from rich.console import Console
 from rich.table import Table
 
 from exocube import parallel
-from exocube.cubes.ingest import ingest as ingest_files
-from exocube.cubes.validate import StoreReport, validate_store
+from exocube.cubes import StoreReport, validate_store
+from exocube.cubes import ingest as ingest_files
 from exocube.errors import InputDataError
 from exocube.grid import LEVELS_SYNTAX, Grid, parse_levels
 

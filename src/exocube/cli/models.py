@@ -22,7 +22,7 @@ ModesOpt = Annotated[list[str] | None, typer.Option(
 @app.command("list")
 def list_models(url: UrlOpt = None) -> None:
     """Every catalogue model, newest first, with its metrics and promotions."""
-    from exocube.surrogate.loading import catalogue_rows, promotions, unusable_reason
+    from exocube.surrogate import catalogue_rows, promotions, unusable_reason
 
     target = url or get_settings().database_url
     rows = catalogue_rows(target)
@@ -53,7 +53,7 @@ def promote(
     url: UrlOpt = None,
 ) -> None:
     """Make a model answer its modes (or --mode ones) until unpromoted."""
-    from exocube.surrogate.promotion import promote as promote_model
+    from exocube.surrogate import promote as promote_model
 
     modes = promote_model(url or get_settings().database_url, model_id, mode or None)
     console.print(f"model {model_id} promoted for {', '.join(modes)}; a running server "
@@ -63,7 +63,7 @@ def promote(
 @app.command()
 def unpromote(mode: ModesOpt = None, url: UrlOpt = None) -> None:
     """Remove the promotions (of --mode ones): the newest model answers again."""
-    from exocube.surrogate.promotion import unpromote as unpromote_models
+    from exocube.surrogate import unpromote as unpromote_models
 
     removed = unpromote_models(url or get_settings().database_url, mode or None)
     if not removed:

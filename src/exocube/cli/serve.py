@@ -90,7 +90,7 @@ def predict(
     if catalog is not None:
         console.print(surrogate.model_for(mode).info.describe(), highlight=False,
                       soft_wrap=True)
-        from exocube.surrogate.planets import predict_catalogue
+        from exocube.surrogate import predict_catalogue
 
         with console.status(f"predicting the planets of {catalog.name}"):
             summary = predict_catalogue(catalog, out, surrogate, mode, allow_extrapolation)
@@ -114,7 +114,7 @@ def predict(
 
 def print_catalogue_summary(summary: object, show: list[str]) -> None:
     """Counts by outcome and reason, the files written, and the chosen planets."""
-    from exocube.surrogate.planets import BatchSummary
+    from exocube.surrogate import BatchSummary
 
     assert isinstance(summary, BatchSummary)
     console.print(f"{summary.n_rows} planets: {len(summary.predicted)} predicted, "
@@ -149,8 +149,7 @@ def print_catalogue_summary(summary: object, show: list[str]) -> None:
 def demo_planets(out: Path, catalog: Path = PSCOMPPARS) -> None:
     """The demo's last step: scalar predictions of the catalogue's model for every usable planet
     of the archive snapshot, printing a few named ones (extrapolation allowed and flagged)."""
-    from exocube.surrogate import Surrogate
-    from exocube.surrogate.planets import predict_catalogue
+    from exocube.surrogate import Surrogate, predict_catalogue
 
     summary = predict_catalogue(catalog, out, Surrogate.from_catalogue(), mode="scalar",
                                 allow_extrapolation=True)

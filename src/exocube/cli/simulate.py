@@ -10,10 +10,16 @@ import typer
 
 from exocube import parallel
 from exocube.config import get_settings
-from exocube.gcm.equilibrium import EquilibriumCriteria
-from exocube.gcm.exoplasim import RunOutcome
-from exocube.gcm.exoplasim_config import RESOLUTIONS, RunLength, read_design
-from exocube.gcm.exoplasim_ensemble import EnsembleResult, plan_ensemble, run_plan
+from exocube.gcm import (
+    RESOLUTIONS,
+    EquilibriumCriteria,
+    ExoPlaSimEnsembleResult,
+    RunLength,
+    RunOutcome,
+    plan_ensemble,
+    read_design,
+    run_plan,
+)
 
 app = typer.Typer(help="Run a real GCM ensemble.", no_args_is_help=True)
 
@@ -29,7 +35,7 @@ def _print_outcome(outcome: RunOutcome) -> None:
           f"{diag.get('ts_drift_k_per_year', float('nan')):.3f} K/yr), {outcome.output}")
 
 
-def _summary(result: EnsembleResult) -> str:
+def _summary(result: ExoPlaSimEnsembleResult) -> str:
     done = result.with_status("complete")
     skipped = sum(not o.ran for o in result.outcomes)
     return (f"ensemble {result.ensemble_id} in {result.out_dir}: {len(done)} complete, "

@@ -14,7 +14,7 @@ PASS_THROUGH = {"allow_extra_args": True, "ignore_unknown_options": True,
 
 def train(ctx: typer.Context) -> None:
     """Train the surrogate: `exocube train fit --config cfg.yaml` (LightningCLI; try --help)."""
-    from exocube.ml.cli import main
+    from exocube.ml import train_main as main
 
     sys.argv = ["exocube train", *ctx.args]
     main(None)
@@ -33,7 +33,7 @@ def evaluate(
     split: Annotated[str, typer.Option(help="Which split of the checkpoint to score.")] = "test",
 ) -> None:
     """Score a checkpoint on its held-out runs against the baselines; write JSON and a report."""
-    from exocube.ml.evaluate import evaluate_checkpoint
+    from exocube.ml import evaluate_checkpoint
 
     result = evaluate_checkpoint(
         str(checkpoint), store, version=version, out_dir=out,

@@ -8,8 +8,15 @@ described in ``docs/cube_store.md``.
 from __future__ import annotations
 
 from exocube.cubes.ingest import IngestResult, ingest
-from exocube.cubes.validate import quarantined_runs, validate_store
+from exocube.cubes.validate import StoreReport, quarantined_runs, validate_store
 from exocube.cubes.versions import list_versions, open_store
 
-__all__ = ["IngestResult", "ingest", "list_versions", "open_store", "quarantined_runs",
-           "validate_store"]
+__all__ = [
+    "IngestResult",
+    "StoreReport",
+    "ingest",
+    "list_versions",
+    "open_store",
+    "quarantined_runs",
+    "validate_store",
+]

@@ -9,6 +9,34 @@
 The planet's derived quantities (gravity, orbit, equilibrium temperature, tidal
 locking, gas constants) are :mod:`exocube.planet`, shared with every stage.
 
-The package imports nothing eagerly, so that Dask workers load only
-:mod:`~exocube.gcm.runs` and what it needs.
+- :mod:`~exocube.gcm.exoplasim_config`, :mod:`~exocube.gcm.exoplasim`,
+  :mod:`~exocube.gcm.exoplasim_ensemble`, :mod:`~exocube.gcm.equilibrium`: the
+  ExoPlaSim driver (design rows, one restartable run, the ensemble, equilibrium)
+
+Other stages import the names in ``__all__``, not the modules. Importing the package
+loads the driver's modules but not ExoPlaSim itself (that happens when a run starts).
 """
+
+from __future__ import annotations
+
+from exocube.gcm.ensemble import EnsembleResult, run_ensemble
+from exocube.gcm.equilibrium import EquilibriumCriteria
+from exocube.gcm.exoplasim import RunOutcome
+from exocube.gcm.exoplasim_config import RESOLUTIONS, RunLength, read_design
+from exocube.gcm.exoplasim_ensemble import ExoPlaSimEnsembleResult, plan_ensemble, run_plan
+from exocube.gcm.sampling import runs_from, sample_runs
+
+__all__ = [
+    "RESOLUTIONS",
+    "EnsembleResult",
+    "EquilibriumCriteria",
+    "ExoPlaSimEnsembleResult",
+    "RunLength",
+    "RunOutcome",
+    "plan_ensemble",
+    "read_design",
+    "run_ensemble",
+    "run_plan",
+    "runs_from",
+    "sample_runs",
+]

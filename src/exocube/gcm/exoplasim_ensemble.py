@@ -27,8 +27,7 @@ from distributed import Client, as_completed
 from sqlalchemy import select
 
 from exocube import __version__
-from exocube.catalog import Simulation, session_scope, upgrade
-from exocube.catalog.models import utcnow
+from exocube.catalog import Simulation, session_scope, upgrade, utcnow
 from exocube.errors import CatalogError, InputDataError
 from exocube.gcm.equilibrium import DEFAULT_CRITERIA, EquilibriumCriteria
 from exocube.gcm.exoplasim import (
@@ -56,7 +55,7 @@ KIND = "exocube-exoplasim-ensemble"
 
 
 @dataclass(frozen=True)
-class EnsembleResult:
+class ExoPlaSimEnsembleResult:
     """What an ensemble call produced, in design order."""
 
     out_dir: Path
@@ -224,7 +223,7 @@ def plan_ensemble(
 
 
 def run_plan(plan: EnsemblePlan, client: Client,
-             on_outcome: Callable[[RunOutcome], None] | None = None) -> EnsembleResult:
+             on_outcome: Callable[[RunOutcome], None] | None = None) -> ExoPlaSimEnsembleResult:
     """Submit one task per run to ``client`` and catalogue each outcome as it arrives."""
     by_id = {c.row.run_id: c for c in plan.configs}
     out = plan.out_dir.resolve()
@@ -245,7 +244,7 @@ def run_plan(plan: EnsemblePlan, client: Client,
     except BaseException:
         client.cancel(futures)
         raise
-    return EnsembleResult(plan.out_dir, plan.ensemble_id,
+    return ExoPlaSimEnsembleResult(plan.out_dir, plan.ensemble_id,
                           [outcomes[c.row.run_id] for c in plan.configs])
 
 
@@ -254,7 +253,7 @@ def simulate_ensemble(
     length: RunLength = DEFAULT_LENGTH, resolution: str = "T21", ncpus: int = 1,
     criteria: EquilibriumCriteria = DEFAULT_CRITERIA,
     on_outcome: Callable[[RunOutcome], None] | None = None,
-) -> EnsembleResult:
+) -> ExoPlaSimEnsembleResult:
     """Plan and run an ensemble on ``client``."""
     plan = plan_ensemble(rows, out, database_url, length=length, resolution=resolution,
                          ncpus=ncpus, criteria=criteria)

@@ -5,7 +5,9 @@ the evaluation is imported from :mod:`exocube.ml.evaluate` and the training comm
 line from :mod:`exocube.ml.cli` (both heavier to import).
 """
 
+from exocube.ml.cli import main as train_main
 from exocube.ml.datamodule import CubeDataModule
+from exocube.ml.evaluate import evaluate_checkpoint
 from exocube.ml.hull import ExtrapolationWarning, distance_to_hull
 from exocube.ml.record import CatalogueRecorder, record_model
 from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS, denormalise_scalars
@@ -36,5 +38,7 @@ __all__ = [
     "SurrogateTask",
     "denormalise_scalars",
     "distance_to_hull",
+    "evaluate_checkpoint",
     "record_model",
+    "train_main",
 ]

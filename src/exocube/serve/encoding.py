@@ -26,8 +26,7 @@ import orjson
 from exocube.errors import ParameterError
 from exocube.grid import CF_META
 from exocube.ml import SCALAR_NAMES
-from exocube.surrogate import Prediction
-from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META
+from exocube.surrogate import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META, Prediction
 
 JSON = "application/json"
 NETCDF = "application/x-netcdf"

@@ -20,8 +20,7 @@ import numpy as np
 from fastapi import FastAPI
 
 from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
-from exocube.surrogate.loading import MODEL_MODES, LoadedModel
-from exocube.surrogate.surrogate import check_request, encode_rows
+from exocube.surrogate import MODEL_MODES, LoadedModel, check_request, encode_rows
 
 #: The route answering each mode.
 ROUTES: dict[str, str] = {mode: f"/predict/{mode}" for mode in MODEL_MODES}

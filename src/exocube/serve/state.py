@@ -10,8 +10,7 @@ from exocube.config import Settings
 from exocube.errors import ExocubeError
 from exocube.serve.batching import MicroBatcher
 from exocube.serve.cache import PredictionCache
-from exocube.surrogate import MODES, ModelChoice, Surrogate
-from exocube.surrogate.loading import MODEL_MODES
+from exocube.surrogate import MODEL_MODES, MODES, ModelChoice, Surrogate
 
 log = logging.getLogger(__name__)
 

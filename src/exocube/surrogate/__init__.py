@@ -20,19 +20,20 @@ from typing import Any
 from exocube.config import Settings, get_settings
 from exocube.ml import CubeDataModule, SurrogateTask
 from exocube.surrogate.loading import (
+    MODEL_MODES,
     MODES,
     SPECTRAL_REASON,
     LoadedModel,
     ModelChoice,
     ModelInfo,
+    catalogue_rows,
+    promotions,
+    unusable_reason,
 )
-from exocube.surrogate.prediction import Prediction
-from exocube.surrogate.surrogate import Surrogate, check_request
-
-__all__ = ["MODES", "SPECTRAL_REASON", "LoadedModel", "ModelChoice", "ModelInfo", "Prediction",
-           "Surrogate",
-           "check_request", "default_surrogate", "get_data_module", "get_surrogate_model",
-           "predict"]
+from exocube.surrogate.planets import BatchSummary, predict_catalogue
+from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META, Prediction
+from exocube.surrogate.promotion import promote, unpromote
+from exocube.surrogate.surrogate import Surrogate, check_request, encode_rows
 
 
 @lru_cache(maxsize=4)
@@ -79,3 +80,30 @@ def get_data_module(mode: str, config: Settings | Mapping[str, Any] | None = Non
     url = _database_url(config)
     task = default_surrogate(url).model_for(mode).task
     return CubeDataModule.for_spec(task.spec, database_url=url)
+
+__all__ = [
+    "FIELD_DIMS_2D",
+    "FIELD_DIMS_3D",
+    "MODEL_MODES",
+    "MODES",
+    "SCALAR_META",
+    "SPECTRAL_REASON",
+    "BatchSummary",
+    "LoadedModel",
+    "ModelChoice",
+    "ModelInfo",
+    "Prediction",
+    "Surrogate",
+    "catalogue_rows",
+    "check_request",
+    "default_surrogate",
+    "encode_rows",
+    "get_data_module",
+    "get_surrogate_model",
+    "predict",
+    "predict_catalogue",
+    "promote",
+    "promotions",
+    "unpromote",
+    "unusable_reason",
+]

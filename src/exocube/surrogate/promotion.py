@@ -15,8 +15,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 
-from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
-from exocube.catalog.models import utcnow
+from exocube.catalog import Model, ModelPromotion, session_scope, upgrade, utcnow
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.surrogate.loading import MODEL_MODES, load_checkpoint, unusable_reason
 
