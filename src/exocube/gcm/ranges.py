@@ -17,21 +17,13 @@ import math
 from collections.abc import Mapping
 
 from exocube.errors import ParameterError
-from exocube.params import SPECS, ParamSpec
+from exocube.params import MODEL_INPUT_V1, SPECS, ParamSpec
 
-#: sampling order of the hypercube's axes (also its random stream: do not reorder)
+#: sampling order of the hypercube's axes (also its random stream: do not reorder). The
+#: generator's ranges are still the ones the v1 models were trained on
+#: (:data:`exocube.params.MODEL_INPUT_V1`, frozen); to change them, write them out here.
 GENERATOR_SPECS: tuple[ParamSpec, ...] = (
-    ParamSpec("radius_earth", "R_earth", "planet radius", 0.5, 2.5),
-    ParamSpec("mass_earth", "M_earth", "planet mass", 0.1, 12.0, log_scale=True),
-    ParamSpec("orbital_period_days", "day", "orbital period", 0.5, 500.0, log_scale=True),
-    ParamSpec("insolation_earth", "S_earth", "top-of-atmosphere insolation", 0.1, 3.0),
-    ParamSpec("stellar_teff_k", "K", "stellar effective temperature", 2300.0, 7000.0),
-    ParamSpec("stellar_logg_cgs", "log10(cm s-2)", "stellar surface gravity", 3.5, 5.5),
-    ParamSpec("stellar_metallicity_dex", "dex", "stellar metallicity [Fe/H]", -1.0, 0.6),
-    ParamSpec("host_mass_msun", "M_sun", "host star mass", 0.08, 1.5),
-    ParamSpec("surface_pressure_bar", "bar", "surface pressure", 0.1, 2.0, log_scale=True),
-    ParamSpec("pco2_bar", "bar", "CO2 partial pressure", 1e-6, 1.0, log_scale=True),
-    ParamSpec("rotation_period_days", "day", "rotation period", 0.25, 500.0, log_scale=True),
+    *MODEL_INPUT_V1,
     ParamSpec("pch4_bar", "bar", "CH4 partial pressure", 0.0, 0.0),
 )
 GENERATOR_RANGES: dict[str, ParamSpec] = {s.name: s for s in GENERATOR_SPECS}
