@@ -65,7 +65,7 @@ def numpy_reference(cube, fm, model, degree, inflation, s):
 
 @pytest.mark.parametrize("degree,inflation", [(0, 1.0), (1, 1.0), (2, 1.7)])
 def test_log_likelihood_equals_the_numpy_reference(setup, degree, inflation):
-    cube, fm, p, model = setup
+    cube, fm, _p, model = setup
     like = build_likelihood(cube, fm, degree=degree, inflation=inflation, continuum_sd=3.0)
     got = float(jax.jit(like.log_likelihood)(jnp.asarray(model, jnp.float32), like.data))
     want = numpy_reference(cube, fm, model, degree, inflation, 3.0)
@@ -109,7 +109,7 @@ def test_marginalisation_equals_numerical_integration():
 
 
 def test_masked_voxels_do_not_count(setup):
-    cube, fm, p, model = setup
+    cube, fm, _p, model = setup
     like = build_likelihood(cube, fm, continuum_sd=3.0)
     base = float(like.log_likelihood(jnp.asarray(model, jnp.float32), like.data))
     flux = np.array(cube.flux)

@@ -15,7 +15,8 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(name="ifu", help="JWST/HST IFU cubes: templates, synthetic cubes, "
-                  "moment maps, PV diagrams, archive downloads, Bayesian fits.", no_args_is_help=True)
+                  "moment maps, PV diagrams, archive downloads, Bayesian fits.",
+                  no_args_is_help=True)
 
 
 class ModelKind(StrEnum):
@@ -277,8 +278,14 @@ def _settings(model: str, z: float, lines: list[str] | None, continuum_degree: i
 
 def _sampling_progress(total_draws: int, done: int, what: str):
     """A rich progress bar of draws per chain; returns (progress, on_block)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-    from rich.progress import TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     from exocube.cli import err_console
 

@@ -252,6 +252,9 @@ class ChainStore:
         os.close(fd)
         try:
             idata.to_netcdf(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not the file's mode
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -368,7 +371,8 @@ def _attrs(fit_id: str, res: FitResult) -> dict[str, Any]:
     return {"fit_id": fit_id, "data_sha256": p["data_sha256"], "model": p["model"],
             "priors": json.dumps(p["priors"], sort_keys=True), "seed": int(p["seed"]),
             "code_version": p["code_version"],
-            "settings": json.dumps(p.get("settings") or {}, sort_keys=True), "converged": int(res.report.passed),
+            "settings": json.dumps(p.get("settings") or {}, sort_keys=True),
+            "converged": int(res.report.passed),
             "diagnostics": json.dumps(res.report.to_dict(), sort_keys=True)}
 
 

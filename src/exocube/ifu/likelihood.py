@@ -180,7 +180,7 @@ def build_likelihood(cube: IFUCube, fm: ForwardModel, *, degree: int = 1,
                             degree)
     k = basis.shape[1]
     m = np.einsum("ck,cs,cl->skl", basis, w, basis) + np.eye(k) / continuum_sd**2
-    sign, logdet = np.linalg.slogdet(m)
+    _sign, logdet = np.linalg.slogdet(m)
     const = (-0.5 * np.sum(np.where(g, np.log(2 * np.pi * var), 0.0), axis=0)
              - k * math.log(continuum_sd) - 0.5 * logdet)
     f32 = np.float32
