@@ -86,27 +86,55 @@ def test_inference_data_round_trip_with_provenance_and_loglik(fitted, tmp_path):
     assert float(loglik[0, 0].sum()) == pytest.approx(total, rel=1e-5)
 
 
-def test_loo_prefers_the_true_hypothesis(fitted):
-    """The disk (free v_sys, sigma, sb_halpha, h_r) on the bow-shock cube loses by PSIS-LOO."""
+@pytest.fixture(scope="module")
+def disk_fit(fitted):
+    """The disk (free v_sys, sigma, sb_halpha, h_r) fitted to the bow-shock cube."""
     store, cube = fitted["store"], fitted["cube"]
     free = {"v_sys", "sigma", "sb_halpha", "h_r"}
-    disk_priors = priors_for("disk", {n: ["fixed", p.centre()] for n, p in
-                                      priors_for("disk").items() if n not in free
-                                      and n not in ("pa_deg", "incl_deg", "x0", "y0")}
-                             | {"pa_deg": ["fixed", 210.0], "incl_deg": ["fixed", 85.0],
-                                "x0": ["fixed", 0.0], "y0": ["fixed", 0.0],
-                                "v_sys": ["normal", 0.0, 200.0]})
-    disk = prepare(cube, FitSettings("disk", psf_fwhm=0.0), disk_priors)
+    fixed = {n: ["fixed", p.centre()] for n, p in priors_for("disk").items() if n not in free}
+    fixed.update({"pa_deg": ["fixed", 210.0], "incl_deg": ["fixed", 85.0],
+                  "x0": ["fixed", 0.0], "y0": ["fixed", 0.0]})
+    disk = prepare(cube, FitSettings("disk", psf_fwhm=0.0), priors_for("disk", fixed))
     disk_id = start(store, disk, SamplerConfig(num_warmup=WARMUP, block_size=BLOCK, seed=3))
     rep = advance(store, disk, disk_id, until_converged=True, max_draws=2000)
     if not rep.passed:
         pytest.fail(f"the disk fit did not converge: {rep.failures()}")
+    return disk, disk_id
+
+
+def test_loo_prefers_the_true_hypothesis(fitted, disk_fit):
+    store = fitted["store"]
+    disk, disk_id = disk_fit
     out = loo_compare({"bowshock": (store, fitted["problem"], fitted["fit_id"]),
                        "disk": (store, disk, disk_id)})
     best, other = out["ranking"]
     assert best["model"] == "bowshock" and best["elpd_diff"] == 0.0
     assert other["elpd_diff"] > 5 * other["dse"]  # decisively worse
     assert best["n_points"] == fitted["problem"].likelihood.spaxel_iy.size
+
+
+def test_compare_and_report_commands_on_stored_fits(fitted, disk_fit, tmp_path, capsys):
+    from exocube.cli import main
+
+    url, cube = fitted["store"].url, str(fitted["cube"])
+
+    def call(*args):
+        try:
+            main(list(args))
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+
+    assert call("ifu", "compare", cube, "--db", url, "--bowshock-fit", fitted["fit_id"],
+                "--disk-fit", disk_fit[1]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert [r["model"] for r in out["ranking"]] == ["bowshock", "disk"]
+    assert call("ifu", "report", fitted["fit_id"], "--db", url, "--out", str(tmp_path),
+                "--cube", cube) == 0
+    rep = json.loads(capsys.readouterr().out)
+    assert rep["status"] == "converged" and set(rep["posterior"]) == set(FREE)
+    assert sorted(p.rsplit("_", 1)[1] for p in rep["figures"]) == [
+        "corner.png", "model.png", "rank.png", "trace.png"]
 
 
 def test_report_figures(fitted, tmp_path):
