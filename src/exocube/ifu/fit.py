@@ -71,6 +71,7 @@ class FitProblem:
     likelihood: GaussianLikelihood
     priors: dict[str, Prior]
     resolved: dict[str, Any] = field(default_factory=dict)
+    _sampler: BlockSampler | None = field(default=None, repr=False)
 
     @property
     def free(self) -> list[str]:
@@ -91,7 +92,10 @@ class FitProblem:
         numpyro.factor("loglik", self.likelihood.log_likelihood(cube, data))
 
     def sampler(self, config: SamplerConfig) -> BlockSampler:
-        return BlockSampler(self.model, (self.likelihood.data,), config=config)
+        """This problem's sampler for ``config`` (kept, so its block compiles once)."""
+        if self._sampler is None or self._sampler.config != config:
+            self._sampler = BlockSampler(self.model, (self.likelihood.data,), config=config)
+        return self._sampler
 
     def provenance(self, seed: int) -> Provenance:
         return Provenance(self.cube.sha256, self.settings.model, priors_json(self.priors),
@@ -103,11 +107,10 @@ class FitProblem:
         flat = {n: np.asarray(draws[n], np.float32).reshape(-1) for n in self.free}
         data = self.likelihood.data
 
-        @jax.jit
         def one(d):
             return self.likelihood.pointwise(self.forward._cube(self.values(d)), data)
 
-        batch = jax.jit(jax.vmap(lambda d: one(d)))
+        batch = jax.jit(jax.vmap(one))
         total = n_chain * n_draw
         out = [np.asarray(batch({n: v[i:i + chunk] for n, v in flat.items()}))
                for i in range(0, total, chunk)]
@@ -161,16 +164,7 @@ def start(store: ChainStore, problem: FitProblem, config: SamplerConfig,
     if on_created is not None:
         on_created(fit_id)
     store.save_warmup(fit_id, encode_state(sampler.warmup()))
-    problem._sampler = sampler  # type: ignore[attr-defined]
     return fit_id
-
-
-def _sampler_of(problem: FitProblem, config: SamplerConfig) -> BlockSampler:
-    existing = getattr(problem, "_sampler", None)
-    if existing is not None and existing.config == config:
-        return existing
-    problem._sampler = problem.sampler(config)  # type: ignore[attr-defined]
-    return problem._sampler  # type: ignore[attr-defined]
 
 
 def advance(store: ChainStore, problem: FitProblem, fit_id: str, *, draws: int | None = None,
@@ -179,7 +173,7 @@ def advance(store: ChainStore, problem: FitProblem, fit_id: str, *, draws: int |
             on_block: Callable[[int, Block], None] | None = None) -> GateReport | None:
     """Continue ``fit_id``: to ``draws`` per chain, or until the gate holds or a budget ends."""
     config = SamplerConfig(**dict(store.fit(fit_id).sampler))
-    sampler = _sampler_of(problem, config)
+    sampler = problem.sampler(config)
     if until_converged:
         return run_fit(store, sampler, fit_id, gate=gate, max_draws=max_draws,
                        max_seconds=max_seconds, provenance=problem.provenance(config.seed),
