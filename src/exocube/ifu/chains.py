@@ -292,7 +292,7 @@ def run_fit(
     (``--until-converged``). The fit's status and diagnostics are updated at the end.
     With ``provenance``, a fit started on other data, model or priors is refused.
     ``on_block(index, block)`` is called after each block is committed (progress bars).
-    ``max_seconds`` ends the call after the first block committed past that wall time.
+    ``max_seconds``: no new block is started once that much wall time has passed.
     """
     row = store.fit(fit_id)
     _check_same_sampler(row, sampler)
