@@ -152,3 +152,14 @@ def test_unknown_fit_and_mismatched_settings_are_refused(sqlite_url, sampler):
     with pytest.raises(FitMismatchError, match="same data"):
         run_fit(store, sampler, fit_id, n_blocks=1, provenance=changed)
     assert store.block_indices(fit_id) == []
+
+
+def test_a_wall_time_budget_starts_no_block_once_spent(sqlite_url, sampler):
+    catalog_db.upgrade(sqlite_url)
+    store = ChainStore(sqlite_url)
+    fit_id = start_fit(store, sampler, gaussian_provenance())
+    run_fit(store, sampler, fit_id, n_blocks=1)
+    assert run_fit(store, sampler, fit_id, max_draws=100 * BLOCK, max_seconds=0.0) is not None
+    assert store.block_indices(fit_id) == [0]  # budget spent: nothing more drawn
+    run_fit(store, sampler, fit_id, max_draws=100 * BLOCK, max_seconds=1e6)
+    assert len(store.block_indices(fit_id)) > 1

@@ -1,4 +1,5 @@
-"""``exocube ifu ...``: IFU cubes (template, info, synth, moments, pv, params, fetch).
+"""``exocube ifu ...``: IFU cubes (template, info, synth, moments, pv, params, fetch) and
+fits (fit, compare, report).
 
 JAX and the models are imported inside the commands, so ``exocube --help``
 stays fast.
@@ -14,7 +15,8 @@ from typing import Annotated
 import typer
 
 app = typer.Typer(name="ifu", help="JWST/HST IFU cubes: templates, synthetic cubes, "
-                  "moment maps, PV diagrams, archive downloads.", no_args_is_help=True)
+                  "moment maps, PV diagrams, archive downloads, Bayesian fits.",
+                  no_args_is_help=True)
 
 
 class ModelKind(StrEnum):
@@ -237,3 +239,261 @@ def fetch(
     print(json.dumps(summary, indent=1))
     if summary["totals"]["failed"]:
         raise typer.Exit(code=2)
+
+
+# -- fits ------------------------------------------------------------------------------
+NOT_CONVERGED_EXIT = 3
+
+
+def _store(db: str | None):
+    """The chain store at ``db`` (default: the configured catalogue), migrated."""
+    from exocube.catalog import db as catalog_db
+    from exocube.config import get_settings
+    from exocube.ifu.chains import ChainStore
+
+    url = db or get_settings().database_url
+    catalog_db.upgrade(url)  # a database that does not answer stops here: CatalogError
+    return ChainStore(url)
+
+
+def _settings(model: str, z: float, lines: list[str] | None, continuum_degree: int,
+              error_inflation: str, psf_fwhm: float, resolving_power: float,
+              window_kms: float | None):
+    from exocube.errors import ModelParameterError
+    from exocube.ifu.fit import FitSettings
+
+    if error_inflation != "auto":
+        try:
+            inflation: float | str = float(error_inflation)
+        except ValueError:
+            raise ModelParameterError("--error-inflation", error_inflation,
+                                      "'auto' or a factor >= 1") from None
+    else:
+        inflation = "auto"
+    return FitSettings(model, z=z, lines=tuple(_split(lines)) or None,
+                       continuum_degree=continuum_degree, error_inflation=inflation,
+                       psf_fwhm=psf_fwhm, resolving_power=resolving_power,
+                       window_kms=window_kms)
+
+
+def _sampling_progress(total_draws: int, done: int, what: str):
+    """A rich progress bar of draws per chain; returns (progress, on_block)."""
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    from exocube.cli import err_console
+
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)
+    task = progress.add_task(what, total=total_draws, completed=done)
+
+    def on_block(index, block) -> None:
+        progress.update(task, advance=block.n_draws)
+
+    return progress, on_block
+
+
+def _run_fit(store, problem, fit_id: str, *, draws: int, until_converged: bool,
+             max_draws: int, max_seconds: float | None) -> dict:
+    """Continue a fit with a progress bar; the fit's JSON summary."""
+    from exocube.ifu.fit import advance
+
+    done = sum(b.n_draws for b in store.blocks(fit_id))
+    target = max_draws if until_converged else draws
+    progress, on_block = _sampling_progress(target, done, f"{problem.settings.model} {fit_id[:8]}")
+    with progress:
+        advance(store, problem, fit_id, draws=draws, until_converged=until_converged,
+                max_draws=max_draws, max_seconds=max_seconds, on_block=on_block)
+    return _fit_summary(store, fit_id)
+
+
+def _fit_summary(store, fit_id: str) -> dict:
+    from exocube.ifu.fit import posterior_summary
+
+    res = store.result(fit_id, allow_unconverged=True)
+    rep = res.report
+    out = {"fit_id": fit_id, "model": res.provenance["model"],
+           "status": "converged" if rep.passed else "not_converged",
+           "chains": rep.n_chains, "draws_per_chain": rep.n_draws,
+           "divergences": rep.divergences, "gate": rep.to_dict()["parameters"]}
+    if rep.passed:
+        out["posterior"] = posterior_summary(res.draws)
+    else:
+        out["failures"] = rep.failures()
+    return out
+
+
+def _print_fit(summary: dict) -> None:
+    from exocube.cli import err_console
+
+    print(json.dumps(summary, indent=1))
+    if summary["status"] != "converged":
+        err_console.print(f"fit {summary['fit_id']} is NOT converged (not a result): "
+                          + "; ".join(summary["failures"]), highlight=False, markup=False)
+        raise typer.Exit(code=NOT_CONVERGED_EXIT)
+
+
+@app.command()
+def fit(
+    cube: Annotated[Path, typer.Argument(help="An s3d FITS cube.")],
+    model: Annotated[ModelKind, typer.Option(help="Hypothesis to fit.")],
+    priors_file: Annotated[Path | None, typer.Option(
+        "--priors", help="TOML with a [priors] table overriding the model's defaults.")] = None,
+    resume: Annotated[str | None, typer.Option(help="Continue this fit id.")] = None,
+    until_converged: Annotated[bool, typer.Option(
+        help="Sample until the R-hat/ESS gate holds or --max-draws/--max-seconds.")] = False,
+    db: Annotated[str | None, typer.Option(help="Catalogue database URL.")] = None,
+    draws: Annotated[int, typer.Option(help="Draws per chain (without --until-converged).")
+                     ] = 1000,
+    max_draws: Annotated[int, typer.Option(help="Budget: draws per chain.")] = 10_000,
+    max_seconds: Annotated[float | None, typer.Option(help="Budget: wall time (s).")] = None,
+    chains: Annotated[int, typer.Option(help="NUTS chains (>= 4).")] = 4,
+    warmup: Annotated[int, typer.Option(help="Warm-up draws per chain.")] = 500,
+    block_size: Annotated[int, typer.Option(help="Draws per committed block.")] = 250,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    z: Annotated[float, typer.Option(help="Redshift.")] = 0.964,
+    lines: Annotated[list[str] | None, typer.Option(
+        help="Lines to fit (default: every model line in the band).")] = None,
+    continuum_degree: Annotated[int, typer.Option(help="Continuum polynomial degree.")] = 1,
+    error_inflation: Annotated[str, typer.Option(
+        help="Variance factor for correlated noise: a number >= 1 or 'auto'.")] = "1.0",
+    psf_fwhm: Annotated[float, typer.Option(help="PSF FWHM (arcsec) at 1.2893 um; 0: none.")
+                        ] = 0.15,
+    resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
+    window_kms: Annotated[float | None, typer.Option(help="Model window half width (km/s).")
+                          ] = None,
+    netcdf: Annotated[Path | None, typer.Option(
+        help="Write the converged fit as arviz InferenceData (netCDF) here.")] = None,
+) -> None:
+    """Fit a hypothesis to a cube with NUTS; blocks are committed as they are drawn.
+
+    Exit status 0: converged (posterior summary printed); 3: not converged (the
+    gate's numbers, not a result); 1: an error (nothing half-written).
+    """
+    from exocube.cli import err_console
+    from exocube.ifu.chains import FitMismatchError
+    from exocube.ifu.fit import prepare, problem_for_fit, start
+    from exocube.ifu.priors import load_priors_toml, priors_for
+    from exocube.ifu.sampling import SamplerConfig
+
+    store = _store(db)
+    if resume:
+        row = store.fit(resume)
+        if row.model_name != model.value:
+            raise FitMismatchError(f"fit {resume} is a {row.model_name!r} fit, not "
+                                   f"{model.value!r}")
+        problem = problem_for_fit(store, resume, cube)
+        fit_id = resume
+    else:
+        settings = _settings(model.value, z, lines, continuum_degree, error_inflation,
+                             psf_fwhm, resolving_power, window_kms)
+        priors = (load_priors_toml(priors_file, model.value) if priors_file
+                  else priors_for(model.value))
+        problem = prepare(cube, settings, priors)
+        config = SamplerConfig(num_chains=chains, num_warmup=warmup, block_size=block_size,
+                               seed=seed)
+        err_console.print(f"warm-up of {chains} chains x {warmup} draws", highlight=False)
+        fit_id = start(store, problem, config, on_created=lambda i: err_console.print(
+            f"fit {i} created", highlight=False))
+    summary = _run_fit(store, problem, fit_id, draws=draws, until_converged=until_converged,
+                       max_draws=max_draws, max_seconds=max_seconds)
+    if netcdf is not None and summary["status"] == "converged":
+        loglik = problem.pointwise({k: v for k, v in store.draws(fit_id).items()
+                                    if k in problem.free})
+        summary["netcdf"] = str(store.export_netcdf(fit_id, netcdf,
+                                                    log_likelihood={"cube": loglik}))
+    _print_fit(summary)
+
+
+@app.command()
+def compare(
+    cube: Annotated[Path, typer.Argument(help="An s3d FITS cube.")],
+    db: Annotated[str | None, typer.Option(help="Catalogue database URL.")] = None,
+    bowshock_priors: Annotated[Path | None, typer.Option(help="Priors TOML (bowshock).")
+                               ] = None,
+    disk_priors: Annotated[Path | None, typer.Option(help="Priors TOML (disk).")] = None,
+    bowshock_fit: Annotated[str | None, typer.Option(help="Use this converged fit id.")
+                            ] = None,
+    disk_fit: Annotated[str | None, typer.Option(help="Use this converged fit id.")] = None,
+    max_draws: Annotated[int, typer.Option(help="Budget per fit: draws per chain.")] = 10_000,
+    max_seconds: Annotated[float | None, typer.Option(help="Budget per fit: wall time (s).")
+                           ] = None,
+    warmup: Annotated[int, typer.Option(help="Warm-up draws per chain.")] = 500,
+    block_size: Annotated[int, typer.Option(help="Draws per committed block.")] = 250,
+    seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    z: Annotated[float, typer.Option(help="Redshift.")] = 0.964,
+    lines: Annotated[list[str] | None, typer.Option(help="Lines to fit.")] = None,
+    continuum_degree: Annotated[int, typer.Option(help="Continuum polynomial degree.")] = 1,
+    error_inflation: Annotated[str, typer.Option(help="A factor >= 1 or 'auto'.")] = "1.0",
+    psf_fwhm: Annotated[float, typer.Option(help="PSF FWHM (arcsec) at 1.2893 um.")] = 0.15,
+    resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
+) -> None:
+    """Fit bowshock and disk to one cube (until converged) and compare them by PSIS-LOO."""
+    from exocube.ifu.fit import loo_compare, prepare, problem_for_fit, start
+    from exocube.ifu.priors import load_priors_toml, priors_for
+    from exocube.ifu.sampling import SamplerConfig
+
+    store = _store(db)
+    fits = {}
+    for name, prior_file, fit_id in (("bowshock", bowshock_priors, bowshock_fit),
+                                     ("disk", disk_priors, disk_fit)):
+        if fit_id:
+            problem = problem_for_fit(store, fit_id, cube)
+        else:
+            settings = _settings(name, z, lines, continuum_degree, error_inflation, psf_fwhm,
+                                 resolving_power, None)
+            priors = load_priors_toml(prior_file, name) if prior_file else priors_for(name)
+            problem = prepare(cube, settings, priors)
+            fit_id = start(store, problem, SamplerConfig(num_warmup=warmup,
+                                                         block_size=block_size, seed=seed))
+            summary = _run_fit(store, problem, fit_id, draws=0, until_converged=True,
+                               max_draws=max_draws, max_seconds=max_seconds)
+            if summary["status"] != "converged":
+                _print_fit(summary)  # exits: no comparison of unconverged fits
+        fits[name] = (store, problem, fit_id)
+    print(json.dumps(loo_compare(fits), indent=1))
+
+
+@app.command()
+def report(
+    fit_id: Annotated[str, typer.Argument(help="A fit id.")],
+    db: Annotated[str | None, typer.Option(help="Catalogue database URL.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the figures (PNG).")] = None,
+    cube: Annotated[Path | None, typer.Option(
+        help="The fitted cube (for the data-vs-model, PV and residual figures).")] = None,
+    line: Annotated[str, typer.Option(help="Line of the moment maps and PV diagram.")
+                    ] = "Halpha",
+) -> None:
+    """A fit's gate table, posterior summary (converged fits only) and figures."""
+    from exocube.cli import err_console
+    from exocube.ifu import fitplots
+    from exocube.ifu.fit import data_and_model, median_draw, problem_for_fit
+
+    store = _store(db)
+    summary = _fit_summary(store, fit_id)
+    res = store.result(fit_id, allow_unconverged=True)
+    err_console.print(res.report.table(), highlight=False, markup=False)
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        written = [fitplots.save(fitplots.trace_figure(res.draws), out / f"{fit_id}_trace.png"),
+                   fitplots.save(fitplots.rank_figure(res.draws), out / f"{fit_id}_rank.png")]
+        if summary["status"] == "converged":
+            written.append(fitplots.save(fitplots.corner_figure(res.draws),
+                                         out / f"{fit_id}_corner.png"))
+            if cube is not None:
+                problem = problem_for_fit(store, fit_id, cube)
+                draw = median_draw({k: res.draws[k] for k in problem.free})
+                data, model, chi = data_and_model(problem, draw)
+                p = {k: float(v) for k, v in problem.values(draw).items()}
+                fig = fitplots.data_model_figure(
+                    data, model, chi, problem.settings.z, line=line, pa_deg=p["pa_deg"],
+                    centre=(p["x0"], p["y0"]))
+                written.append(fitplots.save(fig, out / f"{fit_id}_data_model.png"))
+        summary["figures"] = [str(w) for w in written]
+    _print_fit(summary)

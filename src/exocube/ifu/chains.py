@@ -22,9 +22,10 @@ import json
 import logging
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -81,11 +82,12 @@ class Provenance:
     priors: Mapping[str, Any]
     seed: int
     code_version: str = __version__
+    settings: Mapping[str, Any] = field(default_factory=dict)  # e.g. the likelihood's
 
     def to_dict(self) -> dict[str, Any]:
         return {"data_sha256": self.data_sha256, "model": self.model,
                 "priors": dict(self.priors), "seed": self.seed,
-                "code_version": self.code_version}
+                "code_version": self.code_version, "settings": dict(self.settings)}
 
 
 def data_sha256(arrays: Mapping[str, Any]) -> str:
@@ -221,27 +223,38 @@ class ChainStore:
             raise NotConvergedError(report, context=f"fit {fit_id}")
         return FitResult(fit_id, draws, report, dict(row.provenance))
 
-    def to_inference_data(self, fit_id: str, allow_unconverged: bool = False):
-        """An arviz ``InferenceData`` (posterior + sample_stats) with provenance attrs."""
+    def to_inference_data(self, fit_id: str, allow_unconverged: bool = False,
+                          log_likelihood: Mapping[str, np.ndarray] | None = None):
+        """An arviz ``InferenceData`` (posterior + sample_stats) with provenance attrs.
+
+        ``log_likelihood`` (site -> (chain, draw, *points)), e.g. a cube fit's per-spaxel
+        values recomputed from the draws, becomes the ``log_likelihood`` group (PSIS-LOO).
+        """
         az = import_arviz()
         res = self.result(fit_id, allow_unconverged=allow_unconverged)
         blocks = self.blocks(fit_id)
         diverging = np.concatenate([b.diverging for b in blocks], axis=1)
         attrs = _attrs(fit_id, res)
-        idata = az.from_dict(posterior=res.draws, sample_stats={"diverging": diverging})
+        idata = az.from_dict(posterior=res.draws, sample_stats={"diverging": diverging},
+                             log_likelihood=dict(log_likelihood) if log_likelihood else None)
         for group in idata.groups():
             idata[group].attrs.update(attrs)
         return idata
 
-    def export_netcdf(self, fit_id: str, path: Path, allow_unconverged: bool = False) -> Path:
+    def export_netcdf(self, fit_id: str, path: Path, allow_unconverged: bool = False,
+                      log_likelihood: Mapping[str, np.ndarray] | None = None) -> Path:
         """Write the fit as netCDF at ``path`` (temporary name, then rename)."""
-        idata = self.to_inference_data(fit_id, allow_unconverged=allow_unconverged)
+        idata = self.to_inference_data(fit_id, allow_unconverged=allow_unconverged,
+                                       log_likelihood=log_likelihood)
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
         os.close(fd)
         try:
             idata.to_netcdf(tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp's 0600 is not the file's mode
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -270,6 +283,7 @@ def run_fit(
     max_draws: int = 10_000,
     provenance: Provenance | None = None,
     on_block: Callable[[int, Block], None] | None = None,
+    max_seconds: float | None = None,
 ) -> GateReport | None:
     """Continue ``fit_id`` from its last committed state, committing each block.
 
@@ -278,6 +292,7 @@ def run_fit(
     (``--until-converged``). The fit's status and diagnostics are updated at the end.
     With ``provenance``, a fit started on other data, model or priors is refused.
     ``on_block(index, block)`` is called after each block is committed (progress bars).
+    ``max_seconds``: no new block is started once that much wall time has passed.
     """
     row = store.fit(fit_id)
     _check_same_sampler(row, sampler)
@@ -292,7 +307,10 @@ def run_fit(
         index, blob = store.last_state_blob(fit_id)
     state = decode_state(blob, sampler.state_template())
     report = _progress_report(store, fit_id, gate)
+    t0 = time.monotonic()
     while _more(index, sampler.config.block_size, n_blocks, max_draws, report):
+        if max_seconds is not None and time.monotonic() - t0 >= max_seconds:
+            break
         block = sampler.sample_block(state)
         store.append_block(fit_id, index, block)
         if on_block is not None:
@@ -352,7 +370,9 @@ def _attrs(fit_id: str, res: FitResult) -> dict[str, Any]:
     p = res.provenance
     return {"fit_id": fit_id, "data_sha256": p["data_sha256"], "model": p["model"],
             "priors": json.dumps(p["priors"], sort_keys=True), "seed": int(p["seed"]),
-            "code_version": p["code_version"], "converged": int(res.report.passed),
+            "code_version": p["code_version"],
+            "settings": json.dumps(p.get("settings") or {}, sort_keys=True),
+            "converged": int(res.report.passed),
             "diagnostics": json.dumps(res.report.to_dict(), sort_keys=True)}
 
 
