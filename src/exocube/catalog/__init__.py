@@ -1,17 +1,20 @@
 """The provenance catalogue: SQLAlchemy models, sessions and migrations."""
 
-from exocube.catalog.db import current_revision, engine_for, session_scope, upgrade
+from exocube.catalog.db import current_revision, engine_for, redacted_url, session_scope, upgrade
 from exocube.catalog.models import (
     AcquisitionRun,
     Artifact,
     Base,
     Dataset,
     DatasetFile,
+    Fit,
+    FitBlock,
     Model,
     ModelPromotion,
     RunQuality,
     Simulation,
     Source,
+    TaskResult,
     utcnow,
 )
 
@@ -21,13 +24,17 @@ __all__ = [
     "Base",
     "Dataset",
     "DatasetFile",
+    "Fit",
+    "FitBlock",
     "Model",
     "ModelPromotion",
     "RunQuality",
     "Simulation",
     "Source",
+    "TaskResult",
     "current_revision",
     "engine_for",
+    "redacted_url",
     "session_scope",
     "upgrade",
     "utcnow",

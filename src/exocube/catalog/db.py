@@ -101,7 +101,7 @@ def session_scope(url: str) -> Iterator[Session]:
     except SQLAlchemyError as exc:
         session.rollback()
         raise CatalogError(
-            f"catalogue transaction failed on {_safe(url)}: {exc}{_missing_table_hint(exc)}"
+            f"catalogue transaction failed on {redacted_url(url)}: {exc}{_missing_table_hint(exc)}"
         ) from exc
     except BaseException:
         session.rollback()
@@ -132,7 +132,7 @@ def upgrade(url: str, revision: str = "head") -> None:
         command.upgrade(alembic_config(url), revision)
     except SQLAlchemyError as exc:
         raise CatalogError(
-            f"could not migrate the catalogue at {_safe(url)}: {exc}. "
+            f"could not migrate the catalogue at {redacted_url(url)}: {exc}. "
             "Check that the database is reachable and the URL is right (EXOCUBE_DATABASE_URL)."
         ) from exc
 
@@ -151,7 +151,7 @@ def current_revision(url: str) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-def _safe(url: str) -> str:
+def redacted_url(url: str) -> str:
     """The URL with any password hidden, for messages."""
     try:
         return sa.engine.make_url(url).render_as_string(hide_password=True)

@@ -39,7 +39,7 @@ def template(
     seed: Annotated[int, typer.Option(help="Seed of the template's noise and dithers.")] = 3149,
 ) -> None:
     """Write an s3d template with the GO-3149 cube's geometry (1447 x 53 x 49)."""
-    from exocube.ifu.template import write_template
+    from exocube.ifu import write_template
 
     path = write_template(out, ra=ra, dec=dec, seed=seed, wave_table=wave_table)
     print(json.dumps({"template": str(path)}))
@@ -55,9 +55,7 @@ def info(
     """Summarise a cube: shape, wavelengths, unit, masked fraction, lines in the band."""
     import numpy as np
 
-    from exocube.ifu.cube import read_s3d
-    from exocube.ifu.dq import DEFAULT_MASK_FLAGS
-    from exocube.ifu.lines import lines_in_band
+    from exocube.ifu import DEFAULT_MASK_FLAGS, lines_in_band, read_s3d
 
     c = read_s3d(cube, mask_flags=_split(mask_flags) or DEFAULT_MASK_FLAGS)
     good = ~c.mask
@@ -75,7 +73,7 @@ def info(
 @app.command()
 def params(model: Annotated[ModelKind, typer.Option(help="Model.")]) -> None:
     """Print the model's parameters as a TOML file of defaults (edit it for --params)."""
-    from exocube.ifu.params import spec_for
+    from exocube.ifu import spec_for
 
     print(f'model = "{model.value}"\n\n[params]')
     for p in spec_for(model.value):
@@ -103,10 +101,15 @@ def synth(
              "bowshock, 1000 for the disks).")] = None,
 ) -> None:
     """Write a synthetic cube of a model on a template's grid, with seeded noise."""
-    from exocube.ifu.cube import read_s3d
-    from exocube.ifu.instrument import GaussianPSF, ResolvingPower
-    from exocube.ifu.params import check_params, load_params_toml
-    from exocube.ifu.synth import synthesize, write_synth
+    from exocube.ifu import (
+        GaussianPSF,
+        ResolvingPower,
+        check_params,
+        load_params_toml,
+        read_s3d,
+        synthesize,
+        write_synth,
+    )
 
     values = (load_params_toml(params_file, model.value) if params_file
               else check_params(model.value, {}))
@@ -136,11 +139,15 @@ def moments(
         help="R at 1.2893 um (R grows as lambda), for DISP_INT.")] = 1000.0,
 ) -> None:
     """Flux, velocity and dispersion maps per line, as FITS (and PNG)."""
-    from exocube.ifu.cube import read_s3d
-    from exocube.ifu.dq import DEFAULT_MASK_FLAGS
-    from exocube.ifu.instrument import ResolvingPower
-    from exocube.ifu.lines import get_lines
-    from exocube.ifu.quicklook import moment_maps, plot_moments, write_moments
+    from exocube.ifu import (
+        DEFAULT_MASK_FLAGS,
+        ResolvingPower,
+        get_lines,
+        moment_maps,
+        plot_moments,
+        read_s3d,
+        write_moments,
+    )
 
     rpow = ResolvingPower.linear(resolving_power)
     c = read_s3d(cube, mask_flags=_split(mask_flags) or DEFAULT_MASK_FLAGS)
@@ -173,15 +180,13 @@ def pv(
 ) -> None:
     """A position-velocity diagram along an axis, as FITS (and PNG)."""
     from exocube.errors import CubeFormatError
-    from exocube.ifu.cube import read_s3d
-    from exocube.ifu.lines import get_lines
-    from exocube.ifu.quicklook import plot_pv, pv_diagram, write_pv
+    from exocube.ifu import get_lines, plot_pv, pv_diagram, read_s3d, write_pv
 
     try:
         cx, cy = (float(v) for v in centre.split(","))
     except ValueError:
         raise CubeFormatError(f"--centre {centre!r}: expected 'x,y' in arcsec") from None
-    from exocube.ifu.dq import DEFAULT_MASK_FLAGS
+    from exocube.ifu import DEFAULT_MASK_FLAGS
 
     c = read_s3d(cube, mask_flags=_split(mask_flags) or DEFAULT_MASK_FLAGS)
     (ln,) = get_lines([line])
@@ -217,11 +222,11 @@ def fetch(
                                 ] = 50,
 ) -> None:
     """Plan and download a JWST program's products from MAST (resumable, verified)."""
-    from exocube.acquire.run import Quotas, gb
-    from exocube.catalog import db as catalog_db
+    from exocube.acquire import Quotas, gb
+    from exocube.catalog import upgrade
     from exocube.cli.acquire import RichProgress, _plan_table, _progress, _summary_table, console
     from exocube.config import get_settings
-    from exocube.ifu.fetch import fetch_program, plan_program, program_settings
+    from exocube.ifu import fetch_program, plan_program, program_settings
 
     settings = program_settings(get_settings(), program, _split(products) or None, instrument,
                                 max_observations)
@@ -231,7 +236,7 @@ def fetch(
         print(json.dumps({"program": settings.acquire.mast.proposal_id,
                           "plan": plan.totals(), "files": plan.to_json()}, indent=1))
         return
-    catalog_db.upgrade(settings.database_url)
+    upgrade(settings.database_url)
     with _progress() as progress:
         summary = fetch_program(settings, plan, dest, Quotas(gb(max_download_gb), None),
                                 RichProgress(progress, plan))
@@ -247,12 +252,12 @@ NOT_CONVERGED_EXIT = 3
 
 def _store(db: str | None):
     """The chain store at ``db`` (default: the configured catalogue), migrated."""
-    from exocube.catalog import db as catalog_db
+    from exocube.catalog import upgrade
     from exocube.config import get_settings
-    from exocube.ifu.chains import ChainStore
+    from exocube.ifu import ChainStore
 
     url = db or get_settings().database_url
-    catalog_db.upgrade(url)  # a database that does not answer stops here: CatalogError
+    upgrade(url)  # a database that does not answer stops here: CatalogError
     return ChainStore(url)
 
 
@@ -260,7 +265,7 @@ def _settings(model: str, z: float, lines: list[str] | None, continuum_degree: i
               error_inflation: str, psf_fwhm: float, resolving_power: float,
               window_kms: float | None):
     from exocube.errors import ModelParameterError
-    from exocube.ifu.fit import FitSettings
+    from exocube.ifu import FitSettings
 
     if error_inflation != "auto":
         try:
@@ -302,7 +307,7 @@ def _sampling_progress(total_draws: int, done: int, what: str):
 def _run_fit(store, problem, fit_id: str, *, draws: int, until_converged: bool,
              max_draws: int, max_seconds: float | None) -> dict:
     """Continue a fit with a progress bar; the fit's JSON summary."""
-    from exocube.ifu.fit import advance
+    from exocube.ifu import advance
 
     done = sum(b.n_draws for b in store.blocks(fit_id))
     target = max_draws if until_converged else draws
@@ -314,7 +319,7 @@ def _run_fit(store, problem, fit_id: str, *, draws: int, until_converged: bool,
 
 
 def _fit_summary(store, fit_id: str) -> dict:
-    from exocube.ifu.fit import posterior_summary
+    from exocube.ifu import posterior_summary
 
     res = store.result(fit_id, allow_unconverged=True)
     rep = res.report
@@ -377,10 +382,15 @@ def fit(
     gate's numbers, not a result); 1: an error (nothing half-written).
     """
     from exocube.cli import err_console
-    from exocube.ifu.chains import FitMismatchError
-    from exocube.ifu.fit import prepare, problem_for_fit, start
-    from exocube.ifu.priors import load_priors_toml, priors_for
-    from exocube.ifu.sampling import SamplerConfig
+    from exocube.ifu import (
+        FitMismatchError,
+        SamplerConfig,
+        load_priors_toml,
+        prepare,
+        priors_for,
+        problem_for_fit,
+        start,
+    )
 
     store = _store(db)
     if resume:
@@ -435,9 +445,15 @@ def compare(
     resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
 ) -> None:
     """Fit bowshock and disk to one cube (until converged) and compare them by PSIS-LOO."""
-    from exocube.ifu.fit import loo_compare, prepare, problem_for_fit, start
-    from exocube.ifu.priors import load_priors_toml, priors_for
-    from exocube.ifu.sampling import SamplerConfig
+    from exocube.ifu import (
+        SamplerConfig,
+        load_priors_toml,
+        loo_compare,
+        prepare,
+        priors_for,
+        problem_for_fit,
+        start,
+    )
 
     store = _store(db)
     fits = {}
@@ -472,8 +488,16 @@ def report(
 ) -> None:
     """A fit's gate table, posterior summary (converged fits only) and figures."""
     from exocube.cli import err_console
-    from exocube.ifu import fitplots
-    from exocube.ifu.fit import data_and_model, median_draw, problem_for_fit
+    from exocube.ifu import (
+        corner_figure,
+        data_and_model,
+        data_model_figure,
+        median_draw,
+        problem_for_fit,
+        rank_figure,
+        save_figure,
+        trace_figure,
+    )
 
     store = _store(db)
     summary = _fit_summary(store, fit_id)
@@ -481,19 +505,19 @@ def report(
     err_console.print(res.report.table(), highlight=False, markup=False)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        written = [fitplots.save(fitplots.trace_figure(res.draws), out / f"{fit_id}_trace.png"),
-                   fitplots.save(fitplots.rank_figure(res.draws), out / f"{fit_id}_rank.png")]
+        written = [save_figure(trace_figure(res.draws), out / f"{fit_id}_trace.png"),
+                   save_figure(rank_figure(res.draws), out / f"{fit_id}_rank.png")]
         if summary["status"] == "converged":
-            written.append(fitplots.save(fitplots.corner_figure(res.draws),
+            written.append(save_figure(corner_figure(res.draws),
                                          out / f"{fit_id}_corner.png"))
             if cube is not None:
                 problem = problem_for_fit(store, fit_id, cube)
                 draw = median_draw({k: res.draws[k] for k in problem.free})
                 data, model, chi = data_and_model(problem, draw)
                 p = {k: float(v) for k, v in problem.values(draw).items()}
-                fig = fitplots.data_model_figure(
+                fig = data_model_figure(
                     data, model, chi, problem.settings.z, line=line, pa_deg=p["pa_deg"],
                     centre=(p["x0"], p["y0"]))
-                written.append(fitplots.save(fig, out / f"{fit_id}_data_model.png"))
+                written.append(save_figure(fig, out / f"{fit_id}_data_model.png"))
         summary["figures"] = [str(w) for w in written]
     _print_fit(summary)

@@ -11,4 +11,89 @@
   a template with the GO-3149 cube's geometry.
 - :mod:`~exocube.ifu.quicklook`: moment maps and position-velocity diagrams.
 - :mod:`~exocube.ifu.fetch`: a JWST program's products through ``exocube.acquire``.
+- Inference: :mod:`~exocube.ifu.likelihood` (Gaussian per voxel, continuum integrated
+  out), :mod:`~exocube.ifu.priors`, :mod:`~exocube.ifu.fit` (fits, comparison),
+  :mod:`~exocube.ifu.sampling` (NUTS in blocks), :mod:`~exocube.ifu.chains` (durable
+  chains), :mod:`~exocube.ifu.gate` (convergence gate), :mod:`~exocube.ifu.broker`
+  (work queue), :mod:`~exocube.ifu.fitplots` (figures).
+
+Other stages import the names in ``__all__``, not the modules.
 """
+
+from __future__ import annotations
+
+from exocube.ifu.chains import ChainStore, FitMismatchError
+from exocube.ifu.cube import read_s3d
+from exocube.ifu.dq import DEFAULT_MASK_FLAGS
+from exocube.ifu.fetch import fetch_program, plan_program, program_settings
+from exocube.ifu.fit import (
+    FitSettings,
+    advance,
+    data_and_model,
+    loo_compare,
+    median_draw,
+    posterior_summary,
+    prepare,
+    problem_for_fit,
+    start,
+)
+from exocube.ifu.fitplots import corner_figure, data_model_figure, rank_figure, trace_figure
+from exocube.ifu.fitplots import save as save_figure
+from exocube.ifu.instrument import GaussianPSF, ResolvingPower
+from exocube.ifu.lines import get_lines, lines_in_band
+from exocube.ifu.params import check_params, load_params_toml, spec_for
+from exocube.ifu.priors import load_priors_toml, priors_for
+from exocube.ifu.quicklook import (
+    moment_maps,
+    plot_moments,
+    plot_pv,
+    pv_diagram,
+    write_moments,
+    write_pv,
+)
+from exocube.ifu.sampling import SamplerConfig
+from exocube.ifu.synth import synthesize, write_synth
+from exocube.ifu.template import write_template
+
+__all__ = [
+    "DEFAULT_MASK_FLAGS",
+    "ChainStore",
+    "FitMismatchError",
+    "FitSettings",
+    "GaussianPSF",
+    "ResolvingPower",
+    "SamplerConfig",
+    "advance",
+    "check_params",
+    "corner_figure",
+    "data_and_model",
+    "data_model_figure",
+    "fetch_program",
+    "get_lines",
+    "lines_in_band",
+    "load_params_toml",
+    "load_priors_toml",
+    "loo_compare",
+    "median_draw",
+    "moment_maps",
+    "plan_program",
+    "plot_moments",
+    "plot_pv",
+    "posterior_summary",
+    "prepare",
+    "priors_for",
+    "problem_for_fit",
+    "program_settings",
+    "pv_diagram",
+    "rank_figure",
+    "read_s3d",
+    "save_figure",
+    "spec_for",
+    "start",
+    "synthesize",
+    "trace_figure",
+    "write_moments",
+    "write_pv",
+    "write_synth",
+    "write_template",
+]

@@ -48,8 +48,7 @@ import redis
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from exocube.catalog.db import session_scope
-from exocube.catalog.models import TaskResult
+from exocube.catalog import TaskResult, session_scope
 from exocube.errors import ExocubeError
 
 log = logging.getLogger(__name__)

@@ -33,8 +33,7 @@ import numpy as np
 import sqlalchemy as sa
 
 from exocube import __version__
-from exocube.catalog.db import session_scope
-from exocube.catalog.models import Fit, FitBlock, utcnow
+from exocube.catalog import Fit, FitBlock, redacted_url, session_scope, utcnow
 from exocube.errors import CatalogError, ExocubeError
 from exocube.ifu.gate import (
     GateConfig,
@@ -130,7 +129,7 @@ class ChainStore:
             row = s.get(Fit, fit_id)
             if row is None:
                 raise UnknownFitError(
-                    f"no fit {fit_id!r} in the catalogue at {_safe(self.url)}; "
+                    f"no fit {fit_id!r} in the catalogue at {redacted_url(self.url)}; "
                     "check the id (ChainStore.fit_ids() lists them) or start a new fit"
                 )
             return row
@@ -374,9 +373,3 @@ def _attrs(fit_id: str, res: FitResult) -> dict[str, Any]:
             "settings": json.dumps(p.get("settings") or {}, sort_keys=True),
             "converged": int(res.report.passed),
             "diagnostics": json.dumps(res.report.to_dict(), sort_keys=True)}
-
-
-def _safe(url: str) -> str:
-    from exocube.catalog.db import _safe as safe
-
-    return safe(url)

@@ -21,8 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from exocube.acquire.plan import Plan
-from exocube.acquire.run import Quotas, destination_for, plan_sources, run_acquisition, start_run
+from exocube.acquire import Plan, Quotas, destination_for, plan_sources, run_acquisition, start_run
 from exocube.config import Settings
 from exocube.errors import ConfigError
 from exocube.ifu.answers import RecordingTransport, ReplayTransport
