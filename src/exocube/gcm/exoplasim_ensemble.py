@@ -39,12 +39,7 @@ from exocube.gcm.exoplasim import (
     run_exoplasim,
     run_parameters,
 )
-from exocube.gcm.exoplasim_config import (
-    DEFAULT_LENGTH,
-    DesignRow,
-    ExoPlaSimRunConfig,
-    RunLength,
-)
+from exocube.gcm.exoplasim_config import DEFAULT_LENGTH, DesignRow, ExoPlaSimRunConfig, RunLength
 from exocube.params import ALL_NAMES, OPTIONAL_DEFAULTS
 
 log = logging.getLogger(__name__)

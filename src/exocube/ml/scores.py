@@ -114,10 +114,10 @@ class Scores:
     version: str
     trained_on_version: str
     split: str
+    truth_physics: dict[str, float]
     n_runs: int
     n_samples: int
     n_train_runs: int
-    truth_physics: dict[str, float]
     models: dict[str, ModelScores] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
