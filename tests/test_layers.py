@@ -22,7 +22,7 @@ LINT = Path(sys.executable).with_name("lint-imports")
 
 
 def _lint(src: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONPATH": str(src)}
+    env = {**os.environ, "PYTHONPATH": str(src), "COLUMNS": "200"}
     return subprocess.run([str(LINT), "--no-logo", "--no-cache"], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=300)
 
@@ -44,7 +44,8 @@ def test_layer_contracts_hold() -> None:
 
 @pytest.mark.parametrize(("module", "line", "contract"), [
     ("grid.py", "import exocube.serve", "Stages import only stages below them"),
-    ("serve/main.py", "from exocube.surrogate import loading", "exocube.surrogate only"),
+    ("serve/main.py", "from exocube.surrogate import loading",
+     "exocube.surrogate is imported"),
 ])
 def test_a_forbidden_import_is_refused(tmp_path: Path, module: str, line: str,
                                        contract: str) -> None:

@@ -37,6 +37,7 @@ from exocube.acquire import (
     start_run,
     tb,
 )
+from exocube.acquire import list_runs as list_acquisition_runs
 from exocube.catalog import upgrade
 from exocube.config import get_settings
 from exocube.errors import ConfigError
@@ -217,7 +218,7 @@ def acquire(
     settings = get_settings()
     if list_runs:
         upgrade(settings.database_url)
-        for row in list_runs(settings.database_url):
+        for row in list_acquisition_runs(settings.database_url):
             print(json.dumps(row))
         return
     if resume:
