@@ -29,16 +29,9 @@ from sqlalchemy import select
 from exocube import __version__
 from exocube.catalog import Simulation, session_scope, upgrade, utcnow
 from exocube.errors import CatalogError, InputDataError
+from exocube.gcm import exoplasim as driver
 from exocube.gcm.equilibrium import DEFAULT_CRITERIA, EquilibriumCriteria
-from exocube.gcm.exoplasim import (
-    GCM_NAME,
-    RunOutcome,
-    RunState,
-    check_tools,
-    exoplasim_version,
-    run_exoplasim,
-    run_parameters,
-)
+from exocube.gcm.exoplasim import GCM_NAME, RunOutcome, RunState
 from exocube.gcm.exoplasim_config import DEFAULT_LENGTH, DesignRow, ExoPlaSimRunConfig, RunLength
 from exocube.params import ALL_NAMES, OPTIONAL_DEFAULTS
 
@@ -108,7 +101,7 @@ def claim_directory(out: Path, configs: Sequence[ExoPlaSimRunConfig],
 def _write_manifest(out: Path, ident: str, configs: Sequence[ExoPlaSimRunConfig],
                     criteria: EquilibriumCriteria) -> None:
     doc = {"kind": KIND, "ensemble_id": ident, "exocube": __version__,
-           "exoplasim": exoplasim_version(), "criteria": asdict(criteria),
+           "exoplasim": driver.exoplasim_version(), "criteria": asdict(criteria),
            "runs": [c.to_dict() for c in configs]}
     tmp = out / f".{MANIFEST}.{uuid.uuid4().hex}.tmp"
     tmp.write_text(json.dumps(doc, indent=1))
@@ -159,7 +152,7 @@ def mark_submitted(database_url: str, configs: Sequence[ExoPlaSimRunConfig]) -> 
                 state = RunState(run_id=config.row.run_id, config_digest="", years_target=0)
                 session.add(Simulation(
                     run_id=config.row.run_id, generator=GCM_NAME, version=version,
-                    parameters=run_parameters(config, state), status="running",
+                    parameters=driver.run_parameters(config, state), status="running",
                     config=config.to_dict(), years_run=0, updated_at=utcnow()))
 
 
@@ -187,7 +180,7 @@ def record_outcome(database_url: str, outcome: RunOutcome, config: ExoPlaSimRunC
 
 
 def _version() -> str:
-    return f"{exoplasim_version()} (exocube {__version__})"
+    return f"{driver.exoplasim_version()} (exocube {__version__})"
 
 
 @dataclass(frozen=True)
@@ -209,7 +202,7 @@ def plan_ensemble(
     """Check tools and catalogue, claim ``out`` and mark the runs submitted."""
     configs = run_configs(rows, length, resolution, ncpus)
     check_out_path(out)
-    check_tools(ncpus)
+    driver.check_tools(ncpus)
     upgrade(database_url)
     check_catalogue(database_url, configs)
     ident = claim_directory(out, configs, criteria)
@@ -222,7 +215,7 @@ def run_plan(plan: EnsemblePlan, client: Client,
     """Submit one task per run to ``client`` and catalogue each outcome as it arrives."""
     by_id = {c.row.run_id: c for c in plan.configs}
     out = plan.out_dir.resolve()
-    futures = [client.submit(run_exoplasim, c.to_dict(), str(out / "runs" / c.row.run_id),
+    futures = [client.submit(driver.run_exoplasim, c.to_dict(), str(out / "runs" / c.row.run_id),
                              str(out), plan.criteria,
                              key=f"exoplasim-{plan.ensemble_id}-{c.row.run_id}", pure=False)
                for c in plan.configs]
