@@ -53,21 +53,58 @@ def problem(free: tuple[str, ...]):
     return prepare(cube, FitSettings("bowshock", psf_fwhm=0.0), priors), truth
 
 
-def run_nuts(prob, draws: int, warmup: int, block: int) -> tuple[float, float]:
-    """(min bulk ESS, seconds) of NUTS, compilation excluded."""
+def run_nuts(prob, draws: int, warmup: int, block: int) -> dict[str, float]:
+    """Min bulk ESS, warm-up and sampling seconds, leapfrog steps per draw (compilation
+    excluded) of NUTS."""
     sampler = BlockSampler(prob.model, (prob.likelihood.data,),
                            config=SamplerConfig(num_warmup=warmup, block_size=block, seed=1))
     sampler.warmup()  # compiles the block program (and adapts once, discarded)
+    warm: list = []
     t0 = time.perf_counter()
-    state = sampler.warmup()
+    state = sampler.warmup(on_block=warm.append)
+    t1 = time.perf_counter()
     blocks = []
     for _ in range(draws // block):
         b = sampler.sample_block(state)
         blocks.append(b)
         state = b.state
-    seconds = time.perf_counter() - t0
+    t2 = time.perf_counter()
     report = diagnose(concat_blocks(blocks))
-    return min(p.ess_bulk for p in report.parameters), seconds
+    w_steps = np.concatenate([b.num_steps for b in warm], axis=1)
+    s_steps = np.concatenate([b.num_steps for b in blocks], axis=1)
+    first = min(100, w_steps.shape[1])
+    inv_mass = next(iter(state.adapt_state.inverse_mass_matrix.values()))
+    return {"ess": min(p.ess_bulk for p in report.parameters), "warmup_s": t1 - t0,
+            "sample_s": t2 - t1, "steps_warm_first": float(w_steps[:, :first].mean()),
+            "lockstep_warm_first": float(w_steps[:, :first].max(axis=0).mean()),
+            "steps_warm": float(w_steps.mean()), "steps": float(s_steps.mean()),
+            "lockstep": float(s_steps.max(axis=0).mean()), "max_steps": int(w_steps.max()),
+            "step_size": float(np.mean(state.adapt_state.step_size)),
+            "inv_mass": np.asarray(inv_mass).mean(axis=0)}
+
+
+def eval_costs(prob, walkers: int) -> tuple[float, float]:
+    """(seconds of one potential+gradient at one point, seconds of one log density per
+    walker in a batch of ``walkers``), both jit-compiled and warmed up."""
+    from numpyro.infer.util import initialize_model
+
+    info = initialize_model(jax.random.PRNGKey(0), prob.model,
+                            model_args=(prob.likelihood.data,))
+    z = info.param_info.z
+    vg = jax.jit(jax.value_and_grad(info.potential_fn))
+    logp = log_density(prob)
+    theta = jnp.asarray(np.tile([prob.priors[n].centre() for n in prob.free], (walkers, 1)),
+                        jnp.float32)
+
+    def per_call(fn, x, n=300):
+        jax.block_until_ready(fn(x))
+        t = time.perf_counter()
+        for _ in range(n):
+            out = fn(x)
+        jax.block_until_ready(out)
+        return (time.perf_counter() - t) / n
+
+    return per_call(vg, z), per_call(logp, theta) / walkers
 
 
 def log_density(prob):
@@ -128,16 +165,31 @@ def main() -> None:
     print(f"cube {prob.cube.shape}, {prob.likelihood.channels.size} channels x "
           f"{prob.likelihood.spaxel_iy.size} spaxels, free {', '.join(prob.free)}; "
           f"load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cpus {os.cpu_count()}")
-    ess_n, t_n = run_nuts(prob, args.draws, args.warmup, args.block)
+    t_grad, t_logp = eval_costs(prob, args.walkers)
+    print(f"one potential+gradient (1 point) {t_grad * 1e3:.3f} ms; one log density "
+          f"(per walker, batch of {args.walkers}) {t_logp * 1e3:.4f} ms; ratio "
+          f"{t_grad / t_logp:.1f}")
+    nuts = run_nuts(prob, args.draws, args.warmup, args.block)
+    ess_n, t_n = nuts["ess"], nuts["warmup_s"] + nuts["sample_s"]
+    print(f"NUTS warm-up {nuts['warmup_s']:.1f} s, sampling {nuts['sample_s']:.1f} s; "
+          f"leapfrog steps per draw per chain: first 100 warm-up draws "
+          f"{nuts['steps_warm_first']:.1f} (4 chains in lockstep: "
+          f"{nuts['lockstep_warm_first']:.1f}), warm-up {nuts['steps_warm']:.1f}, sampling "
+          f"{nuts['steps']:.1f} (lockstep {nuts['lockstep']:.1f}); deepest tree "
+          f"{nuts['max_steps']} steps; adapted step size {nuts['step_size']:.3f}, inverse "
+          f"mass diagonal (unconstrained) "
+          f"{' '.join(f'{x:.2g}' for x in nuts['inv_mass'])}")
     ess_e, t_e = run_emcee(prob, truth, args.emcee_steps, args.emcee_burn, args.walkers)
-    print(f"{'sampler':<24} {'ESS (min)':>10} {'seconds':>9} {'ESS/s':>9}")
-    print(f"{'exocube NUTS 4 chains':<24} {ess_n:>10.0f} {t_n:>9.1f} {ess_n / t_n:>9.1f}")
-    print(f"{'emcee ' + str(args.walkers) + ' walkers':<24} {ess_e:>10.0f} {t_e:>9.1f} "
+    print(f"{'sampler':<30} {'ESS (min)':>10} {'seconds':>9} {'ESS/s':>9}")
+    print(f"{'exocube NUTS 4 chains':<30} {ess_n:>10.0f} {t_n:>9.1f} {ess_n / t_n:>9.1f}")
+    print(f"{'  sampling only (no warm-up)':<30} {ess_n:>10.0f} {nuts['sample_s']:>9.1f} "
+          f"{ess_n / nuts['sample_s']:>9.1f}")
+    print(f"{'emcee ' + str(args.walkers) + ' walkers':<30} {ess_e:>10.0f} {t_e:>9.1f} "
           f"{ess_e / t_e:>9.1f}")
     ratio = (ess_n / t_n) / (ess_e / t_e)
-    print(f"NUTS vs emcee, effective samples per second: {ratio:.1f}x (target >= 10x); "
+    print(f"NUTS vs emcee, effective samples per second: {ratio:.1f}x (target >= 10x), "
+          f"{(ess_n / nuts['sample_s']) / (ess_e / t_e):.1f}x without NUTS warm-up; "
           f"load average after {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-
 
 if __name__ == "__main__":
     main()

@@ -123,3 +123,18 @@ def test_sequential_chains_sample_the_same_posterior():
 def test_bad_sampler_settings_are_refused(kwargs):
     with pytest.raises(SamplerConfigError):
         SamplerConfig(**kwargs)
+
+
+def test_blocks_count_leapfrog_steps_in_warmup_and_sampling():
+    sampler = gaussian_sampler()
+    seen = []
+    state = sampler.warmup(on_block=seen.append)
+    assert len(seen) == WARMUP // BLOCK
+    block = sampler.sample_block(state)
+    steps = block.num_steps
+    assert steps.shape == block.diverging.shape == (4, BLOCK)
+    assert steps.min() >= 1 and steps.max() <= 2 ** sampler.config.max_tree_depth - 1
+    assert np.array_equal(steps[:, -1], np.asarray(block.state.num_steps))
+    # a 1-D Gaussian with an adapted step size needs a few steps per draw, not deep trees
+    assert steps.mean() < 8
+    assert all(b.num_steps.shape == (4, BLOCK) for b in seen)

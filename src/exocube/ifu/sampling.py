@@ -94,11 +94,14 @@ class SamplerConfig:
 
 @dataclass
 class Block:
-    """One block: per-site draws (chain, draw, *shape), divergences, the state after it."""
+    """One block: per-site draws (chain, draw, *shape), divergences, the state after it,
+    and (for a block just drawn, not one read back from storage) the leapfrog steps of
+    each transition (chain, draw)."""
 
     draws: dict[str, np.ndarray]
     diverging: np.ndarray
     state: Any
+    num_steps: np.ndarray | None = None
 
     @property
     def n_draws(self) -> int:
@@ -149,13 +152,14 @@ class BlockSampler:
             max_tree_depth=c.max_tree_depth, dense_mass=c.dense_mass,
         )
 
-    def warmup(self) -> Any:
+    def warmup(self, on_block: Callable[[Block], None] | None = None) -> Any:
         """Initialise the chains from ``config.seed`` and adapt; the state after warm-up.
 
         The warm-up runs as ``num_warmup / block_size`` calls of the same compiled
         block (NUTS adapts while the state's iteration counter is below
         ``num_warmup``, numpyro's windowed step-size and mass-matrix scheme), so a
-        fit compiles once; the warm-up draws are discarded.
+        fit compiles once; the warm-up draws are discarded (``on_block`` sees each
+        warm-up block first, e.g. to count its leapfrog steps).
         """
         c = self.config
         t0 = time.perf_counter()
@@ -164,7 +168,10 @@ class BlockSampler:
             keys, c.num_warmup, None, self.model_args, self.model_kwargs
         )
         for _ in range(c.num_warmup // c.block_size):
-            state = self.sample_block(state).state
+            block = self.sample_block(state)
+            if on_block is not None:
+                on_block(block)
+            state = block.state
         log.info("warm-up of %d chains x %d took %.1f s", c.num_chains, c.num_warmup,
                  time.perf_counter() - t0)
         return state
@@ -174,9 +181,10 @@ class BlockSampler:
         self._check_state(state)
         if self._block_fn is None:
             self._block_fn = self._compile_block()
-        last, draws, diverging = self._block_fn(state, self.model_args, self.model_kwargs)
+        last, draws, diverging, steps = self._block_fn(state, self.model_args,
+                                                       self.model_kwargs)
         out = {k: np.asarray(v) for k, v in draws.items()}
-        return Block(out, np.asarray(diverging), last)
+        return Block(out, np.asarray(diverging), last, np.asarray(steps))
 
     def _check_state(self, state: Any) -> None:
         keys = np.shape(state.rng_key)
@@ -194,11 +202,11 @@ class BlockSampler:
         def one_chain(state, args, kwargs):
             def step(s, _):
                 s = kernel.sample(s, args, kwargs)
-                return s, (s.z, s.diverging)
+                return s, (s.z, s.diverging, s.num_steps)
 
-            last, (zs, div) = jax.lax.scan(step, state, None, length=length)
+            last, (zs, div, steps) = jax.lax.scan(step, state, None, length=length)
             post = kernel.postprocess_fn(args, kwargs)
-            return last, jax.vmap(post)(zs), div
+            return last, jax.vmap(post)(zs), div, steps
 
         if self.config.chain_method == "vectorized":
             mapped = jax.vmap(one_chain, in_axes=(0, None, None))
