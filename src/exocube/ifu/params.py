@@ -159,23 +159,30 @@ def check_params(model: str, values: Mapping[str, Any]) -> dict[str, float]:
     return out
 
 
-def load_params_toml(path: str | Path, model: str) -> dict[str, float]:
-    """Parameters from a TOML file: a ``[params]`` table, optionally ``model = "..."``."""
-    path = Path(path)
+def read_model_table(path: Path, model: str, key: str,
+                     error: type[ModelParameterError] = ModelParameterError) -> dict[str, Any]:
+    """The ``[key]`` table of a TOML file that may also name its ``model``; ``error``
+    (naming the file and the key) when the file is unreadable or holds anything else."""
     try:
         doc = tomllib.loads(path.read_text())
     except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ModelParameterError("params", str(path), "a readable TOML file",
-                                  str(exc)) from exc
-    extra = set(doc) - {"model", "params"}
+        raise error(key, str(path), "a readable TOML file", str(exc)) from exc
+    extra = set(doc) - {"model", key}
     if extra:
-        raise ModelParameterError(f"{path}: key {sorted(extra)[0]}", doc[sorted(extra)[0]],
-                                  "only 'model' and a [params] table")
+        raise error(f"{path}: key {sorted(extra)[0]}", doc[sorted(extra)[0]],
+                    f"only 'model' and a [{key}] table")
     if "model" in doc and doc["model"] != model:
-        raise ModelParameterError(f"{path}: model", doc["model"], f"{model!r} (as requested)")
-    params = doc.get("params", {})
-    if not isinstance(params, dict):
-        raise ModelParameterError(f"{path}: params", params, "a [params] table")
+        raise error(f"{path}: model", doc["model"], f"{model!r} (as requested)")
+    table = doc.get(key, {})
+    if not isinstance(table, dict):
+        raise error(f"{path}: {key}", table, f"a [{key}] table")
+    return table
+
+
+def load_params_toml(path: str | Path, model: str) -> dict[str, float]:
+    """Parameters from a TOML file: a ``[params]`` table, optionally ``model = "..."``."""
+    path = Path(path)
+    params = read_model_table(path, model, "params")
     try:
         return check_params(model, params)
     except ModelParameterError as exc:  # say which file holds the bad value

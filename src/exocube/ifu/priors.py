@@ -12,14 +12,13 @@ one parameter at a time.
 from __future__ import annotations
 
 import math
-import tomllib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from exocube.errors import ModelParameterError
-from exocube.ifu.params import ParamSpec, spec_for
+from exocube.ifu.params import ParamSpec, read_model_table, spec_for
 
 
 class PriorError(ModelParameterError):
@@ -142,19 +141,7 @@ def priors_for(model: str, overrides: Mapping[str, Any] | None = None) -> dict[s
 def load_priors_toml(path: str | Path, model: str) -> dict[str, Prior]:
     """Priors from a TOML file with a ``[priors]`` table (and optionally ``model``)."""
     path = Path(path)
-    try:
-        doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise PriorError("priors", str(path), "a readable TOML file", str(exc)) from exc
-    extra = set(doc) - {"model", "priors"}
-    if extra:
-        raise PriorError(f"{path}: key {sorted(extra)[0]}", doc[sorted(extra)[0]],
-                         "only 'model' and a [priors] table")
-    if "model" in doc and doc["model"] != model:
-        raise PriorError(f"{path}: model", doc["model"], f"{model!r} (as requested)")
-    table = doc.get("priors", {})
-    if not isinstance(table, dict):
-        raise PriorError(f"{path}: priors", table, "a [priors] table")
+    table = read_model_table(path, model, "priors", PriorError)
     try:
         return priors_for(model, table)
     except PriorError as exc:
