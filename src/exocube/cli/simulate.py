@@ -19,6 +19,7 @@ from exocube.gcm import (
     plan_ensemble,
     read_design,
     run_plan,
+    ship_ensemble,
 )
 
 app = typer.Typer(help="Run a real GCM ensemble.", no_args_is_help=True)
@@ -99,3 +100,22 @@ def exoplasim(
     sys.stdout.flush()
     if result.with_status("failed"):
         raise typer.Exit(code=2)
+
+
+@app.command()
+def ship(
+    out: Annotated[Path, typer.Option("--out", help="A finished ensemble directory (every "
+                                      "run complete or failed).")],
+    to: Annotated[Path, typer.Option("--to", help="Folder for the time-mean run files and "
+                                     "MANIFEST.json.")],
+) -> None:
+    """Write a finished ensemble's time-mean run files and its manifest (docs/gcm.md)."""
+    runs = ship_ensemble(out, to)
+    for run in runs:
+        line = f"{run.run_id}: {run.status}, {run.years_run} years"
+        if run.equilibrated is not None:
+            line += " equilibrated" if run.equilibrated else " not equilibrated"
+        if run.ts_global_mean_k is not None:
+            line += f", ts {run.ts_global_mean_k:.1f} K"
+        print(line + (f": {run.error}" if run.error else ""))
+    print(f"{sum(r.status == 'complete' for r in runs)} of {len(runs)} runs shipped in {to}")

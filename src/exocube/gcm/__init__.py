@@ -12,6 +12,7 @@ locking, gas constants) are :mod:`exocube.planet`, shared with every stage.
 - :mod:`~exocube.gcm.exoplasim_config`, :mod:`~exocube.gcm.exoplasim`,
   :mod:`~exocube.gcm.exoplasim_ensemble`, :mod:`~exocube.gcm.equilibrium`: the
   ExoPlaSim driver (design rows, one restartable run, the ensemble, equilibrium)
+- :mod:`~exocube.gcm.ship`: a finished ensemble's time means and manifest, as shipped
 
 Other stages import the names in ``__all__``, not the modules. Importing the package
 loads the driver's modules but not ExoPlaSim itself (that happens when a run starts).
@@ -25,6 +26,7 @@ from exocube.gcm.exoplasim import RunOutcome
 from exocube.gcm.exoplasim_config import RESOLUTIONS, RunLength, read_design
 from exocube.gcm.exoplasim_ensemble import ExoPlaSimEnsembleResult, plan_ensemble, run_plan
 from exocube.gcm.sampling import runs_from, sample_runs
+from exocube.gcm.ship import ShippedRun, read_manifest, ship_ensemble
 
 __all__ = [
     "RESOLUTIONS",
@@ -33,10 +35,13 @@ __all__ = [
     "ExoPlaSimEnsembleResult",
     "RunLength",
     "RunOutcome",
+    "ShippedRun",
     "plan_ensemble",
     "read_design",
+    "read_manifest",
     "run_ensemble",
     "run_plan",
     "runs_from",
     "sample_runs",
+    "ship_ensemble",
 ]
