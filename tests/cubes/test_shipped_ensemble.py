@@ -96,5 +96,5 @@ def test_a_shipped_file_edited_afterwards_is_refused(tmp_path) -> None:
     ship_ensemble(ensemble_dir(tmp_path), shipped)
     with netCDF4.Dataset(shipped / "warm.nc", "a") as ds:
         ds["ts"][0, 0, 0] = 1.0
-    with pytest.raises(InputDataError, match="warm.nc does not match the sha256"):
+    with pytest.raises(InputDataError, match=r"warm\.nc does not match the sha256"):
         read_manifest(shipped)

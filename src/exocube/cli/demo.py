@@ -15,7 +15,7 @@ import typer
 
 from exocube.cli.generate import progress_bar, summary
 from exocube.config import get_settings
-from exocube.gcm import run_ensemble, sample_runs
+from exocube.gcm import read_manifest, run_ensemble, sample_runs
 
 DEMO_RUNS = 64
 DEMO_SEED = 0
@@ -30,18 +30,17 @@ def demo(
         "train/validation/test split has a few training runs).")] = DEMO_RUNS,
     epochs: Annotated[int, typer.Option(
         "--epochs", min=1, help="Training epochs of the demo surrogate.")] = DEMO_EPOCHS,
+    data: Annotated[str, typer.Option(
+        "--data", help="'generated' (the built-in generator's default ensemble of --runs "
+        "runs) or the folder of a shipped ExoPlaSim ensemble (MANIFEST.json, written by "
+        "'exocube simulate ship').")] = "generated",
 ) -> None:
     """Run the main job on the built-in default ensemble and print where the outputs are."""
-    settings = get_settings()
-    runs_dir = out / "runs"
-    specs = sample_runs(runs, DEMO_SEED)
-    with progress_bar(len(specs), "generating the default ensemble") as advance:
-        result = run_ensemble(specs, runs_dir, settings.database_url, on_progress=advance)
-    print(f"ensemble: {summary(result)}")
+    files = _generated(out, runs) if data == "generated" else _shipped(Path(data))
     from exocube.cubes import ingest, validate_store
 
     store = str((out / "cube.zarr").resolve())
-    ingested = ingest([str(r.path) for r in result.records], store, progress=True)
+    ingested = ingest(files, store, progress=True)
     print(f"cube store: {store} version {ingested.version_id or '(unchanged)'}, "
           f"{len(ingested.added)} runs added, {len(ingested.unchanged)} already present")
     report = validate_store(store)
@@ -68,3 +67,23 @@ def demo(
     from exocube.cli.serve import demo_planets
 
     demo_planets(out / "planets")
+
+
+def _generated(out: Path, runs: int) -> list[str]:
+    """The default ensemble of the built-in generator, generated into ``out/runs``."""
+    specs = sample_runs(runs, DEMO_SEED)
+    with progress_bar(len(specs), "generating the default ensemble") as advance:
+        result = run_ensemble(specs, out / "runs", get_settings().database_url,
+                              on_progress=advance)
+    print(f"ensemble: {summary(result)}")
+    return [str(r.path) for r in result.records]
+
+
+def _shipped(folder: Path) -> list[str]:
+    """The complete runs of a shipped ExoPlaSim ensemble (files checked by sha256)."""
+    runs = read_manifest(folder)
+    done = [r for r in runs if r.file is not None]
+    flagged = sum(not r.equilibrated for r in done)
+    print(f"ensemble: {folder}, {len(done)} of {len(runs)} ExoPlaSim runs complete "
+          f"({flagged} not equilibrated)")
+    return [str(folder / r.file) for r in done if r.file is not None]
