@@ -32,6 +32,7 @@ import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -149,6 +150,58 @@ def unit_transform(prior: Prior, u: jnp.ndarray) -> jnp.ndarray:
                             "from the unit cube")
 
 
+@dataclass(frozen=True)
+class _Target:
+    """What the compiled sampler depends on besides its arrays (hashable: a static
+    argument, so runs of the same likelihood and settings share one compilation)."""
+
+    loglike: LogLikelihood
+    priors: tuple[Prior, ...]  # the free ones, in order
+    num_live: int
+    num_delete: int
+    num_inner_steps: int
+    chunk: int
+
+    def values(self, u: jnp.ndarray) -> dict[str, jnp.ndarray]:
+        uc = jnp.clip(u, 0.0, 1.0)
+        return {p.name: unit_transform(p, uc[i]) for i, p in enumerate(self.priors)}
+
+    def algorithm(self, data: Any):
+        import blackjax
+
+        def logprior(u):
+            return jnp.where(jnp.all((u >= 0.0) & (u <= 1.0)), 0.0, -jnp.inf)
+
+        return blackjax.nss(logprior_fn=logprior,
+                            loglikelihood_fn=lambda u: self.loglike(self.values(u), data),
+                            num_inner_steps=self.num_inner_steps, num_delete=self.num_delete)
+
+
+@partial(jax.jit, static_argnames="target")
+def _initial(key: jnp.ndarray, data: Any, target: _Target):
+    k_pos, k_init = jax.random.split(key)
+    u = jax.random.uniform(k_pos, (target.num_live, len(target.priors)))
+    return target.algorithm(data).init(u, k_init)
+
+
+@partial(jax.jit, static_argnames="target")
+def _chunk(state: Any, key: jnp.ndarray, data: Any, target: _Target):
+    """``target.chunk`` iterations: the state, the dead points and the slice evaluations."""
+    step = target.algorithm(data).step
+
+    def one(s, k):
+        s, info = step(k, s)
+        upd = info.update_info  # SliceInfo (num_delete, num_inner_steps)
+        return s, (info.particles, jnp.sum(upd.num_expansions + upd.num_shrink))
+
+    return jax.lax.scan(one, state, jax.random.split(key, target.chunk))
+
+
+@partial(jax.jit, static_argnames="target")
+def _values(u: jnp.ndarray, target: _Target) -> dict[str, jnp.ndarray]:
+    return jax.vmap(target.values)(u)
+
+
 def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any = None,
                  config: NestedConfig | None = None,
                  on_chunk: Callable[[int, float], None] | None = None) -> Evidence:
@@ -159,51 +212,19 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
     be traceable by JAX (jit, vmap). ``on_chunk(iterations, remaining_dlogz)`` is
     called after each compiled chunk of iterations.
     """
-    import blackjax
-
     config = config or NestedConfig()
-    free = [n for n, p in priors.items() if not p.fixed]
+    free = tuple(p for p in priors.values() if not p.fixed)
     if not free:
         raise NestedConfigError("every prior is fixed: there is nothing to integrate over")
-    dim, t0 = len(free), time.perf_counter()
-
-    def values(u):
-        uc = jnp.clip(u, 0.0, 1.0)
-        return {n: unit_transform(priors[n], uc[i]) for i, n in enumerate(free)}
-
-    def logprior(u):
-        return jnp.where(jnp.all((u >= 0.0) & (u <= 1.0)), 0.0, -jnp.inf)
-
-    def algorithm(d):
-        return blackjax.nss(logprior_fn=logprior,
-                            loglikelihood_fn=lambda u: loglike(values(u), d),
-                            num_inner_steps=config.inner_steps(dim),
-                            num_delete=config.num_delete)
-
-    @jax.jit
-    def initial(key, d):
-        k_pos, k_init = jax.random.split(key)
-        u = jax.random.uniform(k_pos, (config.num_live, dim))
-        return algorithm(d).init(u, k_init)
-
-    @jax.jit
-    def chunk(state, key, d):
-        step = algorithm(d).step
-
-        def one(s, k):
-            s, info = step(k, s)
-            upd = info.update_info  # SliceInfo (num_delete, num_inner_steps)
-            evals = jnp.sum(upd.num_expansions + upd.num_shrink)
-            return s, (info.particles, evals)
-
-        return jax.lax.scan(one, state, jax.random.split(key, config.chunk))
-
+    target = _Target(loglike, free, config.num_live, config.num_delete,
+                     config.inner_steps(len(free)), config.chunk)
+    t0 = time.perf_counter()
     key_init, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
-    state = initial(key_init, data)
+    state = _initial(key_init, data, target)
     dead, evals, iterations = [], 0, 0
     while True:
         key_run, key = jax.random.split(key_run)
-        state, (particles, n_eval) = chunk(state, key, data)
+        state, (particles, n_eval) = _chunk(state, key, data, target)
         dead.append(jax.tree.map(lambda x: np.asarray(x).reshape(-1, *x.shape[2:]),
                                  particles))
         evals += int(np.sum(n_eval))
@@ -214,10 +235,11 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
             on_chunk(iterations, remaining)
         if remaining < config.dlogz or iterations >= config.max_iterations:
             break
-    out = _summarise(dead, state.particles, free, values, config)
+    out = _summarise(dead, state.particles, target, config)
     evidence = Evidence(**out, remaining_dlogz=remaining, iterations=iterations,
                         slice_evaluations=evals, seconds=time.perf_counter() - t0,
-                        free=tuple(free), config=config, converged=remaining < config.dlogz)
+                        free=tuple(p.name for p in free), config=config,
+                        converged=remaining < config.dlogz)
     log.info("ln Z = %.3f +- %.3f (H %.1f nats, %d dead points, %d iterations, %.1f s)",
              evidence.log_z, evidence.log_z_err, evidence.information, evidence.n_dead,
              iterations, evidence.seconds)
@@ -226,31 +248,36 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
     return evidence
 
 
-def _summarise(dead: list, live: Any, free: list[str], values: Callable,
-               config: NestedConfig) -> dict[str, Any]:
+def _summarise(dead: list, live: Any, target: _Target, config: NestedConfig
+               ) -> dict[str, Any]:
     """ln Z, its error, H, the ESS and the posterior mean from the dead and live points."""
-    from blackjax.ns.base import NSInfo
-    from blackjax.ns.utils import compute_num_live
-
     parts = [*dead, jax.tree.map(np.asarray, live)]
     pts = jax.tree.map(lambda *xs: np.concatenate(xs), *parts)
     order = np.argsort(pts.loglikelihood, kind="stable")
     pts = jax.tree.map(lambda x: x[order], pts)
     ll = np.asarray(pts.loglikelihood, np.float64)
-    num_live = np.asarray(compute_num_live(NSInfo(pts, None)), np.float64)
     rng = np.random.default_rng([config.seed, 16])
-    log_dx = _log_volume_elements(num_live, config.volume_samples, rng)  # (n, samples)
+    log_dx = _log_volume_elements(live_counts(ll, np.asarray(pts.loglikelihood_birth)),
+                                  config.volume_samples, rng)  # (n, samples)
     log_zs = logsumexp(log_dx + ll[:, None], axis=0)
     log_w = logsumexp(log_dx, axis=1) - math.log(config.volume_samples) + ll
     log_z = float(logsumexp(log_w))
     w = np.exp(log_w - log_z)
-    finite = w > 0
-    info = float(np.sum(w[finite] * (ll[finite] - log_z)))
-    theta = jax.vmap(values)(jnp.asarray(pts.position))
-    mean = {n: float(np.sum(w * np.asarray(theta[n], np.float64))) for n in free}
+    info = float(np.sum(w[w > 0] * (ll[w > 0] - log_z)))
+    theta = _values(jnp.asarray(pts.position), target)
+    mean = {n: float(np.sum(w * np.asarray(v, np.float64))) for n, v in theta.items()}
     return {"log_z": float(np.mean(log_zs)), "log_z_err": float(np.std(log_zs, ddof=1)),
             "information": info, "posterior_ess": float(1.0 / np.sum(w * w)),
             "n_dead": int(ll.size), "posterior_mean": mean}
+
+
+def live_counts(death: np.ndarray, birth: np.ndarray) -> np.ndarray:
+    """The number of live points when each point died (``death`` sorted ascending):
+    those born below its contour (NaN birth: the initial points) less those dead
+    before it."""
+    births = np.sort(np.where(np.isnan(birth), -np.inf, birth))
+    return (np.searchsorted(births, death, side="left") - np.arange(death.size)).astype(
+        np.float64)
 
 
 def _log_volume_elements(num_live: np.ndarray, samples: int,
