@@ -172,7 +172,7 @@ def test_bayes_factor_adds_errors_in_quadrature_and_refuses_two_cubes():
     from exocube.ifu.chains import FitMismatchError
 
     def ev(log_z, err, sha):
-        return Evidence(log_z, err, 5.0, 100.0, 0.001, 10, 500, 5000, 1.0, ("x",),
+        return Evidence(log_z, err, 5.0, 100.0, 0.001, 10, 500, 5000, 1.0, 0.5, ("x",),
                         NestedConfig(), True, provenance={"data_sha256": sha})
 
     a, b = ev(-10.0, 0.3, "abc"), ev(-14.0, 0.4, "abc")
@@ -182,3 +182,21 @@ def test_bayes_factor_adds_errors_in_quadrature_and_refuses_two_cubes():
     assert out["models"]["disk"]["log_z"] == -14.0
     with pytest.raises(FitMismatchError, match="different cubes"):
         bayes_factor({"bowshock": a, "disk": ev(-14.0, 0.4, "xyz")})
+
+
+def test_compare_refuses_bad_nested_settings_before_any_fit(tmp_path, sqlite_url, capsys):
+    from fit_fixtures import write_cube
+
+    from exocube.catalog import db as catalog_db
+    from exocube.cli import main
+    from exocube.ifu.chains import ChainStore
+
+    cube, _ = write_cube(tmp_path)
+    catalog_db.upgrade(sqlite_url)
+    with pytest.raises(SystemExit) as exc:
+        main(["ifu", "compare", str(cube), "--db", sqlite_url, "--evidence",
+              "--evidence-live", "100", "--evidence-delete", "80"])
+    assert exc.value.code == 1
+    msg = " ".join(capsys.readouterr().err.split())
+    assert "num_delete=80: expected 1..num_live/2 (50)" in msg
+    assert ChainStore(sqlite_url).fit_ids() == []

@@ -1,7 +1,7 @@
 """The Bayes factor on the small synthetic bow-shock cube of the fit tests: nested
 sampling over the same likelihood and priors as the NUTS fits favours the bow shock
-over the disk, decisively. ``slow``: one compilation per model (about a minute each
-on 2 shared cores) and a few minutes of sampling."""
+over the disk, decisively. ``slow``: one compilation per model (one to two minutes
+each on 2 shared cores under load) and a minute or two of sampling."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from exocube.ifu.evidence import NestedConfig, bayes_factor, problem_evidence
 from exocube.ifu.fit import FitSettings, prepare
 from exocube.ifu.priors import load_priors_toml, priors_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 DISK_FREE = ("v_sys", "sigma", "sb_halpha", "h_r")
 

@@ -114,7 +114,8 @@ class Evidence:
     iterations: int
     n_dead: int
     slice_evaluations: int  # likelihood evaluations of the slice moves (expansions + shrinks)
-    seconds: float  # wall time of the sampling (compilation included)
+    seconds: float  # wall time of the run (compilation included)
+    first_call_seconds: float  # initialisation and the first chunk: mostly compilation
     free: tuple[str, ...]
     config: NestedConfig
     converged: bool
@@ -229,6 +230,8 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
                                  particles))
         evals += int(np.sum(n_eval))
         iterations += config.chunk
+        if iterations == config.chunk:
+            first_call = time.perf_counter() - t0
         remaining = float(np.logaddexp(state.integrator.logZ, state.integrator.logZ_live)
                           - state.integrator.logZ)
         if on_chunk is not None:
@@ -238,11 +241,12 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
     out = _summarise(dead, state.particles, target, config)
     evidence = Evidence(**out, remaining_dlogz=remaining, iterations=iterations,
                         slice_evaluations=evals, seconds=time.perf_counter() - t0,
+                        first_call_seconds=first_call,
                         free=tuple(p.name for p in free), config=config,
                         converged=remaining < config.dlogz)
-    log.info("ln Z = %.3f +- %.3f (H %.1f nats, %d dead points, %d iterations, %.1f s)",
-             evidence.log_z, evidence.log_z_err, evidence.information, evidence.n_dead,
-             iterations, evidence.seconds)
+    log.info("ln Z = %.3f +- %.3f (H %.1f nats, %d dead points, %d iterations, %.1f s, "
+             "of which %.1f s the first call)", evidence.log_z, evidence.log_z_err,
+             evidence.information, evidence.n_dead, iterations, evidence.seconds, first_call)
     if not evidence.converged:
         raise EvidenceNotConvergedError(evidence)
     return evidence
