@@ -172,7 +172,7 @@ def test_bayes_factor_adds_errors_in_quadrature_and_refuses_two_cubes():
     from exocube.ifu.chains import FitMismatchError
 
     def ev(log_z, err, sha):
-        return Evidence(log_z, err, 5.0, 100.0, 0.001, 10, 500, 5000, 1.0, 0.5, ("x",),
+        return Evidence(log_z, err, 5.0, 100.0, 0.001, 10, 500, 5000, 1.0, 0.5, 1.5, ("x",),
                         NestedConfig(), True, provenance={"data_sha256": sha})
 
     a, b = ev(-10.0, 0.3, "abc"), ev(-14.0, 0.4, "abc")

@@ -116,6 +116,7 @@ class Evidence:
     slice_evaluations: int  # likelihood evaluations of the slice moves (expansions + shrinks)
     seconds: float  # wall time of the run (compilation included)
     first_call_seconds: float  # initialisation and the first chunk: mostly compilation
+    cpu_seconds: float  # CPU time of this process during the run (all threads)
     free: tuple[str, ...]
     config: NestedConfig
     converged: bool
@@ -219,7 +220,7 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
         raise NestedConfigError("every prior is fixed: there is nothing to integrate over")
     target = _Target(loglike, free, config.num_live, config.num_delete,
                      config.inner_steps(len(free)), config.chunk)
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     key_init, key_run = jax.random.split(jax.random.PRNGKey(config.seed))
     state = _initial(key_init, data, target)
     dead, evals, iterations = [], 0, 0
@@ -241,7 +242,7 @@ def log_evidence(loglike: LogLikelihood, priors: Mapping[str, Prior], data: Any 
     out = _summarise(dead, state.particles, target, config)
     evidence = Evidence(**out, remaining_dlogz=remaining, iterations=iterations,
                         slice_evaluations=evals, seconds=time.perf_counter() - t0,
-                        first_call_seconds=first_call,
+                        first_call_seconds=first_call, cpu_seconds=time.process_time() - c0,
                         free=tuple(p.name for p in free), config=config,
                         converged=remaining < config.dlogz)
     log.info("ln Z = %.3f +- %.3f (H %.1f nats, %d dead points, %d iterations, %.1f s, "
