@@ -1,8 +1,7 @@
 """Fits of a small synthetic cube: the gate refuses a short run with its numbers,
 a longer run recovers the truth inside its 90 % intervals and passes; netCDF round
 trip with provenance and the per-spaxel log-likelihood; PSIS-LOO prefers the true
-hypothesis (and so does the Bayes factor of ``compare --evidence``); the report's
-figures. One warm-up (about 100 s on 2 shared cores) serves
+hypothesis; the report's figures. One warm-up (about 100 s on 2 shared cores) serves
 the module: every test here is ``slow``."""
 
 from __future__ import annotations
@@ -114,7 +113,6 @@ def test_loo_prefers_the_true_hypothesis(fitted, disk_fit):
     assert best["n_points"] == fitted["problem"].likelihood.spaxel_iy.size
 
 
-@pytest.mark.timeout(1800)  # two nested-sampling runs, each compiled once
 def test_compare_and_report_commands_on_stored_fits(fitted, disk_fit, tmp_path, capsys):
     from exocube.cli import main
 
@@ -127,17 +125,10 @@ def test_compare_and_report_commands_on_stored_fits(fitted, disk_fit, tmp_path, 
             return int(exc.code or 0)
         return 0
 
-    saved = tmp_path / "compare.json"
     assert call("ifu", "compare", cube, "--db", url, "--bowshock-fit", fitted["fit_id"],
-                "--disk-fit", disk_fit[1], "--evidence", "--evidence-live", "300",
-                "--evidence-delete", "30", "--out", str(saved)) == 0
-    captured = capsys.readouterr()
-    out = json.loads(captured.out)
+                "--disk-fit", disk_fit[1]) == 0
+    out = json.loads(capsys.readouterr().out)
     assert [r["model"] for r in out["ranking"]] == ["bowshock", "disk"]
-    ev = out["evidence"]  # the Bayes factor from nested sampling, next to PSIS-LOO
-    assert ev["ln_B"] > 10 * ev["ln_B_err"] and set(ev["models"]) == {"bowshock", "disk"}
-    assert "Bayes factor ln B (bowshock vs disk) = " in captured.err
-    assert json.loads(saved.read_text()) == out
     assert call("ifu", "report", fitted["fit_id"], "--db", url, "--out", str(tmp_path),
                 "--cube", cube) == 0
     rep = json.loads(capsys.readouterr().out)
