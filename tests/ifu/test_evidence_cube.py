@@ -1,7 +1,7 @@
 """The Bayes factor on the small synthetic bow-shock cube of the fit tests: nested
 sampling over the same likelihood and priors as the NUTS fits favours the bow shock
-over the disk, decisively. ``slow``: one compilation per model (one to two minutes
-each on 2 shared cores under load) and a minute or two of sampling."""
+over the disk, decisively. ``slow`` and long: 30 minutes on 2 shared cores at a load
+average of 20 (the bow shock 3.5 minutes, the disk 26), so not in ``.ci/run``."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_the_bayes_factor_favours_the_bow_shock(problems):
     out = bayes_factor(ev)
     print(json.dumps({m: {k: v for k, v in e.to_dict().items() if k != "provenance"}
                       for m, e in ev.items()}, indent=1))
-    assert ev["bowshock"].free == FREE and ev["disk"].free == DISK_FREE
+    assert set(ev["bowshock"].free) == set(FREE) and set(ev["disk"].free) == set(DISK_FREE)
     assert out["ln_B"] > 10 * out["ln_B_err"] and out["ln_B"] > 5.0
     for e in ev.values():
         assert e.converged and 0 < e.log_z_err < 0.5
