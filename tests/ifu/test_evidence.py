@@ -104,6 +104,7 @@ def test_evidence_of_independent_gaussians_under_three_prior_kinds():
     assert 3.0 < ev.information < 12.0
     assert ev.log_z_err == pytest.approx(math.sqrt(ev.information / 400), rel=0.5)
     assert ev.posterior_mean["x"] == pytest.approx(1.0, abs=0.1)
+    assert ev.posterior_sd["x"] == pytest.approx(0.3, rel=0.15)
     assert ev.n_dead > 400 and ev.slice_evaluations > ev.n_dead
 
 

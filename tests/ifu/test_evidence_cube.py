@@ -51,6 +51,6 @@ def test_the_bayes_factor_favours_the_bow_shock(problems):
         assert e.provenance["data_sha256"] == problems["bowshock"].cube.sha256
     # the nested-sampling posterior of the true model sits on the truth
     truth = problems["truth"]
-    mean = ev["bowshock"].posterior_mean
-    assert mean["v_sys"] == pytest.approx(truth["v_sys"], abs=10.0)
-    assert mean["sigma"] == pytest.approx(truth["sigma"], rel=0.1)
+    mean, sd = ev["bowshock"].posterior_mean, ev["bowshock"].posterior_sd
+    for name in FREE:
+        assert abs(mean[name] - truth[name]) < 3 * sd[name], (name, mean[name], sd[name])

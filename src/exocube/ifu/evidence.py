@@ -121,6 +121,7 @@ class Evidence:
     config: NestedConfig
     converged: bool
     posterior_mean: dict[str, float] = field(default_factory=dict)
+    posterior_sd: dict[str, float] = field(default_factory=dict)
     provenance: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -270,10 +271,12 @@ def _summarise(dead: list, live: Any, target: _Target, config: NestedConfig
     w = np.exp(log_w - log_z)
     info = float(np.sum(w[w > 0] * (ll[w > 0] - log_z)))
     theta = _values(jnp.asarray(pts.position), target)
-    mean = {n: float(np.sum(w * np.asarray(v, np.float64))) for n, v in theta.items()}
+    theta = {n: np.asarray(v, np.float64) for n, v in theta.items()}
+    mean = {n: float(np.sum(w * v)) for n, v in theta.items()}
+    sd = {n: float(np.sqrt(np.sum(w * (v - mean[n]) ** 2))) for n, v in theta.items()}
     return {"log_z": float(np.mean(log_zs)), "log_z_err": float(np.std(log_zs, ddof=1)),
             "information": info, "posterior_ess": float(1.0 / np.sum(w * w)),
-            "n_dead": int(ll.size), "posterior_mean": mean}
+            "n_dead": int(ll.size), "posterior_mean": mean, "posterior_sd": sd}
 
 
 def live_counts(death: np.ndarray, birth: np.ndarray) -> np.ndarray:
