@@ -443,9 +443,26 @@ def compare(
     error_inflation: Annotated[str, typer.Option(help="A factor >= 1 or 'auto'.")] = "1.0",
     psf_fwhm: Annotated[float, typer.Option(help="PSF FWHM (arcsec) at 1.2893 um.")] = 0.15,
     resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
+    evidence: Annotated[bool, typer.Option(
+        help="Also the Bayes factor ln B (bowshock vs disk) from nested sampling.")] = False,
+    evidence_live: Annotated[int, typer.Option(help="Nested sampling: live points.")] = 500,
+    evidence_delete: Annotated[int, typer.Option(
+        help="Nested sampling: points replaced per iteration.")] = 50,
+    evidence_inner_steps: Annotated[int | None, typer.Option(
+        help="Nested sampling: slice moves per new point (default max(5, 2 x free)).")
+                                    ] = None,
+    evidence_dlogz: Annotated[float, typer.Option(
+        help="Nested sampling: stop when the live points could add less than this to "
+             "ln Z.")] = 0.01,
+    evidence_max_iterations: Annotated[int, typer.Option(
+        help="Nested sampling: budget of iterations per model.")] = 20_000,
+    out: Annotated[Path | None, typer.Option(
+        help="Also write the comparison (JSON) to this file.")] = None,
 ) -> None:
-    """Fit bowshock and disk to one cube (until converged) and compare them by PSIS-LOO."""
+    """Fit bowshock and disk to one cube (until converged) and compare them by PSIS-LOO
+    and, with --evidence, by the Bayes factor from nested sampling."""
     from exocube.ifu import (
+        NestedConfig,
         SamplerConfig,
         load_priors_toml,
         loo_compare,
@@ -454,6 +471,11 @@ def compare(
         problem_for_fit,
         start,
     )
+
+    nested = (NestedConfig(num_live=evidence_live, num_delete=evidence_delete,
+                           num_inner_steps=evidence_inner_steps, dlogz=evidence_dlogz,
+                           max_iterations=evidence_max_iterations, seed=seed)
+              if evidence else None)  # settings checked before any fit starts
 
     store = _store(db)
     fits = {}
@@ -473,7 +495,53 @@ def compare(
             if summary["status"] != "converged":
                 _print_fit(summary)  # exits: no comparison of unconverged fits
         fits[name] = (store, problem, fit_id)
-    print(json.dumps(loo_compare(fits), indent=1))
+    result = loo_compare(fits)
+    if nested is not None:
+        result["evidence"] = _bayes_factor({n: f[1] for n, f in fits.items()}, nested)
+        _print_verdict(result)
+    if out is not None:
+        _write_json(out, result)
+    print(json.dumps(result, indent=1))
+
+
+def _bayes_factor(problems: dict, config) -> dict:
+    """ln B (bowshock vs disk) by nested sampling, with a progress bar per model."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from exocube.cli import err_console
+    from exocube.ifu import bayes_factor, problem_evidence
+
+    evidence = {}
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[d]}"),
+                  TimeElapsedColumn(), console=err_console) as progress:
+        for name, problem in problems.items():
+            task = progress.add_task(f"ln Z {name}", total=config.max_iterations, d="")
+
+            def on_chunk(iterations: int, remaining: float, task=task) -> None:
+                progress.update(task, completed=iterations,
+                                d=f"ln(1 + Z_live/Z) {remaining:.3g}")
+
+            evidence[name] = problem_evidence(problem, config, on_chunk)
+            progress.update(task, completed=config.max_iterations)
+    return bayes_factor(evidence, "bowshock", "disk")
+
+
+def _print_verdict(result: dict) -> None:
+    """ln B next to the LOO ELPD difference, on stderr."""
+    from exocube.cli import err_console
+
+    ev, (best, other) = result["evidence"], result["ranking"]
+    err_console.print(
+        f"Bayes factor ln B (bowshock vs disk) = {ev['ln_B']:.2f} +- {ev['ln_B_err']:.2f}; "
+        f"PSIS-LOO: {best['model']} ahead by elpd_diff {other['elpd_diff']:.2f} +- "
+        f"{other['dse']:.2f}", highlight=False, markup=False)
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` to ``path`` through a temporary name (never half-written)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=1))
+    tmp.replace(path)
 
 
 @app.command()

@@ -13,7 +13,8 @@
 - :mod:`~exocube.ifu.fetch`: a JWST program's products through ``exocube.acquire``.
 - Inference: :mod:`~exocube.ifu.likelihood` (Gaussian per voxel, continuum integrated
   out), :mod:`~exocube.ifu.priors`, :mod:`~exocube.ifu.fit` (fits, comparison),
-  :mod:`~exocube.ifu.sampling` (NUTS in blocks), :mod:`~exocube.ifu.chains` (durable
+  :mod:`~exocube.ifu.sampling` (NUTS in blocks), :mod:`~exocube.ifu.evidence` (ln Z by
+  nested sampling, Bayes factors), :mod:`~exocube.ifu.chains` (durable
   chains), :mod:`~exocube.ifu.gate` (convergence gate), :mod:`~exocube.ifu.broker`
   (work queue), :mod:`~exocube.ifu.fitplots` (figures).
 
@@ -25,6 +26,13 @@ from __future__ import annotations
 from exocube.ifu.chains import ChainStore, FitMismatchError
 from exocube.ifu.cube import read_s3d
 from exocube.ifu.dq import DEFAULT_MASK_FLAGS
+from exocube.ifu.evidence import (
+    Evidence,
+    EvidenceNotConvergedError,
+    NestedConfig,
+    bayes_factor,
+    problem_evidence,
+)
 from exocube.ifu.fetch import fetch_program, plan_program, program_settings
 from exocube.ifu.fit import (
     FitSettings,
@@ -58,12 +66,16 @@ from exocube.ifu.template import write_template
 __all__ = [
     "DEFAULT_MASK_FLAGS",
     "ChainStore",
+    "Evidence",
+    "EvidenceNotConvergedError",
     "FitMismatchError",
     "FitSettings",
     "GaussianPSF",
+    "NestedConfig",
     "ResolvingPower",
     "SamplerConfig",
     "advance",
+    "bayes_factor",
     "check_params",
     "corner_figure",
     "data_and_model",
@@ -82,6 +94,7 @@ __all__ = [
     "posterior_summary",
     "prepare",
     "priors_for",
+    "problem_evidence",
     "problem_for_fit",
     "program_settings",
     "pv_diagram",
