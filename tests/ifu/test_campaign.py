@@ -280,10 +280,11 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
 
 @pytest.mark.slow
 def test_jackknife_campaign_on_dask_stores_each_subset_once(tmp_path):
+    from fit_fixtures import write_cube
+
     from exocube.ifu import jackknife_spec, run_on_dask
     from exocube.ifu.campaign import records
     from exocube.parallel import cluster_client
-    from fit_fixtures import write_cube
 
     cube, _ = write_cube(tmp_path)
     db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
