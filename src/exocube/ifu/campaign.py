@@ -34,6 +34,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -242,7 +243,7 @@ def inject_recover_spec(*, n: int, snr: Sequence[float], models: Sequence[str] =
         footprint = Footprint(shape=tuple(shape))
     else:
         real = read_s3d(like)
-        footprint = Footprint(str(like), real.sha256, tuple(real.shape))
+        footprint = Footprint(str(Path(like).resolve()), real.sha256, tuple(real.shape))
     return CampaignSpec("inject-recover", seed, tuple(models), _priors(models, priors),
                         _fit_fields(fit), budget or FitBudget(), n=n,
                         snr=tuple(float(s) for s in snr), footprint=footprint)
@@ -256,7 +257,7 @@ def jackknife_spec(cube: str, *, groups: int, models: Sequence[str] = MODELS,
     """A jackknife spec over ``groups`` groups of spaxels of ``cube``."""
     priors = {m: (priors or {}).get(m) or priors_for(m) for m in models}
     return CampaignSpec("jackknife", seed, tuple(models), _priors(models, priors),
-                        _fit_fields(fit), budget or FitBudget(), cube=str(cube),
+                        _fit_fields(fit), budget or FitBudget(), cube=str(Path(cube).resolve()),
                         cube_sha256=read_s3d(cube).sha256, groups=groups, scheme=scheme)
 
 
