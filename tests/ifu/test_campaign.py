@@ -210,6 +210,16 @@ def start_worker(*args):
                             stderr=subprocess.PIPE)
 
 
+def cli(*args: str) -> int:
+    from exocube.cli import main
+
+    try:
+        main(list(args))
+    except SystemExit as exc:
+        return int(exc.code or 0)
+    return 0
+
+
 def results(db: str) -> list[tuple[str, str, dict]]:
     with session_scope(db) as s:
         rows = s.scalars(sa.select(TaskResult).order_by(TaskResult.task_id)).all()
@@ -219,15 +229,15 @@ def results(db: str) -> list[tuple[str, str, dict]]:
 @pytest.mark.slow
 def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp_path,
                                                           capsys):
-    from exocube.cli import main
+    import json
 
     db = f"sqlite:///{tmp_path / 'catalog.sqlite'}"
     upgrade(db)
-    main(["ifu", "campaign", "inject-recover", "--n", "1", "--snr", "10",
-          "--models", "bowshock,disk", "--broker", redis_url, "--queue", prefix, "--db", db,
-          "--cube-shape", "40,7,7", "--psf-fwhm", "0", "--warmup", "100",
-          "--block-size", "50", "--max-draws", "100", "--seed", "2"])
-    import json
+    command = ["ifu", "campaign", "inject-recover", "--n", "1", "--snr", "10",
+               "--models", "bowshock,disk", "--broker", redis_url, "--queue", prefix,
+               "--db", db, "--cube-shape", "40,7,7", "--psf-fwhm", "0", "--warmup", "100",
+               "--block-size", "50", "--max-draws", "100", "--seed", "2"]
+    assert cli(*command) == 0
 
     sub = json.loads(capsys.readouterr().out)
     cid, n = sub["campaign_id"], sub["n_tasks"]
@@ -265,14 +275,10 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
         assert set(r["fits"]) == {"bowshock", "disk"}
         for model, f in r["fits"].items():
             assert f["draws_per_chain"] == 100 and set(f["posterior"]) == set(r["free"][model])
-    # re-running the same command submits nothing
-    main(["ifu", "campaign", "inject-recover", "--n", "1", "--snr", "10",
-          "--models", "bowshock,disk", "--broker", redis_url, "--queue", prefix, "--db", db,
-          "--cube-shape", "40,7,7", "--psf-fwhm", "0", "--warmup", "100",
-          "--block-size", "50", "--max-draws", "100", "--seed", "2"])
+    assert cli(*command) == 0  # re-running the same command submits nothing
     again = json.loads(capsys.readouterr().out)
     assert (again["campaign_id"], again["queued_now"], again["stored"]) == (cid, 0, n)
-    main(["ifu", "report", cid, "--db", db, "--out", str(tmp_path / "rep")])
+    assert cli("ifu", "report", cid, "--db", db, "--out", str(tmp_path / "rep")) == 0
     text = capsys.readouterr().out
     assert "2 of 2 tasks stored" in text and "Coverage" in text
     assert (tmp_path / "rep" / f"{cid}_coverage.png").exists()
