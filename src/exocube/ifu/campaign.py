@@ -326,8 +326,8 @@ def tasks_of(campaign_id: str, spec: CampaignSpec) -> list[Task]:
 def stored_results(db_url: str, campaign_id: str) -> list[TaskResult]:
     """The campaign's stored task results, in task order."""
     with session_scope(db_url) as s:
-        q = (sa.select(TaskResult).where(TaskResult.task_id.startswith(f"{campaign_id}:", autoescape=True))
-             .order_by(TaskResult.task_id))
+        mine = TaskResult.task_id.startswith(f"{campaign_id}:", autoescape=True)
+        q = sa.select(TaskResult).where(mine).order_by(TaskResult.task_id)
         return list(s.scalars(q))
 
 
