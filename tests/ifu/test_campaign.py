@@ -244,6 +244,7 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
     assert (n, sub["queued_now"]) == (2, 2)
     a = start_worker(redis_url, db, prefix, "worker-a", 60)
     b = start_worker(redis_url, db, prefix, "worker-b", 20)
+    procs = [a, b]
     queue = WorkQueue(redis_url, prefix)
     try:
         deadline = time.monotonic() + 600
@@ -257,12 +258,12 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
             time.sleep(0.2)
         os.kill(a.pid, signal.SIGKILL)
         a.wait(timeout=30)
-        c = start_worker(redis_url, db, prefix, "worker-c", 20)
-        for p in (b, c):
-            _, err = p.communicate(timeout=1800)
+        procs.append(start_worker(redis_url, db, prefix, "worker-c", 20))
+        for p in procs[1:]:
+            _, err = p.communicate(timeout=3600)
             assert p.returncode == 0, err.decode()[-3000:]
     finally:
-        for p in (a, b):
+        for p in procs:
             if p.poll() is None:
                 p.kill()
     got = results(db)
