@@ -242,3 +242,16 @@ class TaskResult(Base):
     result: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     worker: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Campaign(Base):
+    """A campaign of brokered fits: its kind, the spec its tasks are derived from, and
+    how many tasks it has (results in ``task_results``, task ids ``<campaign id>:<index>``)."""
+
+    __tablename__ = "campaigns"
+
+    id: Mapped[str] = mapped_column(String(48), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    n_tasks: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

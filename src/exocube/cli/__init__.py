@@ -16,7 +16,7 @@ from rich.logging import RichHandler
 from rich.markup import escape
 
 from exocube import __version__
-from exocube.cli import acquire, db
+from exocube.cli import acquire, db, ifu_campaign
 from exocube.cli import demo as demo_cmd
 from exocube.cli import generate as generate_cmd
 from exocube.cli import ifu as ifu_cmd
@@ -62,6 +62,8 @@ def _root(
 
 
 app.add_typer(db.app, name="db")
+ifu_cmd.app.add_typer(ifu_campaign.app, name="campaign")
+ifu_cmd.app.command()(ifu_campaign.worker)
 app.add_typer(ifu_cmd.app, name="ifu")
 app.add_typer(models_cmd.app, name="models")
 app.add_typer(simulate_cmd.app, name="simulate")

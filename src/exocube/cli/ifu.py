@@ -1,5 +1,5 @@
 """``exocube ifu ...``: IFU cubes (template, info, synth, moments, pv, params, fetch) and
-fits (fit, compare, report).
+fits (fit, compare, report); campaigns and workers are in :mod:`exocube.cli.ifu_campaign`.
 
 JAX and the models are imported inside the commands, so ``exocube --help``
 stays fast.
@@ -546,20 +546,24 @@ def _write_json(path: Path, payload: dict) -> None:
 
 @app.command()
 def report(
-    fit_id: Annotated[str, typer.Argument(help="A fit id.")],
+    fit_id: Annotated[str, typer.Argument(help="A fit id or a campaign id.")],
     db: Annotated[str | None, typer.Option(help="Catalogue database URL.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Folder for the figures (PNG).")] = None,
+    out: Annotated[Path | None, typer.Option(
+        help="Folder for the figures (PNG) and, for a campaign, the tables (markdown, JSON).")
+                   ] = None,
     cube: Annotated[Path | None, typer.Option(
         help="The fitted cube (for the data-vs-model, PV and residual figures).")] = None,
     line: Annotated[str, typer.Option(help="Line of the moment maps and PV diagram.")
                     ] = "Halpha",
 ) -> None:
-    """A fit's gate table, posterior summary (converged fits only) and figures."""
+    """A fit's gate table, posterior summary (converged fits only) and figures; or a
+    campaign's coverage, bias and hypothesis-preference tables (or jackknife table)."""
     from exocube.cli import err_console
     from exocube.ifu import (
         corner_figure,
         data_and_model,
         data_model_figure,
+        is_campaign,
         median_draw,
         problem_for_fit,
         rank_figure,
@@ -568,6 +572,11 @@ def report(
     )
 
     store = _store(db)
+    if is_campaign(store.url, fit_id):
+        from exocube.cli.ifu_campaign import report as campaign_report
+
+        campaign_report(fit_id, store.url, out)
+        return
     summary = _fit_summary(store, fit_id)
     res = store.result(fit_id, allow_unconverged=True)
     err_console.print(res.report.table(), highlight=False, markup=False)

@@ -17,12 +17,37 @@
   nested sampling, Bayes factors), :mod:`~exocube.ifu.chains` (durable
   chains), :mod:`~exocube.ifu.gate` (convergence gate), :mod:`~exocube.ifu.broker`
   (work queue), :mod:`~exocube.ifu.fitplots` (figures).
+- Campaigns: :mod:`~exocube.ifu.campaign` (inject-recover and jackknife tasks, submitted
+  to the broker or run on Dask), :mod:`~exocube.ifu.campaign_report` (coverage, bias,
+  hypothesis preference, jackknife tables and figures).
 
 Other stages import the names in ``__all__``, not the modules.
 """
 
 from __future__ import annotations
 
+from exocube.ifu.broker import Worker, WorkQueue
+from exocube.ifu.campaign import (
+    CampaignError,
+    FitBudget,
+    UnknownCampaignError,
+    campaign_priors,
+    inject_recover_spec,
+    is_campaign,
+    jackknife_spec,
+    load_campaign,
+    register,
+    run_on_dask,
+    submit,
+)
+from exocube.ifu.campaign import handlers as campaign_handlers
+from exocube.ifu.campaign import records as campaign_records
+from exocube.ifu.campaign import status as campaign_status
+from exocube.ifu.campaign_report import bias_figure, coverage_figure
+from exocube.ifu.campaign_report import bias_table as bias_rows
+from exocube.ifu.campaign_report import coverage_table as coverage_rows
+from exocube.ifu.campaign_report import markdown as campaign_markdown
+from exocube.ifu.campaign_report import tables_json as campaign_tables
 from exocube.ifu.chains import ChainStore, FitMismatchError
 from exocube.ifu.cube import read_s3d
 from exocube.ifu.dq import DEFAULT_MASK_FLAGS
@@ -65,24 +90,43 @@ from exocube.ifu.template import write_template
 
 __all__ = [
     "DEFAULT_MASK_FLAGS",
+    "CampaignError",
     "ChainStore",
     "Evidence",
     "EvidenceNotConvergedError",
+    "FitBudget",
     "FitMismatchError",
     "FitSettings",
     "GaussianPSF",
     "NestedConfig",
     "ResolvingPower",
     "SamplerConfig",
+    "UnknownCampaignError",
+    "WorkQueue",
+    "Worker",
     "advance",
     "bayes_factor",
+    "bias_figure",
+    "bias_rows",
+    "campaign_handlers",
+    "campaign_markdown",
+    "campaign_priors",
+    "campaign_records",
+    "campaign_status",
+    "campaign_tables",
     "check_params",
     "corner_figure",
+    "coverage_figure",
+    "coverage_rows",
     "data_and_model",
     "data_model_figure",
     "fetch_program",
     "get_lines",
+    "inject_recover_spec",
+    "is_campaign",
+    "jackknife_spec",
     "lines_in_band",
+    "load_campaign",
     "load_params_toml",
     "load_priors_toml",
     "loo_compare",
@@ -100,9 +144,12 @@ __all__ = [
     "pv_diagram",
     "rank_figure",
     "read_s3d",
+    "register",
+    "run_on_dask",
     "save_figure",
     "spec_for",
     "start",
+    "submit",
     "synthesize",
     "trace_figure",
     "write_moments",

@@ -8,7 +8,9 @@ Keys under one prefix (``<prefix>`` below, one per campaign):
   that the claiming worker keeps alive with heartbeats;
 - ``<prefix>:deliveries``: a hash counting each task's deliveries;
 - ``<prefix>:dead``: messages delivered more than ``max_deliveries`` times (a task
-  that kills or fails every worker is parked there, not retried for ever).
+  that kills or fails every worker is parked there, not retried for ever);
+- ``<prefix>:ids``: a set of every task id submitted with :meth:`WorkQueue.submit_once`
+  (a re-submitted task is not queued again).
 
 Delivery is at-least-once, results are exactly-once:
 
@@ -91,6 +93,17 @@ redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 """
 
+_SUBMIT_ONCE = """
+local n = 0
+for i = 1, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    n = n + 1
+  end
+end
+return n
+"""
+
 _RENEW = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -162,6 +175,7 @@ class WorkQueue:
         self._reap = self._r.register_script(_REAP)
         self._renew = self._r.register_script(_RENEW)
         self._release = self._r.register_script(_RELEASE)
+        self._submit_once = self._r.register_script(_SUBMIT_ONCE)
 
     @property
     def pending_key(self) -> str:
@@ -184,6 +198,31 @@ class WorkQueue:
             return self.pending()
         with self._errors("submit"):
             return int(self._r.rpush(self.pending_key, *[t.message() for t in tasks]))
+
+    def submit_once(self, tasks: list[Task]) -> int:
+        """Queue each task whose id this queue has never seen (``<prefix>:ids``); how many.
+
+        One Lua script records the id and appends the message atomically, so a task
+        submitted twice (a re-run campaign command) is queued once, even if it has since
+        been claimed, acknowledged or parked in the dead list.
+        """
+        if not tasks:
+            return 0
+        args = [x for t in tasks for x in (t.id, t.message())]
+        with self._errors("submit"):
+            return int(self._submit_once(keys=[self.pending_key, self.ids_key], args=args))
+
+    @property
+    def ids_key(self) -> str:
+        return f"{self.prefix}:ids"
+
+    def queued_ids(self) -> dict[str, list[str]]:
+        """The task ids in pending, processing and dead (for status reports)."""
+        with self._errors("list queued tasks"):
+            return {name: [Task.from_message(m).id for m in self._r.lrange(key, 0, -1)]
+                    for name, key in (("pending", self.pending_key),
+                                      ("processing", self.processing_key),
+                                      ("dead", self.dead_key))}
 
     def claim(self) -> Claim | None:
         """The oldest pending task, moved to processing with a lease; ``None`` if empty."""
