@@ -1,5 +1,11 @@
 """A checkpoint and a cube store written by exocube at commit 296232c still load and answer
-exactly as that code did (tests/fixtures/legacy-296232c, made by its make_fixtures.py)."""
+as that code did (tests/fixtures/legacy-296232c, made by its make_fixtures.py).
+
+Predictions are compared to a relative 1e-6 of each array's largest value, a few float32
+roundings: on the machine that made the fixtures they are bit-identical, but another CPU's
+vector kernels in PyTorch (AVX-512 vs AVX2) round the last bits differently; a changed
+encoding or network moves them by orders of magnitude more. Scalar diagnostics (differences
+of area means) are compared to 1e-5 relative."""
 
 from __future__ import annotations
 
@@ -23,6 +29,15 @@ from exocube.surrogate import Surrogate
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "legacy-296232c"
 CHECKPOINT = FIXTURES / "model.ckpt"
+
+
+ROUNDING = 1e-6
+
+
+def assert_same(got: np.ndarray, want: np.ndarray, name: str) -> None:
+    """Equal to a few float32 roundings of the array's scale (see the module docstring)."""
+    scale = float(np.nanmax(np.abs(want))) if np.isfinite(want).any() else 0.0
+    np.testing.assert_allclose(got, want, rtol=ROUNDING, atol=ROUNDING * scale, err_msg=name)
 
 
 def _json(name: str) -> Any:
@@ -97,7 +112,7 @@ def test_checkpoint_predicts_as_before() -> None:
         got = task.predict(want["input_values"], want["input_locked"])
     assert sorted(got) == sorted(k for k in want if not k.startswith("input_"))
     for key, value in got.items():
-        np.testing.assert_array_equal(value, want[key], err_msg=key)
+        assert_same(value, want[key], key)
 
 
 def test_catalogue_surrogate_answers_as_before(tmp_path: Path) -> None:
@@ -110,9 +125,9 @@ def test_catalogue_surrogate_answers_as_before(tmp_path: Path) -> None:
         assert bool(pred.tidally_locked) == bool(want["tidally_locked"][i])
         assert pred.hull_distance == pytest.approx(float(want["hull_distance"][i]), rel=1e-9)
         for name, field in pred.fields.items():
-            np.testing.assert_array_equal(field, want[f"field_{name}"][i], err_msg=name)
+            assert_same(field, want[f"field_{name}"][i], name)
         for name, value in pred.scalars.items():
-            assert value == float(want[f"scalar_{name}"][i]), name
+            assert value == pytest.approx(float(want[f"scalar_{name}"][i]), rel=1e-5), name
         assert len(pred.fields) + len(pred.scalars) == sum(
             k.startswith(("field_", "scalar_")) for k in want)
 
