@@ -7,11 +7,9 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import pytest
-import redis
 import sqlalchemy as sa
 
 from exocube.catalog import db as catalog_db
@@ -26,33 +24,8 @@ from exocube.ifu.broker import (
     load_handler,
     store_result,
 )
-from services import service_unavailable
 
-REDIS_URL = os.environ.get("EXOCUBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 HERE = Path(__file__).parent
-
-
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", f"{REDIS_URL}: {exc}")
-    return REDIS_URL
-
-
-@pytest.fixture
-def prefix(redis_url):
-    name = f"exocube-test:{uuid.uuid4().hex[:12]}"
-    yield name
-    WorkQueue(redis_url, name).delete()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request) -> str:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    catalog_db.upgrade(url)
-    return url
 
 
 def results(db_url: str) -> list[tuple[str, dict, str]]:

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 
 import numpy as np
 import pytest
 import redis
 import sqlalchemy as sa
+from broker_fixtures import REDIS_URL
 from scipy import stats
 
 from exocube.catalog import Campaign, Fit, TaskResult, session_scope, upgrade
@@ -35,33 +35,10 @@ from exocube.ifu.campaign import (
     tasks_of,
 )
 from exocube.ifu.priors import priors_for
-from services import service_unavailable
 
-REDIS_URL = os.environ.get("EXOCUBE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHORT = FitBudget(warmup=100, block_size=50, max_draws=100)
 
 
-@pytest.fixture
-def redis_url() -> str:
-    try:
-        redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2).ping()
-    except redis.RedisError as exc:
-        service_unavailable("Redis", f"{REDIS_URL}: {exc}")
-    return REDIS_URL
-
-
-@pytest.fixture
-def prefix(redis_url):
-    name = f"exocube-test:{uuid.uuid4().hex[:12]}"
-    yield name
-    WorkQueue(redis_url, name).delete()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request) -> str:
-    url = request.getfixturevalue("sqlite_url" if request.param == "sqlite" else "pg_url")
-    upgrade(url)
-    return url
 
 
 def small_spec(**kw):

@@ -281,8 +281,8 @@ def _settings(model: str, z: float, lines: list[str] | None, continuum_degree: i
                        window_kms=window_kms)
 
 
-def _sampling_progress(total_draws: int, done: int, what: str):
-    """A rich progress bar of draws per chain; returns (progress, on_block)."""
+def progress_bar(total: int, done: int, what: str):
+    """A rich progress bar on stderr; returns (progress, task)."""
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -296,7 +296,12 @@ def _sampling_progress(total_draws: int, done: int, what: str):
 
     progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                         TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)
-    task = progress.add_task(what, total=total_draws, completed=done)
+    return progress, progress.add_task(what, total=total, completed=done)
+
+
+def _sampling_progress(total_draws: int, done: int, what: str):
+    """A progress bar of draws per chain; returns (progress, on_block)."""
+    progress, task = progress_bar(total_draws, done, what)
 
     def on_block(index, block) -> None:
         progress.update(task, advance=block.n_draws)

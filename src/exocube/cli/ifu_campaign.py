@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from exocube.cli.ifu import _settings, _split, _store
+from exocube.cli.ifu import _settings, _split, _store, progress_bar
 
 app = typer.Typer(name="campaign", help="Inject-recover and jackknife campaigns of fits, "
                   "run by `exocube ifu worker` processes or on Dask.", no_args_is_help=True)
@@ -23,6 +23,16 @@ Cluster = Annotated[str | None, typer.Option(
     help="Run on Dask instead of a broker: 'local' or a scheduler address.")]
 Db = Annotated[str | None, typer.Option(help="Catalogue database URL.")]
 Queue = Annotated[str, typer.Option(help=QUEUE_HELP)]
+Workers = Annotated[int, typer.Option(help="Dask LocalCluster workers.")]
+Chains = Annotated[int, typer.Option(help="Chains per fit.")]
+Warmup = Annotated[int, typer.Option(help="Warm-up draws per chain.")]
+BlockSize = Annotated[int, typer.Option(help="Draws per committed block.")]
+MaxDraws = Annotated[int, typer.Option(help="Budget per fit: draws per chain.")]
+MaxSeconds = Annotated[float | None, typer.Option(help="Budget per fit: seconds.")]
+Redshift = Annotated[float, typer.Option(help="Redshift.")]
+Lines = Annotated[list[str] | None, typer.Option(help="Lines to fit.")]
+ContinuumDegree = Annotated[int, typer.Option(help="Continuum polynomial degree.")]
+ResolvingPower = Annotated[float, typer.Option(help="R at 1.2893 um.")]
 
 
 def _budget(chains: int, warmup: int, block_size: int, max_draws: int,
@@ -74,29 +84,12 @@ def _launch(spec, campaign_id: str | None, broker: str | None, cluster: str | No
     _run_dask(store.url, cid, cluster, workers)
 
 
-def _progress(total: int, done: int, what: str):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from exocube.cli import err_console
-
-    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                        TimeElapsedColumn(), TimeRemainingColumn(), console=err_console)
-    return progress, progress.add_task(what, total=total, completed=done)
-
-
 def _wait(db_url: str, cid: str, wq, poll: float = 2.0) -> None:
     """A progress bar of stored tasks until every task is stored or parked as dead."""
     from exocube.ifu import campaign_status
 
     st = campaign_status(db_url, cid, wq)
-    progress, task = _progress(st["tasks"], st["stored"], f"campaign {cid}")
+    progress, task = progress_bar(st["tasks"], st["stored"], f"campaign {cid}")
     with progress:
         while st["stored"] + st["dead"] < st["tasks"]:
             time.sleep(poll)
@@ -110,7 +103,7 @@ def _run_dask(db_url: str, cid: str, cluster: str, workers: int) -> None:
     from exocube.parallel import cluster_client
 
     st = campaign_status(db_url, cid)
-    progress, task = _progress(st["tasks"], st["stored"], f"campaign {cid} (Dask)")
+    progress, task = progress_bar(st["tasks"], st["stored"], f"campaign {cid} (Dask)")
     with cluster_client(cluster, n_workers=workers) as client, progress:
         run_on_dask(client, db_url, cid, on_done=lambda: progress.advance(task))
     print(json.dumps(campaign_status(db_url, cid), indent=1))
@@ -142,19 +135,18 @@ def inject_recover(
     queue: Queue = "exocube:ifu",
     wait: Annotated[bool, typer.Option(help="Show a progress bar until every task is "
                                             "stored (broker).")] = False,
-    workers: Annotated[int, typer.Option(help="Dask LocalCluster workers.")] = 2,
-    chains: Annotated[int, typer.Option(help="Chains per fit.")] = 4,
-    warmup: Annotated[int, typer.Option(help="Warm-up draws per chain.")] = 500,
-    block_size: Annotated[int, typer.Option(help="Draws per committed block.")] = 250,
-    max_draws: Annotated[int, typer.Option(help="Budget per fit: draws per chain.")] = 4000,
-    max_seconds: Annotated[float | None, typer.Option(help="Budget per fit: seconds.")
-                           ] = None,
-    z: Annotated[float, typer.Option(help="Redshift.")] = 0.964,
-    lines: Annotated[list[str] | None, typer.Option(help="Lines to fit.")] = None,
-    continuum_degree: Annotated[int, typer.Option(help="Continuum polynomial degree.")] = 1,
+    workers: Workers = 2,
+    chains: Chains = 4,
+    warmup: Warmup = 500,
+    block_size: BlockSize = 250,
+    max_draws: MaxDraws = 4000,
+    max_seconds: MaxSeconds = None,
+    z: Redshift = 0.964,
+    lines: Lines = None,
+    continuum_degree: ContinuumDegree = 1,
     psf_fwhm: Annotated[float, typer.Option(help="PSF FWHM (arcsec) at 1.2893 um; 0: none "
                                                 "(synthesis and fits).")] = 0.15,
-    resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
+    resolving_power: ResolvingPower = 1000.0,
 ) -> None:
     """Draw truths from each hypothesis' priors, synthesise cubes at each S/N, fit both
     hypotheses to every cube, compare them; results in the catalogue."""
@@ -188,19 +180,18 @@ def jackknife(
     db: Db = None,
     queue: Queue = "exocube:ifu",
     wait: Annotated[bool, typer.Option(help="Progress bar until done (broker).")] = False,
-    workers: Annotated[int, typer.Option(help="Dask LocalCluster workers.")] = 2,
-    chains: Annotated[int, typer.Option(help="Chains per fit.")] = 4,
-    warmup: Annotated[int, typer.Option(help="Warm-up draws per chain.")] = 500,
-    block_size: Annotated[int, typer.Option(help="Draws per committed block.")] = 250,
-    max_draws: Annotated[int, typer.Option(help="Budget per fit: draws per chain.")] = 4000,
-    max_seconds: Annotated[float | None, typer.Option(help="Budget per fit: seconds.")
-                           ] = None,
-    z: Annotated[float, typer.Option(help="Redshift.")] = 0.964,
-    lines: Annotated[list[str] | None, typer.Option(help="Lines to fit.")] = None,
-    continuum_degree: Annotated[int, typer.Option(help="Continuum polynomial degree.")] = 1,
+    workers: Workers = 2,
+    chains: Chains = 4,
+    warmup: Warmup = 500,
+    block_size: BlockSize = 250,
+    max_draws: MaxDraws = 4000,
+    max_seconds: MaxSeconds = None,
+    z: Redshift = 0.964,
+    lines: Lines = None,
+    continuum_degree: ContinuumDegree = 1,
     error_inflation: Annotated[str, typer.Option(help="A factor >= 1 or 'auto'.")] = "1.0",
     psf_fwhm: Annotated[float, typer.Option(help="PSF FWHM (arcsec) at 1.2893 um.")] = 0.15,
-    resolving_power: Annotated[float, typer.Option(help="R at 1.2893 um.")] = 1000.0,
+    resolving_power: ResolvingPower = 1000.0,
 ) -> None:
     """Fit the cube and the cube with each group of spaxels left out, for every model."""
     from exocube.ifu import jackknife_spec, priors_for
