@@ -70,7 +70,7 @@ def year_means(path: Path) -> tuple[float, float]:
             lat = np.asarray(ds["lat"][:], np.float64)
             return (global_mean(np.asarray(ds["ntr"][:]), lat),
                     global_mean(np.asarray(ds["ts"][:]), lat))
-    except (OSError, KeyError, IndexError) as exc:
+    except (OSError, RuntimeError, KeyError, IndexError) as exc:
         raise InputDataError(f"{path}: cannot read ntr and ts for the equilibrium "
                              f"diagnostics ({exc})") from exc
 
