@@ -16,7 +16,7 @@ from test_real_domain import EQUILIBRATED, SAME_GRID, cli
 
 from exocube.cubes import open_store
 from exocube.errors import InputDataError
-from exocube.gcm import read_manifest, ship_ensemble
+from exocube.gcm import ensemble_status, markdown_table, read_manifest, ship_ensemble
 from exocube.gcm.equilibrium import DEFAULT_CRITERIA
 from exocube.gcm.exoplasim import RunState, write_output
 from exocube.gcm.exoplasim_config import RunLength, design_row
@@ -98,3 +98,33 @@ def test_a_shipped_file_edited_afterwards_is_refused(tmp_path) -> None:
         ds["ts"][0, 0, 0] = 1.0
     with pytest.raises(InputDataError, match=r"warm\.nc does not match the sha256"):
         read_manifest(shipped)
+
+
+def test_status_of_a_running_ensemble_reads_every_run_and_writes_nothing(tmp_path,
+                                                                          capsys) -> None:
+    out = ensemble_dir(tmp_path, unfinished=True)
+    (out / "runs" / "cool" / "state.json").unlink()  # not started yet
+    before = sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*"))
+    rows = {r.run_id: r for r in ensemble_status(out)}
+    assert list(rows) == list(RUNS)
+    warm, cool, broken = rows["warm"], rows["cool"], rows["broken"]
+    assert (warm.status, warm.years_done, warm.years_target) == ("complete", 3, 3)
+    assert warm.equilibrated is True and warm.ts_global_mean_k == 288.0
+    assert warm.surface_pressure_bar == 2.0 and cool.insolation_earth == 0.6
+    assert (cool.status, cool.years_done, cool.years_target) == ("not started", 0, 3)
+    assert broken.status == "running" and broken.equilibrated is None
+    assert broken.ts_global_mean_k is None
+    table = markdown_table(list(rows.values())).splitlines()
+    assert len(table) == 2 + len(RUNS)
+    assert all(line.count("|") == table[0].count("|") for line in table)
+    assert "| warm | no |" in table[2] and "| complete | 3 of 3 | yes | 288.0 | 0.20 |" in table[2]
+    assert cli("simulate", "status", "--out", str(out)) == 0
+    printed = capsys.readouterr().out
+    assert "cool: not started, 0 of 3 years" in printed
+    assert "3 runs: 1 complete, 1 not started, 1 running" in printed
+    assert sorted((p, p.stat().st_mtime_ns) for p in out.rglob("*")) == before
+
+
+def test_status_of_a_directory_without_an_ensemble_names_the_file(tmp_path) -> None:
+    with pytest.raises(InputDataError, match=r"ensemble manifest .*ensemble\.json is unreadable"):
+        ensemble_status(tmp_path)

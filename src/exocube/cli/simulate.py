@@ -1,4 +1,5 @@
-"""``exocube simulate exoplasim``: an ExoPlaSim ensemble from a design CSV."""
+"""``exocube simulate exoplasim|status|ship``: an ExoPlaSim ensemble from a design CSV,
+where it stands, and its shipped time means."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ from exocube.gcm import (
     ExoPlaSimEnsembleResult,
     RunLength,
     RunOutcome,
+    ensemble_status,
+    markdown_table,
     plan_ensemble,
     read_design,
     run_plan,
@@ -119,3 +122,27 @@ def ship(
             line += f", ts {run.ts_global_mean_k:.1f} K"
         print(line + (f": {run.error}" if run.error else ""))
     print(f"{sum(r.status == 'complete' for r in runs)} of {len(runs)} runs shipped in {to}")
+
+
+@app.command()
+def status(
+    out: Annotated[Path, typer.Option("--out", help="An ensemble directory (finished or "
+                                      "still running; nothing is written).")],
+    markdown: Annotated[bool, typer.Option("--markdown", help="Print the Markdown table of "
+                                           "docs/gcm.md instead of one line per run.")] = False,
+) -> None:
+    """Where an ensemble stands: each run's planet, years, status and equilibrium."""
+    rows = ensemble_status(out)
+    if markdown:
+        print(markdown_table(rows))
+    else:
+        for r in rows:
+            line = f"{r.run_id}: {r.status}, {r.years_done} of {r.years_target} years"
+            if r.equilibrated is not None:
+                line += ", equilibrated" if r.equilibrated else ", not equilibrated"
+            if r.ts_global_mean_k is not None:
+                line += f", ts {r.ts_global_mean_k:.1f} K"
+            print(line + (f": {r.error}" if r.error else ""))
+    counts = {s: sum(r.status == s for r in rows) for s in sorted({r.status for r in rows})}
+    print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
+          + f"; {sum(r.model_hours for r in rows):.1f} model hours so far")

@@ -13,6 +13,7 @@ locking, gas constants) are :mod:`exocube.planet`, shared with every stage.
   :mod:`~exocube.gcm.exoplasim_ensemble`, :mod:`~exocube.gcm.equilibrium`: the
   ExoPlaSim driver (design rows, one restartable run, the ensemble, equilibrium)
 - :mod:`~exocube.gcm.ship`: a finished ensemble's time means and manifest, as shipped
+- :mod:`~exocube.gcm.status`: where an ensemble stands, run by run (also while it runs)
 
 Other stages import the names in ``__all__``, not the modules. Importing the package
 loads the driver's modules but not ExoPlaSim itself (that happens when a run starts).
@@ -27,6 +28,7 @@ from exocube.gcm.exoplasim_config import RESOLUTIONS, RunLength, read_design
 from exocube.gcm.exoplasim_ensemble import ExoPlaSimEnsembleResult, plan_ensemble, run_plan
 from exocube.gcm.sampling import runs_from, sample_runs
 from exocube.gcm.ship import ShippedRun, read_manifest, ship_ensemble
+from exocube.gcm.status import RunStatus, ensemble_status, markdown_table
 
 __all__ = [
     "RESOLUTIONS",
@@ -35,7 +37,10 @@ __all__ = [
     "ExoPlaSimEnsembleResult",
     "RunLength",
     "RunOutcome",
+    "RunStatus",
     "ShippedRun",
+    "ensemble_status",
+    "markdown_table",
     "plan_ensemble",
     "read_design",
     "read_manifest",

@@ -34,6 +34,7 @@ from exocube import __version__
 from exocube.errors import InputDataError
 from exocube.gcm.exoplasim import RunState
 from exocube.gcm.netcdf import sha256_of
+from exocube.gcm.status import read_json, run_state
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_KIND = "exocube-shipped-exoplasim-ensemble"
@@ -56,8 +57,8 @@ class ShippedRun:
 
 def ship_ensemble(out: Path, target: Path) -> list[ShippedRun]:
     """Write the time means of a finished ensemble in ``out`` into ``target``."""
-    manifest = _read_json(out / "ensemble.json", "the ensemble manifest")
-    states = {cfg["row"]["run_id"]: _state(out, cfg["row"]["run_id"])
+    manifest = read_json(out / "ensemble.json", "the ensemble manifest")
+    states = {cfg["row"]["run_id"]: run_state(out, cfg["row"]["run_id"])
               for cfg in manifest["runs"]}
     unfinished = sorted(r for r, s in states.items() if s.status not in ("complete", "failed"))
     if unfinished:
@@ -78,7 +79,7 @@ def ship_ensemble(out: Path, target: Path) -> list[ShippedRun]:
 
 def read_manifest(folder: Path) -> list[ShippedRun]:
     """The runs of a shipped ensemble folder, checked against their recorded sha256."""
-    doc = _read_json(folder / MANIFEST, "the shipped ensemble's manifest")
+    doc = read_json(folder / MANIFEST, "the shipped ensemble's manifest")
     if doc.get("kind") != MANIFEST_KIND:
         raise InputDataError(f"{folder / MANIFEST} is not a shipped ExoPlaSim ensemble")
     runs = [ShippedRun(**r) for r in doc["runs"]]
@@ -87,13 +88,6 @@ def read_manifest(folder: Path) -> list[ShippedRun]:
             raise InputDataError(f"{folder / run.file} does not match the sha256 its "
                                  "manifest records")
     return runs
-
-
-def _state(out: Path, run_id: str) -> RunState:
-    path = out / "runs" / run_id / "state.json"
-    if not path.is_file():
-        return RunState(run_id=run_id, config_digest="", years_target=0, status="not started")
-    return RunState.load(path)
 
 
 def _ship_run(out: Path, target: Path, config: Mapping[str, Any],
@@ -152,13 +146,6 @@ def _mean(data: np.ndarray, axis: int) -> np.ndarray:
     count = np.sum(~np.isnan(data), axis=axis, keepdims=True)
     total = np.nansum(data, axis=axis, keepdims=True)
     return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
-def _read_json(path: Path, what: str) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InputDataError(f"{what} {path} is unreadable ({exc})") from exc
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
