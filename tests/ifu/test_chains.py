@@ -25,7 +25,7 @@ from exocube.ifu.chains import (
     start_fit,
 )
 from exocube.ifu.gate import GateConfig, NotConvergedError
-from exocube.ifu.sampling import BlockSampler, SamplerConfig, decode_state
+from exocube.ifu.sampling import BlockSampler, SamplerConfig, decode_state, encode_state
 
 HERE = Path(__file__).parent
 N_BLOCKS = 6
@@ -152,6 +152,21 @@ def test_unknown_fit_and_mismatched_settings_are_refused(sqlite_url, sampler):
     with pytest.raises(FitMismatchError, match="same data"):
         run_fit(store, sampler, fit_id, n_blocks=1, provenance=changed)
     assert store.block_indices(fit_id) == []
+
+
+def test_a_fit_stored_before_the_start_setting_existed_resumes(sqlite_url, sampler):
+    catalog_db.upgrade(sqlite_url)
+    store = ChainStore(sqlite_url)
+    older = {k: v for k, v in sampler.config.to_dict().items()
+             if k not in ("start", "n_starts")}
+    fit_id = store.create_fit(gaussian_provenance(), older)
+    store.save_warmup(fit_id, encode_state(sampler.warmup()))
+    run_fit(store, sampler, fit_id, n_blocks=1)
+    assert store.block_indices(fit_id) == [0]
+    optimum = BlockSampler(sampler.model, sampler.model_args,
+                           config=replace(sampler.config, start="optimum"))
+    with pytest.raises(FitMismatchError, match="start"):
+        run_fit(store, optimum, fit_id, n_blocks=1)
 
 
 def test_a_wall_time_budget_starts_no_block_once_spent(sqlite_url, sampler):

@@ -33,14 +33,17 @@ Redshift = Annotated[float, typer.Option(help="Redshift.")]
 Lines = Annotated[list[str] | None, typer.Option(help="Lines to fit.")]
 ContinuumDegree = Annotated[int, typer.Option(help="Continuum polynomial degree.")]
 ResolvingPower = Annotated[float, typer.Option(help="R at 1.2893 um.")]
+Start = Annotated[str, typer.Option(
+    help="Where each fit's chains start: optimum (Laplace draws at the best of 16 local "
+         "posterior optima, all optima recorded) or prior (random prior points).")]
 
 
 def _budget(chains: int, warmup: int, block_size: int, max_draws: int,
-            max_seconds: float | None):
+            max_seconds: float | None, start: str):
     from exocube.ifu import FitBudget
 
     return FitBudget(chains=chains, warmup=warmup, block_size=block_size,
-                     max_draws=max_draws, max_seconds=max_seconds)
+                     max_draws=max_draws, max_seconds=max_seconds, start=start)
 
 
 def _shape(text: str) -> tuple[int, int, int]:
@@ -141,6 +144,7 @@ def inject_recover(
     block_size: BlockSize = 250,
     max_draws: MaxDraws = 4000,
     max_seconds: MaxSeconds = None,
+    start: Start = "optimum",
     z: Redshift = 0.964,
     lines: Lines = None,
     continuum_degree: ContinuumDegree = 1,
@@ -159,7 +163,7 @@ def inject_recover(
         priors=_priors(names, bowshock_priors, disk_priors, campaign_priors),
         fit=_settings(names[0], z, lines, continuum_degree, "1.0", psf_fwhm,
                       resolving_power, None),
-        budget=_budget(chains, warmup, block_size, max_draws, max_seconds))
+        budget=_budget(chains, warmup, block_size, max_draws, max_seconds, start))
     _launch(spec, campaign_id, broker, cluster, db, queue, wait, workers)
 
 
@@ -186,6 +190,7 @@ def jackknife(
     block_size: BlockSize = 250,
     max_draws: MaxDraws = 4000,
     max_seconds: MaxSeconds = None,
+    start: Start = "optimum",
     z: Redshift = 0.964,
     lines: Lines = None,
     continuum_degree: ContinuumDegree = 1,
@@ -202,7 +207,7 @@ def jackknife(
         priors=_priors(names, bowshock_priors, disk_priors, priors_for),
         fit=_settings(names[0], z, lines, continuum_degree, error_inflation, psf_fwhm,
                       resolving_power, None),
-        budget=_budget(chains, warmup, block_size, max_draws, max_seconds))
+        budget=_budget(chains, warmup, block_size, max_draws, max_seconds, start))
     _launch(spec, campaign_id, broker, cluster, db, queue, wait, workers)
 
 

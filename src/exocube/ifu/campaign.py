@@ -117,17 +117,18 @@ class FitBudget:
     block_size: int = 250
     max_draws: int = 4000
     max_seconds: float | None = None
+    start: str = "prior"  # where chains start (SamplerConfig.start); stored campaigns: prior
 
     def __post_init__(self) -> None:
         SamplerConfig(num_chains=self.chains, num_warmup=self.warmup,
-                      block_size=self.block_size)  # raises SamplerConfigError if unusable
+                      block_size=self.block_size, start=self.start)  # raises if unusable
         if self.max_draws < self.block_size:
             raise CampaignError(f"max_draws={self.max_draws}: expected >= block_size="
                                 f"{self.block_size}")
 
     def sampler(self, seed: int) -> SamplerConfig:
         return SamplerConfig(num_chains=self.chains, num_warmup=self.warmup,
-                             block_size=self.block_size, seed=seed)
+                             block_size=self.block_size, seed=seed, start=self.start)
 
 
 @dataclass(frozen=True)
@@ -477,7 +478,9 @@ def _footprint(fp: Footprint) -> IFUCube:
 def fit_once(store: ChainStore, problem: FitProblem, budget: FitBudget, seed: int
              ) -> dict[str, Any]:
     """Fit until the gate holds or the budget ends; the fit's id, verdict and summary."""
-    fit_id = start(store, problem, budget.sampler(seed))
+    config = budget.sampler(seed)
+    fit_id = start(store, problem, config)
+    optima = problem.sampler(config).start_report
     advance(store, problem, fit_id, until_converged=True, max_draws=budget.max_draws,
             max_seconds=budget.max_seconds)
     res = store.result(fit_id, allow_unconverged=True)
@@ -485,7 +488,8 @@ def fit_once(store: ChainStore, problem: FitProblem, budget: FitBudget, seed: in
     return {"fit_id": fit_id, "converged": rep.passed, "failures": rep.failures(),
             "draws_per_chain": rep.n_draws, "chains": rep.n_chains,
             "divergences": rep.divergences, "gate": rep.to_dict()["parameters"],
-            "posterior": posterior_summary(res.draws)}
+            "posterior": posterior_summary(res.draws),
+            "start": None if optima is None else optima.to_dict()}
 
 
 def compare_fits(store: ChainStore, problems: Mapping[str, FitProblem],

@@ -344,7 +344,9 @@ def _as_json(value: Any) -> Any:
 
 
 def _check_same_sampler(row: Fit, sampler: BlockSampler) -> None:
-    stored, current = dict(row.sampler), sampler.config.to_dict()
+    # settings added since the fit was stored take their defaults
+    stored = {**type(sampler.config)().to_dict(), **dict(row.sampler)}
+    current = sampler.config.to_dict()
     if stored != current:
         diff = {k: (stored.get(k), current.get(k)) for k in current if stored.get(k) != current[k]}
         raise FitMismatchError(

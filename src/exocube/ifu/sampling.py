@@ -13,6 +13,11 @@ stopped. :func:`encode_state` / :func:`decode_state` turn the state into bytes
 Chains run ``vectorized`` by default: on CPU the chains are one batched XLA
 computation on one core, which is faster than ``sequential`` on a shared machine
 and bitwise reproducible for a fixed ``num_chains``. ``sequential`` is available.
+
+``start="prior"`` (the default) starts the chains at random points of the prior
+(numpyro's ``init_to_uniform``); ``start="optimum"`` starts them at Laplace draws around
+the best of ``n_starts`` local optima of the posterior and records what the optimisation
+found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.start`).
 """
 
 from __future__ import annotations
@@ -34,12 +39,14 @@ from numpyro.infer import NUTS
 
 from exocube.errors import ExocubeError
 from exocube.ifu.gate import GateConfig, GateReport, diagnose
+from exocube.ifu.start import StartReport, optimum_starts
 
 log = logging.getLogger(__name__)
 for _noisy in ("jax._src.xla_bridge", "jax._src.dispatch"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 ChainMethod = Literal["vectorized", "sequential"]
+Start = Literal["prior", "optimum"]
 
 
 class SamplerConfigError(ExocubeError, ValueError):
@@ -62,6 +69,8 @@ class SamplerConfig:
     target_accept_prob: float = 0.8
     max_tree_depth: int = 10
     dense_mass: bool = False
+    start: Start = "prior"
+    n_starts: int = 16
 
     def __post_init__(self) -> None:
         if self.num_chains < 4:
@@ -87,6 +96,11 @@ class SamplerConfig:
             )
         if not 1 <= self.max_tree_depth <= 15:
             raise SamplerConfigError(f"max_tree_depth={self.max_tree_depth}: expected 1..15")
+        if self.start not in ("prior", "optimum") or self.n_starts < 1:
+            raise SamplerConfigError(
+                f"start={self.start!r}, n_starts={self.n_starts}: expected 'prior' or "
+                "'optimum' and n_starts >= 1"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -144,6 +158,7 @@ class BlockSampler:
         self._kernel = self._make_kernel()  # one-chain transitions, vmapped here
         self._template: Any = None
         self._block_fn: Callable[..., Any] | None = None
+        self.start_report: StartReport | None = None  # set by an "optimum" warm-up
 
     def _make_kernel(self) -> NUTS:
         c = self.config
@@ -164,8 +179,15 @@ class BlockSampler:
         c = self.config
         t0 = time.perf_counter()
         keys = jax.random.split(jax.random.PRNGKey(c.seed), c.num_chains)
+        init = None
+        if c.start == "optimum":
+            init, self.start_report = optimum_starts(
+                self.model, self.model_args, self.model_kwargs, c.num_chains, c.seed,
+                n_starts=c.n_starts)
+            log.info("chains start at the best of %d optima found from %d starts",
+                     len(self.start_report.optima), c.n_starts)
         state = self._make_kernel().init(
-            keys, c.num_warmup, None, self.model_args, self.model_kwargs
+            keys, c.num_warmup, init, self.model_args, self.model_kwargs
         )
         for _ in range(c.num_warmup // c.block_size):
             block = self.sample_block(state)

@@ -1,0 +1,86 @@
+"""Chains started at the best posterior optimum: every optimum found is reported, the
+Laplace scatter has the posterior's covariance, and on a two-mode posterior all chains
+start (and stay) in the dominant mode, where prior starts split between the modes."""
+
+from __future__ import annotations
+
+import numpy as np
+import numpyro
+import numpyro.distributions as dist
+import pytest
+
+from exocube.ifu._jax import jax, jnp
+from exocube.ifu.sampling import BlockSampler, SamplerConfig, SamplerConfigError
+from exocube.ifu.start import laplace_covariance, optimum_starts
+
+MODES, WEIGHTS, WIDTH = (-1.5, 1.5), (0.2, 0.8), 0.15
+
+
+def two_modes() -> None:
+    """x ~ N(0, 3) times a mixture of two narrow Gaussians (weights 0.2 and 0.8)."""
+    x = numpyro.sample("x", dist.Normal(0.0, 3.0))
+    comp = jnp.stack([jnp.log(w) + dist.Normal(m, WIDTH).log_prob(x)
+                      for m, w in zip(MODES, WEIGHTS, strict=True)])
+    numpyro.factor("mixture", jax.scipy.special.logsumexp(comp))
+
+
+COV = np.array([[0.5, 0.3], [0.3, 0.4]])  # eigenvalues below 1: no floor applies
+MEAN = np.array([0.3, -0.2])
+
+
+def correlated() -> None:
+    numpyro.sample("v", dist.MultivariateNormal(jnp.asarray(MEAN), jnp.asarray(COV)))
+
+
+def test_both_optima_are_reported_with_their_density_gap() -> None:
+    init, report = optimum_starts(two_modes, (), {}, num_chains=4, seed=1, n_starts=24)
+    assert report.n_starts == 24 and report.failed_starts == 0
+    assert len(report.optima) == 2, report.to_dict()
+    best, other = report.optima
+    assert best.position["x"][0] == pytest.approx(1.5, abs=0.01)
+    assert other.position["x"][0] == pytest.approx(-1.5, abs=0.01)
+    # the prior tilts the two peaks slightly; the gap is ln(0.8/0.2) plus that tilt
+    tilt = (dist.Normal(0.0, 3.0).log_prob(1.5) - dist.Normal(0.0, 3.0).log_prob(-1.5))
+    assert other.delta == pytest.approx(np.log(4.0) + float(tilt), abs=0.01)
+    assert best.starts + other.starts == 24 and best.delta == 0.0
+    assert init["x"].shape == (4,)
+    assert np.all(np.abs(np.asarray(init["x"]) - 1.5) < 6 * WIDTH)
+
+
+def test_laplace_covariance_of_a_gaussian_posterior_is_its_covariance() -> None:
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import initialize_model
+
+    info = initialize_model(jax.random.PRNGKey(0), correlated)
+    _, unravel = ravel_pytree(info.param_info.z)
+
+    def potential(x):
+        return info.potential_fn(unravel(x))
+
+    np.testing.assert_allclose(laplace_covariance(potential, MEAN), COV, rtol=1e-4)
+    init, report = optimum_starts(correlated, (), {}, num_chains=400, seed=0, n_starts=4)
+    assert len(report.optima) == 1 and report.optima[0].starts == 4
+    np.testing.assert_allclose(report.optima[0].position["v"], MEAN, atol=1e-3)
+    draws = np.asarray(init["v"], np.float64)
+    np.testing.assert_allclose(np.cov(draws.T), COV, atol=0.15)
+
+
+def test_chains_started_at_the_optimum_agree_where_prior_starts_split() -> None:
+    def ends(start: str) -> np.ndarray:
+        sampler = BlockSampler(two_modes, config=SamplerConfig(
+            num_chains=8, num_warmup=100, block_size=100, seed=3, start=start))
+        block = sampler.sample_block(sampler.warmup())
+        return np.asarray(block.draws["x"]).mean(axis=1), sampler
+
+    prior_means, _ = ends("prior")
+    assert (prior_means < 0).any() and (prior_means > 0).any(), prior_means
+    optimum_means, sampler = ends("optimum")
+    assert np.all(np.abs(optimum_means - 1.5) < 3 * WIDTH), optimum_means
+    assert sampler.start_report is not None and len(sampler.start_report.optima) == 2
+
+
+def test_an_unknown_start_is_refused() -> None:
+    with pytest.raises(SamplerConfigError, match="start='map'"):
+        SamplerConfig(start="map")
+    with pytest.raises(SamplerConfigError, match="n_starts=0"):
+        SamplerConfig(start="optimum", n_starts=0)
