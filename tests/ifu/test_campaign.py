@@ -19,7 +19,7 @@ from scipy import stats
 
 from exocube.catalog import Campaign, Fit, TaskResult, session_scope, upgrade
 from exocube.errors import CatalogError
-from exocube.ifu import FitBudget, FitSettings, WorkQueue
+from exocube.ifu import CampaignError, FitBudget, FitSettings, WorkQueue
 from exocube.ifu.broker import BrokerUnavailableError, Task, store_result
 from exocube.ifu.campaign import (
     CampaignMismatchError,
@@ -29,11 +29,14 @@ from exocube.ifu.campaign import (
     inject_recover_spec,
     jackknife_groups,
     register,
+    representable_truth,
     status,
     submit,
     task_rng,
     tasks_of,
 )
+from exocube.ifu.forward import ForwardModel
+from exocube.ifu.params import check_params
 from exocube.ifu.priors import priors_for
 
 SHORT = FitBudget(warmup=100, block_size=50, max_draws=100)
@@ -62,6 +65,30 @@ def test_tasks_are_deterministic_from_seed_and_index():
     priors = a.priors_of("bowshock")
     assert draw_truth(priors, task_rng(a, 5)) == draw_truth(priors, task_rng(b, 5))
     assert draw_truth(priors, task_rng(a, 5)) != draw_truth(priors, task_rng(a, 6))
+
+
+def test_truths_beyond_the_velocity_window_are_redrawn_and_counted():
+    spec = small_spec(seed=16, n=1, snr=[10], models=["bowshock"])
+    fm = ForwardModel.build("bowshock", spec.footprint.build(), spec.fit["z"], psf=None)
+    priors = spec.priors_of("bowshock")
+    redraws = []
+    for index in range(12):
+        direct = draw_truth(priors, task_rng(spec, index))
+        truth, n = representable_truth(spec, "bowshock", task_rng(spec, index))
+        assert fm.reach(check_params("bowshock", truth)) <= fm.window_kms
+        if n == 0:  # nothing rejected: the same draw as before, so old tasks are unchanged
+            assert truth == direct
+        else:
+            assert fm.reach(check_params("bowshock", direct)) > fm.window_kms
+        redraws.append(n)
+    assert sum(redraws) > 0, redraws  # the default priors reach past +-1500 km/s at times
+
+
+def test_priors_that_never_fit_the_window_are_refused_naming_it():
+    far = campaign_priors("bowshock", {"v_sys": ["fixed", 900.0], "v_far": ["fixed", 700.0]})
+    spec = small_spec(models=["bowshock"], priors={"bowshock": far})
+    with pytest.raises(CampaignError, match=r"velocity window of \+-1500 km/s"):
+        representable_truth(spec, "bowshock", task_rng(spec, 0))
 
 
 def test_truths_are_drawn_from_the_priors():

@@ -55,7 +55,9 @@ from exocube.ifu.fit import (
     prepare,
     start,
 )
+from exocube.ifu.forward import ForwardModel
 from exocube.ifu.instrument import GaussianPSF, ResolvingPower
+from exocube.ifu.params import check_params
 from exocube.ifu.priors import Prior, priors_for, priors_json
 from exocube.ifu.sampling import SamplerConfig
 from exocube.ifu.synth import synthesize
@@ -65,6 +67,7 @@ log = logging.getLogger(__name__)
 
 KINDS = ("inject-recover", "jackknife")
 DEFAULT_QUEUE = "exocube:ifu"
+MAX_TRUTH_DRAWS = 1000  # draws per task before a campaign's priors are called unusable
 MODELS = ("bowshock", "disk")
 # The package's synthetic footprint: Halpha and [NII] at z = 0.964 in the GO-3149
 # channel spacing (0.000636 um), 9 x 9 spaxels of the GO-3149 footprint.
@@ -435,7 +438,7 @@ def run_inject_recover(db_url: str, spec: CampaignSpec, index: int) -> dict[str,
     """Draw a truth, synthesise its cube, fit every model, compare them; the result."""
     d = spec.describe(index)
     rng = task_rng(spec, index)
-    truth = draw_truth(spec.priors_of(d["truth_model"]), rng)
+    truth, redraws = representable_truth(spec, d["truth_model"], rng)
     noise_seed, fit_seed = (int(x) for x in rng.integers(0, 2**31 - 1, size=2))
     t0 = time.monotonic()
     cube, err_scale = synthetic_cube(spec, d["truth_model"], truth, d["snr"], noise_seed)
@@ -454,20 +457,42 @@ def run_inject_recover(db_url: str, spec: CampaignSpec, index: int) -> dict[str,
     seconds["loo"] = time.monotonic() - t0
     return {"kind": spec.kind, "index": index, **d, "truth": truth,
             "free": {m: p.free for m, p in problems.items()}, "noise_seed": noise_seed,
-            "fit_seed": fit_seed, "err_scale": err_scale, "cube_sha256": cube.sha256,
+            "fit_seed": fit_seed, "truth_redraws": redraws, "err_scale": err_scale,
+            "cube_sha256": cube.sha256,
             "fits": fits, "loo": loo, "loo_note": loo_note, "seconds": seconds}
 
 
 def synthetic_cube(spec: CampaignSpec, model: str, truth: Mapping[str, float], snr: float,
                    seed: int) -> tuple[IFUCube, float]:
     """The model's cube at ``truth`` on the spec's footprint with noise at peak S/N ``snr``."""
-    f = spec.fit
-    psf = GaussianPSF(fwhm_arcsec=f["psf_fwhm"]) if f["psf_fwhm"] > 0 else None
-    res = synthesize(model, dict(truth), _footprint(spec.footprint), z=f["z"], snr=snr,
-                     seed=seed, psf=psf,
-                     resolving_power=ResolvingPower.linear(f["resolving_power"]),
-                     window_kms=f["window_kms"])
+    res = synthesize(model, dict(truth), _footprint(spec.footprint), z=spec.fit["z"],
+                     snr=snr, seed=seed, **_instrument(spec))
     return res.cube, float(res.truth["noise"]["err_scale"])
+
+
+def representable_truth(spec: CampaignSpec, model: str,
+                        rng: np.random.Generator) -> tuple[dict[str, float], int]:
+    """A truth drawn from the priors whose lines stay inside the forward model's velocity
+    window (a cube of any other cannot be made), and how many draws were rejected first."""
+    fm = ForwardModel.build(model, _footprint(spec.footprint), spec.fit["z"],
+                            **_instrument(spec))
+    priors = spec.priors_of(model)
+    for rejected in range(MAX_TRUTH_DRAWS):
+        truth = draw_truth(priors, rng)
+        if fm.reach(check_params(model, truth)) <= fm.window_kms:
+            return truth, rejected
+    raise CampaignError(
+        f"{MAX_TRUTH_DRAWS} truths drawn from the {model} priors all reach beyond the "
+        f"model's velocity window of +-{fm.window_kms:.0f} km/s: narrow the v_sys, speed "
+        "or sigma priors, or fit with a larger window_kms")
+
+
+def _instrument(spec: CampaignSpec) -> dict[str, Any]:
+    """PSF, resolving power and velocity window of the spec (synthesis and its check)."""
+    f = spec.fit
+    return {"psf": GaussianPSF(fwhm_arcsec=f["psf_fwhm"]) if f["psf_fwhm"] > 0 else None,
+            "resolving_power": ResolvingPower.linear(f["resolving_power"]),
+            "window_kms": f["window_kms"]}
 
 
 @lru_cache(maxsize=4)

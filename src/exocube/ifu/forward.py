@@ -229,6 +229,13 @@ class ForwardModel:
                    cube.unit, window_kms=window)
 
     # -- parameters ---------------------------------------------------------------------
+    def reach(self, checked: Mapping[str, float]) -> float:
+        """How far (km/s) from each line's rest velocity the lines of the checked
+        parameters reach: the largest |velocity| plus 4 sigma (intrinsic and LSF)."""
+        lsf_kms = C_KMS * max(float(np.max(b.sigma_lsf_um / b.observed_um))
+                              for b in self.blocks)
+        return velocity_reach(self.kind, checked) + 4.0 * math.hypot(checked["sigma"], lsf_kms)
+
     def params(self, values: Mapping[str, float] | None = None) -> dict[str, jnp.ndarray]:
         """Checked parameters (defaults filled) as float32 JAX scalars.
 
@@ -237,9 +244,7 @@ class ForwardModel:
         must not exceed ``window_kms`` (build the model with a larger one otherwise).
         """
         checked = check_params(self.kind, dict(values or {}))
-        lsf_kms = C_KMS * max(float(np.max(b.sigma_lsf_um / b.observed_um))
-                              for b in self.blocks)
-        reach = velocity_reach(self.kind, checked) + 4.0 * math.hypot(checked["sigma"], lsf_kms)
+        reach = self.reach(checked)
         if reach > self.window_kms:
             raise ModelParameterError(
                 "velocities", f"+-{reach:.0f} km/s", f"within the model's window of "
