@@ -349,6 +349,11 @@ def _print_fit(summary: dict) -> None:
         raise typer.Exit(code=NOT_CONVERGED_EXIT)
 
 
+START_HELP = ("Where the chains start: optimum (Laplace draws at the best of 16 local "
+              "posterior optima, every optimum reported) or prior (random prior points).")
+Start = Annotated[str, typer.Option(help=START_HELP)]
+
+
 @app.command()
 def fit(
     cube: Annotated[Path, typer.Argument(help="An s3d FITS cube.")],
@@ -367,6 +372,8 @@ def fit(
     warmup: Annotated[int, typer.Option(help="Warm-up draws per chain.")] = 500,
     block_size: Annotated[int, typer.Option(help="Draws per committed block.")] = 250,
     seed: Annotated[int, typer.Option(help="Sampler seed.")] = 0,
+    start_at: Annotated[str, typer.Option("--start", help=START_HELP)
+                        ] = "prior",
     z: Annotated[float, typer.Option(help="Redshift.")] = 0.964,
     lines: Annotated[list[str] | None, typer.Option(
         help="Lines to fit (default: every model line in the band).")] = None,
@@ -412,10 +419,11 @@ def fit(
                   else priors_for(model.value))
         problem = prepare(cube, settings, priors)
         config = SamplerConfig(num_chains=chains, num_warmup=warmup, block_size=block_size,
-                               seed=seed)
+                               seed=seed, start=start_at)
         err_console.print(f"warm-up of {chains} chains x {warmup} draws", highlight=False)
         fit_id = start(store, problem, config, on_created=lambda i: err_console.print(
             f"fit {i} created", highlight=False))
+        _print_optima(problem.sampler(config).start_report)
     summary = _run_fit(store, problem, fit_id, draws=draws, until_converged=until_converged,
                        max_draws=max_draws, max_seconds=max_seconds)
     if netcdf is not None and summary["status"] == "converged":
@@ -424,6 +432,14 @@ def fit(
         summary["netcdf"] = str(store.export_netcdf(fit_id, netcdf,
                                                     log_likelihood={"cube": loglik}))
     _print_fit(summary)
+
+
+def _print_optima(report) -> None:
+    if report is None:
+        return
+    gaps = ", ".join(f"{o.delta:.1f} ({o.starts})" for o in report.optima[:6])
+    print(f"chains start at the best of {len(report.optima)} optima from {report.n_starts} "
+          f"starts; gaps to it in nats (starts): {gaps}")
 
 
 @app.command()

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from exocube.cli.ifu import _settings, _split, _store, progress_bar
+from exocube.cli.ifu import Start, _settings, _split, _store, progress_bar
 
 app = typer.Typer(name="campaign", help="Inject-recover and jackknife campaigns of fits, "
                   "run by `exocube ifu worker` processes or on Dask.", no_args_is_help=True)
@@ -33,9 +33,6 @@ Redshift = Annotated[float, typer.Option(help="Redshift.")]
 Lines = Annotated[list[str] | None, typer.Option(help="Lines to fit.")]
 ContinuumDegree = Annotated[int, typer.Option(help="Continuum polynomial degree.")]
 ResolvingPower = Annotated[float, typer.Option(help="R at 1.2893 um.")]
-Start = Annotated[str, typer.Option(
-    help="Where each fit's chains start: optimum (Laplace draws at the best of 16 local "
-         "posterior optima, all optima recorded) or prior (random prior points).")]
 
 
 def _budget(chains: int, warmup: int, block_size: int, max_draws: int,
