@@ -91,6 +91,27 @@ def test_preference_counts_positive_and_decisive_elpd_differences():
     assert cr.elpd_difference(recs[2]) == (pytest.approx(-5.0), 1.0)
 
 
+def with_optima(rec: dict, *gaps: float) -> dict:
+    rec["fits"][rec["truth_model"]]["start"] = {
+        "n_starts": 16, "failed_starts": 0,
+        "optima": [{"potential": 10.0 + g, "delta": g, "starts": 1, "position": {}}
+                   for g in (0.0, *gaps)]}
+    return rec
+
+
+def test_second_optima_near_the_best_are_counted_for_converged_optimum_starts():
+    recs = [with_optima(record(0.0, 0.0, 1.0), 0.6, 9.0),   # second optimum 0.6 nats away
+            with_optima(record(0.0, 0.0, 1.0), 12.0),       # far: not counted
+            with_optima(record(0.0, 0.0, 1.0)),             # one optimum only
+            with_optima(record(0.0, 0.0, 1.0, converged=False), 0.1),  # not converged
+            record(0.0, 0.0, 1.0)]                          # prior start: no record
+    (row,) = cr.optima_table(recs)
+    assert (row.started, row.second_optimum, row.closest_nats) == (3, 1, 0.6)
+    text = cr.markdown("ir-x", "inject-recover", recs, n_tasks=5)
+    assert "| bowshock | 10 | 3 | 1 | 0.6 |" in text
+    assert "Second optima" not in cr.markdown("ir-x", "inject-recover", recs[-1:], 1)
+
+
 def test_jackknife_se_is_the_delete_one_formula():
     medians = [1.0, 2.0, 3.0, 4.0]
     recs = [{"model": "disk", "subset": 0, "free": ["a"], "fit": fit(2.5, 0.5)}]

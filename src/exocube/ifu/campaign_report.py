@@ -11,6 +11,10 @@ Inject-recover (one record per task: truth, each model's fit, the LOO comparison
   the larger PSIS-LOO ELPD (difference > 0) and how often by more than 2 standard
   errors of the difference.
 
+- **second optima**: of the true model's converged fits started at the posterior optimum
+  (``--start optimum``), how many found another optimum within ``SECOND_OPTIMUM_NATS``
+  of the best one: posterior mass the chains, all started at the best, may not visit.
+
 Fits that did not pass the gate are counted in their own column (``not converged``)
 and enter no fraction. Jackknife: per model and parameter, the full cube's posterior
 median and sd, and the delete-one-group jackknife standard error of the median,
@@ -29,6 +33,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 CALIBRATED = (0.85, 0.95)
+SECOND_OPTIMUM_NATS = 3.0  # an optimum this close to the best holds a few % of its density or more
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,31 @@ class JackknifeRow:
     @property
     def ratio(self) -> float:
         return self.jackknife_se / self.full_sd if self.full_sd > 0 else math.nan
+
+
+@dataclass(frozen=True)
+class OptimaRow:
+    truth_model: str
+    snr: float
+    started: int  # converged fits of the true model started at the optimum
+    second_optimum: int  # of those, with another optimum within SECOND_OPTIMUM_NATS
+    closest_nats: float  # the smallest gap to a second optimum among them (nan: none)
+
+
+def optima_table(records: Iterable[Mapping[str, Any]]) -> list[OptimaRow]:
+    rows = []
+    for (model, snr), group in _groups(records).items():
+        gaps = [_second_gap(_true_fit(r)) for r in group if _true_fit(r)["converged"]
+                and _true_fit(r).get("start")]
+        close = [g for g in gaps if g <= SECOND_OPTIMUM_NATS]
+        rows.append(OptimaRow(model, snr, len(gaps), len(close),
+                              min(gaps) if gaps else math.nan))
+    return rows
+
+
+def _second_gap(fit: Mapping[str, Any]) -> float:
+    optima = fit["start"]["optima"]
+    return float(optima[1]["delta"]) if len(optima) > 1 else math.inf
 
 
 def _true_fit(record: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -226,6 +256,14 @@ def inject_recover_markdown(campaign_id: str, records: Sequence[Mapping[str, Any
                  _f(r.fraction, ".2f"), str(r.preferred_2se), _f(r.fraction_2se, ".2f"),
                  str(r.not_compared)) for r in pref]),
     ]
+    optima = [r for r in optima_table(records) if r.started]
+    if optima:
+        parts += [
+            f"Second optima within {SECOND_OPTIMUM_NATS:g} nats of the best (converged fits of "
+            "the true model started at the optimum; their chains may miss that mass):",
+            _table(["truth", "S/N", "started at optimum", "second optimum", "closest (nats)"],
+                   [(r.truth_model, f"{r.snr:g}", str(r.started), str(r.second_optimum),
+                     _f(r.closest_nats, ".1f")) for r in optima])]
     return "\n\n".join(parts) + "\n"
 
 
@@ -261,7 +299,8 @@ def tables_json(kind: str, records: Sequence[Mapping[str, Any]]) -> dict[str, An
         return {"jackknife": rows(jackknife_table(records), ["ratio"])}
     return {"coverage": rows(coverage_table(records), ["coverage", "se", "calibrated"]),
             "bias": rows(bias_table(records), []),
-            "preference": rows(preference_table(records), ["fraction", "fraction_2se"])}
+            "preference": rows(preference_table(records), ["fraction", "fraction_2se"]),
+            "optima": rows(optima_table(records), [])}
 
 
 # -- figures ---------------------------------------------------------------------------
