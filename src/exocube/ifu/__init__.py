@@ -13,7 +13,8 @@
 - :mod:`~exocube.ifu.fetch`: a JWST program's products through ``exocube.acquire``.
 - Inference: :mod:`~exocube.ifu.likelihood` (Gaussian per voxel, continuum integrated
   out), :mod:`~exocube.ifu.priors`, :mod:`~exocube.ifu.fit` (fits, comparison),
-  :mod:`~exocube.ifu.sampling` (NUTS in blocks), :mod:`~exocube.ifu.evidence` (ln Z by
+  :mod:`~exocube.ifu.sampling` (NUTS in blocks; chain starts at posterior optima in
+  :mod:`~exocube.ifu.optima`), :mod:`~exocube.ifu.evidence` (ln Z by
   nested sampling, Bayes factors), :mod:`~exocube.ifu.chains` (durable
   chains), :mod:`~exocube.ifu.gate` (convergence gate), :mod:`~exocube.ifu.broker`
   (work queue), :mod:`~exocube.ifu.fitplots` (figures).

@@ -17,7 +17,7 @@ and bitwise reproducible for a fixed ``num_chains``. ``sequential`` is available
 ``start="prior"`` (the default) starts the chains at random points of the prior
 (numpyro's ``init_to_uniform``); ``start="optimum"`` starts them at Laplace draws around
 the best of ``n_starts`` local optima of the posterior and records what the optimisation
-found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.start`).
+found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.optima`).
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ from numpyro.infer import NUTS
 
 from exocube.errors import ExocubeError
 from exocube.ifu.gate import GateConfig, GateReport, diagnose
-from exocube.ifu.start import StartReport, optimum_starts
+from exocube.ifu.optima import StartReport, optimum_starts
 
 log = logging.getLogger(__name__)
 for _noisy in ("jax._src.xla_bridge", "jax._src.dispatch"):

@@ -10,8 +10,8 @@ import numpyro.distributions as dist
 import pytest
 
 from exocube.ifu._jax import jax, jnp
+from exocube.ifu.optima import laplace_covariance, optimum_starts
 from exocube.ifu.sampling import BlockSampler, SamplerConfig, SamplerConfigError
-from exocube.ifu.start import laplace_covariance, optimum_starts
 
 MODES, WEIGHTS, WIDTH = (-1.5, 1.5), (0.2, 0.8), 0.15
 
