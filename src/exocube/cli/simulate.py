@@ -115,12 +115,8 @@ def ship(
     """Write a finished ensemble's time-mean run files and its manifest (docs/gcm.md)."""
     runs = ship_ensemble(out, to)
     for run in runs:
-        line = f"{run.run_id}: {run.status}, {run.years_run} years"
-        if run.equilibrated is not None:
-            line += " equilibrated" if run.equilibrated else " not equilibrated"
-        if run.ts_global_mean_k is not None:
-            line += f", ts {run.ts_global_mean_k:.1f} K"
-        print(line + (f": {run.error}" if run.error else ""))
+        print(_run_line(f"{run.run_id}: {run.status}, {run.years_run} years",
+                        run.equilibrated, run.ts_global_mean_k, run.error))
     print(f"{sum(r.status == 'complete' for r in runs)} of {len(runs)} runs shipped in {to}")
 
 
@@ -137,12 +133,18 @@ def status(
         print(markdown_table(rows))
     else:
         for r in rows:
-            line = f"{r.run_id}: {r.status}, {r.years_done} of {r.years_target} years"
-            if r.equilibrated is not None:
-                line += ", equilibrated" if r.equilibrated else ", not equilibrated"
-            if r.ts_global_mean_k is not None:
-                line += f", ts {r.ts_global_mean_k:.1f} K"
-            print(line + (f": {r.error}" if r.error else ""))
+            print(_run_line(f"{r.run_id}: {r.status}, {r.years_done} of {r.years_target} years",
+                            r.equilibrated, r.ts_global_mean_k, r.error))
     counts = {s: sum(r.status == s for r in rows) for s in sorted({r.status for r in rows})}
     print(f"{len(rows)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items())
           + f"; {sum(r.model_hours for r in rows):.1f} model hours so far")
+
+
+def _run_line(head: str, equilibrated: bool | None, ts_k: float | None,
+              error: str | None) -> str:
+    """One run's line: status and years, then its equilibrium flag, ts and error if any."""
+    if equilibrated is not None:
+        head += ", equilibrated" if equilibrated else ", not equilibrated"
+    if ts_k is not None:
+        head += f", ts {ts_k:.1f} K"
+    return head + (f": {error}" if error else "")
