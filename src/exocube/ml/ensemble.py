@@ -156,9 +156,9 @@ def load_member(member: Member, index: int) -> SurrogateTask:
 def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:
     """Every member of ``manifest``; they must share the first member's data spec."""
     tasks = [load_member(m, i) for i, m in enumerate(manifest.members)]
-    first = tasks[0].spec.to_dict()
+    first = _spec_text(tasks[0])
     for i, task in enumerate(tasks[1:], start=1):
-        if task.spec.to_dict() != first:
+        if _spec_text(task) != first:
             raise ModelUnavailableError(
                 f"ensemble {manifest.name!r}: member {i} was trained on another data spec "
                 "(store version, variables, grid or split) than member 0; an ensemble's "
@@ -168,6 +168,11 @@ def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:
                                         "0 differ in having the scalar head")
     log.info("loaded ensemble %s: %d members", manifest.name, len(tasks))
     return tasks
+
+
+def _spec_text(task: SurrogateTask) -> str:
+    """The data spec as canonical JSON (its statistics hold NaN, which != itself)."""
+    return json.dumps(task.spec.to_dict(), sort_keys=True)
 
 
 def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],
