@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.special import ndtr
 
-from exocube.ml.ensemble import mean_and_std
+from exocube.ml.ensemble import mean_and_std, scale_spread
 from exocube.ml.uncertainty import (
     COVERAGE_LEVELS,
     coverage,
@@ -151,3 +151,18 @@ def test_ensemble_std_is_numpys_sample_std() -> None:
     mean, std = mean_and_std(stack)
     np.testing.assert_allclose(std, np.std(stack.astype(np.float64), axis=0, ddof=1))
     np.testing.assert_allclose(mean, stack.astype(np.float64).mean(axis=0))
+
+
+def test_spread_scale_fitted_on_one_draw_calibrates_another() -> None:
+    members, truth = _synthetic(4, 0.3, seed=3)
+    mask = np.ones(truth.shape, bool)
+    before = spread_skill(members, truth, mask, LAT)["spread_skill"]
+    factor = 1 / before
+    scaled = scale_spread(members, factor)
+    np.testing.assert_allclose(scaled.mean(axis=0), members.mean(axis=0), atol=1e-9)
+    np.testing.assert_allclose(scaled.std(axis=0, ddof=1), factor * members.std(axis=0, ddof=1),
+                               rtol=1e-9)
+    assert spread_skill(scaled, truth, mask, LAT)["spread_skill"] == pytest.approx(1.0)
+    other_members, other_truth = _synthetic(4, 0.3, seed=4)
+    held_out = spread_skill(scale_spread(other_members, factor), other_truth, mask, LAT)
+    assert held_out["spread_skill"] == pytest.approx(1.0, abs=0.05)

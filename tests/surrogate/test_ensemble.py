@@ -165,3 +165,30 @@ def test_evaluate_an_ensemble(tiny_ensemble: TinyEnsemble, tiny_model: TinyModel
     assert "Uncertainty: deep ensemble of 3 members" in report
     assert "calibration.png" in report and (out / "calibration.png").is_file()
     assert "Per-run lat-weighted RMSE" in report
+
+
+def test_calibrated_ensemble_scales_std_to_spread_skill_one_on_val(
+        tiny_ensemble: TinyEnsemble, tiny_model: TinyModel, tmp_path: Path) -> None:
+    manifest = tmp_path / "calibrated.json"
+    ens_id = make_ensemble(tiny_ensemble.database_url, list(tiny_ensemble.member_ids), "cal",
+                           manifest, calibrate=True, store_database_url=tiny_model.database_url)
+    scale = read_manifest(manifest).std_scale
+    assert set(scale) == {"ta", "ua", "va", "hus", "zg", "ps", "ts", "global_mean_ts",
+                          "day_night_contrast", "habitable_fraction"}
+    assert all(v > 0 for v in scale.values())
+    plain = _surrogate(tiny_ensemble.database_url, tiny_ensemble.ensemble_id)
+    cal = _surrogate(tiny_ensemble.database_url, ens_id)
+    params = _planet(plain)
+    p, q = plain.predict(params, "joint"), cal.predict(params, "joint")
+    np.testing.assert_array_equal(q.fields["ta"], p.fields["ta"])  # the mean is unchanged
+    np.testing.assert_allclose(q.fields_std["ta"], p.fields_std["ta"] * scale["ta"], rtol=1e-5)
+    assert q.scalars_std["global_mean_ts"] == pytest.approx(
+        p.scalars_std["global_mean_ts"] * scale["global_mean_ts"], rel=1e-5)
+    assert q.metadata()["uncertainty"]["std_scale"] == scale
+    # scored on the runs it was fitted on, every spread-skill ratio is 1
+    result = evaluate_checkpoint(str(manifest), tiny_ensemble.store, out_dir=tmp_path / "e",
+                                 with_baselines=False, split="val",
+                                 database_url=tiny_model.database_url)
+    u = result.metrics["uncertainty"]
+    for name, r in {**u["variables"], **u["scalars"]}.items():
+        assert r["spread_skill"] == pytest.approx(1.0, rel=1e-6), name

@@ -83,13 +83,17 @@ def ensemble(
     name: Annotated[str, typer.Option(help="The ensemble's catalogue name.")] = "ensemble",
     manifest: Annotated[Path | None, typer.Option(
         help="Where to write its manifest (default: <home>/ensembles/NAME.json).")] = None,
+    calibrate: Annotated[bool, typer.Option(
+        help="Scale each variable's spread so its spread-skill ratio is 1 on the members' "
+        "validation runs.")] = False,
     url: UrlOpt = None,
 ) -> None:
     """Record trained models as one deep ensemble: its predictions are the members' mean,
     with their standard deviation as <var>_std."""
     from exocube.surrogate import make_ensemble
 
-    model_id = make_ensemble(url or get_settings().database_url, model_ids, name, manifest)
+    model_id = make_ensemble(url or get_settings().database_url, model_ids, name, manifest,
+                             calibrate)
     console.print(f"ensemble {model_id} ({name}) of models {', '.join(map(str, model_ids))} "
                   "recorded; it answers when promoted (`exocube models promote "
                   f"{model_id}`) or chosen (--model {model_id})", highlight=False,

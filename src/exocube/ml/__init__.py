@@ -14,7 +14,7 @@ from exocube.ml.ensemble import (
     read_manifest,
     write_manifest,
 )
-from exocube.ml.evaluate import evaluate_checkpoint
+from exocube.ml.evaluate import evaluate_checkpoint, fit_spread_scale
 from exocube.ml.hull import ExtrapolationWarning, distance_to_hull
 from exocube.ml.record import CatalogueRecorder, record_model
 from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS, denormalise_scalars
@@ -47,6 +47,7 @@ __all__ = [
     "denormalise_scalars",
     "distance_to_hull",
     "evaluate_checkpoint",
+    "fit_spread_scale",
     "load_members",
     "mean_and_std",
     "read_manifest",

@@ -6,7 +6,8 @@ same data (same store version, spec and split) from different seeds, e.g. N runs
 
     {"format": "exocube-ensemble", "version": 1, "name": "...",
      "members": [{"checkpoint": "/abs/path/best.ckpt", "sha256": "...",
-                  "model_id": 3}, ...]}
+                  "model_id": 3}, ...],
+     "std_scale": {"ta": 1.4, ...}}
 
 Loading verifies every member's file and SHA-256 and that the members share one data
 spec; a missing, changed or unreadable member is a ModelUnavailableError naming it by
@@ -16,6 +17,11 @@ The ensemble's prediction is the members' mean; its uncertainty the members' sam
 standard deviation (``ddof=1``) at every point. The evaluation widens it by
 ``sqrt((N+1)/N)`` for the predictive spread of a finite ensemble
 (:mod:`exocube.ml.uncertainty`); predictions report the plain sample std.
+
+``std_scale`` (optional, per variable and scalar) is a post-hoc spread calibration
+fitted on the validation runs (``exocube models ensemble --calibrate``): the members'
+deviations from their mean are multiplied by it, so the std is ``std_scale`` times the
+members' sample std, in predictions and in the evaluation alike (the mean is unchanged).
 """
 
 from __future__ import annotations
@@ -23,9 +29,10 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +64,14 @@ class EnsembleManifest:
 
     name: str
     members: tuple[Member, ...]
+    std_scale: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": self.name,
-                "members": [m.__dict__ for m in self.members]}
+        out = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": self.name,
+               "members": [m.__dict__ for m in self.members]}
+        if self.std_scale:
+            out["std_scale"] = dict(self.std_scale)
+        return out
 
 
 def sha256_of(path: str | Path) -> str:
@@ -77,7 +88,8 @@ def is_manifest(path: str | Path) -> bool:
 
 
 def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
-                   model_ids: Sequence[int | None] | None = None) -> EnsembleManifest:
+                   model_ids: Sequence[int | None] | None = None,
+                   std_scale: dict[str, float] | None = None) -> EnsembleManifest:
     """Write the manifest of ``checkpoints`` (hashing each) to ``path``; return it."""
     if len(checkpoints) < MIN_MEMBERS:
         raise ModelUnavailableError(f"an ensemble needs at least {MIN_MEMBERS} members, got "
@@ -89,7 +101,7 @@ def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
         if not file.is_file():
             raise ModelUnavailableError(f"ensemble member {i} ({ckpt}): no such checkpoint")
         members.append(Member(str(file), sha256_of(file), ids[i]))
-    manifest = EnsembleManifest(name, tuple(members))
+    manifest = EnsembleManifest(name, tuple(members), dict(std_scale or {}))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(manifest.to_dict(), indent=1))
@@ -129,7 +141,19 @@ def read_manifest(path: str | Path) -> EnsembleManifest:
         mid = m.get("model_id")
         members.append(Member(m["checkpoint"], m["sha256"], mid if isinstance(mid, int)
                               else None))
-    return EnsembleManifest(str(doc.get("name", Path(path).stem)), tuple(members))
+    return EnsembleManifest(str(doc.get("name", Path(path).stem)), tuple(members),
+                            _std_scale(doc.get("std_scale", {})))
+
+
+def _std_scale(raw: object) -> dict[str, float]:
+    """The manifest's ``std_scale``: names to positive finite factors."""
+    ok = isinstance(raw, dict) and all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0 for k, v in raw.items())
+    if not ok:
+        raise ModelUnavailableError("the ensemble manifest's 'std_scale' must map variable "
+                                    "names to positive finite numbers")
+    return {k: float(v) for k, v in raw.items()}  # type: ignore[union-attr]
 
 
 def load_member(member: Member, index: int) -> SurrogateTask:
@@ -180,3 +204,11 @@ def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],
     """Members' mean and sample standard deviation (``ddof=1``) over axis 0."""
     values = np.asarray(stack, dtype=np.float64)
     return values.mean(axis=0), values.std(axis=0, ddof=1)
+
+
+def scale_spread(stack: NDArray[np.floating[Any]], factor: float) -> NDArray[np.float64]:
+    """The members ``stack`` (axis 0) with their deviations from the mean times ``factor``:
+    the same mean, ``factor`` times the std."""
+    values = np.asarray(stack, dtype=np.float64)
+    mean = values.mean(axis=0)
+    return mean + factor * (values - mean)

@@ -9,7 +9,8 @@ metrics of :mod:`exocube.ml.field_metrics`, the figures of
 ``checkpoint`` may be an ensemble manifest (:mod:`exocube.ml.ensemble`): then
 ``unet`` is the ensemble mean, ``unet_member_0`` its first member alone, and the
 ensemble's calibration (spread-skill, CRPS, interval coverage, a calibration
-plot) is added.
+plot) is added, with the manifest's ``std_scale`` applied (fitted on the
+validation runs by :func:`fit_spread_scale`).
 
 Output: ``metrics.json``, ``report.md`` and PNG figures in one directory.
 """
@@ -30,11 +31,12 @@ import torch
 from exocube.errors import StoreError
 from exocube.ml.baselines import Samples, collect, make_baselines
 from exocube.ml.datamodule import CubeDataModule, RunWindowDataset
-from exocube.ml.ensemble import is_manifest, load_members, read_manifest
+from exocube.ml.ensemble import is_manifest, load_members, read_manifest, scale_spread
 from exocube.ml.field_metrics import field_metrics, uncertainty_metrics
 from exocube.ml.figures import calibration_figure, make_figures
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
 from exocube.ml.scores import (
+    Array,
     Prediction,
     Scores,
     field_scalars,
@@ -44,6 +46,7 @@ from exocube.ml.scores import (
 )
 from exocube.ml.spec import DataSpec
 from exocube.ml.task import SurrogateTask
+from exocube.ml.uncertainty import spread_skill
 
 log = logging.getLogger(__name__)
 
@@ -104,11 +107,62 @@ def ensemble_mean(members: Sequence[Prediction]) -> Prediction:
                       np.mean(scalars, axis=0) if scalars is not None else None)
 
 
-def load_models(checkpoint: str) -> list[SurrogateTask]:
-    """The checkpoint's model, or every member of an ensemble manifest."""
+def load_models(checkpoint: str) -> tuple[list[SurrogateTask], dict[str, float]]:
+    """The checkpoint's model, or every member of an ensemble manifest and its
+    ``std_scale``."""
     if is_manifest(checkpoint):
-        return load_members(read_manifest(checkpoint))
-    return [SurrogateTask.load_from_checkpoint(checkpoint, map_location="cpu")]
+        manifest = read_manifest(checkpoint)
+        return load_members(manifest), manifest.std_scale
+    return [SurrogateTask.load_from_checkpoint(checkpoint, map_location="cpu")], {}
+
+
+def with_spread_scale(members: Sequence[Prediction], scale: dict[str, float],
+                      spec: DataSpec) -> list[Prediction]:
+    """The members with each variable's (and scalar's) spread times ``scale`` (default 1)."""
+    if not scale:
+        return list(members)
+    def scaled(arrays: list[Array], names: Sequence[str], axis: int) -> Array:
+        stack = np.stack(arrays)
+        for i, n in enumerate(names):
+            idx = (slice(None),) * (axis + 1) + (i,)
+            stack[idx] = scale_spread(stack[idx], scale.get(n, 1.0))
+        return stack
+    f3 = scaled([m.f3 for m in members], spec.variables_3d, 1)
+    f2 = scaled([m.f2 for m in members], spec.variables_2d, 1)
+    sc = (scaled([m.scalars for m in members], SCALAR_NAMES, 1)  # type: ignore[misc]
+          if all(m.scalars is not None for m in members) else None)
+    return [Prediction(f3[i], f2[i], sc[i] if sc is not None else None)
+            for i in range(len(members))]
+
+
+def fit_spread_scale(tasks: Sequence[SurrogateTask], store: str, database_url: str | None,
+                     split: str = "val") -> dict[str, float]:
+    """Per variable and scalar, the factor that makes the members' spread-skill ratio 1 on
+    ``split`` (the validation runs by default): RMSE of the mean / predictive spread."""
+    spec = tasks[0].spec
+    dm = datamodule_for(spec, store, spec.version, database_url)
+    ds = dm.make_dataset(split)
+    s = collect(ds)
+    truth = truth_of(s, ds)
+    members = [predict_model(t, s) for t in tasks]
+    pairs = [(v, np.stack([m.f3[:, i] for m in members]), truth.f3[:, i], s.m3[:, i], spec.lat)
+             for i, v in enumerate(spec.variables_3d)]
+    pairs += [(v, np.stack([m.f2[:, i] for m in members]), truth.f2[:, i], s.m2[:, i],
+               spec.lat) for i, v in enumerate(spec.variables_2d)]
+    truth_sc = field_scalars(truth.f2, spec.variables_2d, spec.lat, spec.lon,
+                             float(tasks[0].hparams.substellar_lon_deg))
+    if truth_sc is not None and all(m.scalars is not None for m in members):
+        stack = np.stack([m.scalars for m in members])  # type: ignore[misc]
+        pairs += [(n, stack[:, :, i], truth_sc[:, i], np.ones(len(truth_sc), bool), None)
+                  for i, n in enumerate(SCALAR_NAMES)]
+    scale = {}
+    for name, stack, t, mask, lat in pairs:
+        ratio = spread_skill(stack, t, mask, lat)["spread_skill"]
+        if math.isfinite(ratio) and ratio > 0:
+            scale[name] = 1.0 / ratio
+    log.info("spread scale fitted on %d %s runs: %s", len(spec.split.runs(split)), split,
+             {k: round(v, 3) for k, v in scale.items()})
+    return scale
 
 
 def baseline_predictions(s: Samples, train: Samples, test_ds: RunWindowDataset,
@@ -131,7 +185,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
                         with_baselines: bool = True, split: str = "test",
                         database_url: str | None = None) -> EvaluationResult:
     """Score ``checkpoint`` on ``split`` runs of ``store``; write JSON, figures and report."""
-    tasks = load_models(checkpoint)
+    tasks, std_scale = load_models(checkpoint)
     model = tasks[0]
     spec = model.spec
     dm = datamodule_for(spec, store, version, database_url)
@@ -139,7 +193,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
     s, train = collect(test_ds), collect(train_ds)
     truth = truth_of(s, test_ds)
     baselines, clim = baseline_predictions(s, train, test_ds, with_baselines)
-    members = [predict_model(t, s) for t in tasks]
+    members = with_spread_scale([predict_model(t, s) for t in tasks], std_scale, spec)
     ensemble = len(members) > 1
     unet = {"unet": ensemble_mean(members), "unet_member_0": members[0]} if ensemble else {
         "unet": members[0]}

@@ -162,6 +162,9 @@ class Uncertainty(BaseModel):
     n_members: int
     std: str
     members: list[int] = Field(description="The catalogue ids of the members.")
+    std_scale: dict[str, float] = Field(description="Per variable, the factor applied to "
+                                        "the members' std (fitted on the validation runs); "
+                                        "empty when uncalibrated.")
 
 
 class ScalarResponse(BaseModel):

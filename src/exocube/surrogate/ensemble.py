@@ -18,8 +18,14 @@ import sqlalchemy as sa
 
 from exocube.catalog import Model, session_scope, upgrade
 from exocube.config import get_settings
-from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.ml import load_members, read_manifest, record_model, write_manifest
+from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
+from exocube.ml import (
+    fit_spread_scale,
+    load_members,
+    read_manifest,
+    record_model,
+    write_manifest,
+)
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +48,12 @@ def _rows(database_url: str, model_ids: Sequence[int]) -> list[Model]:
 
 
 def make_ensemble(database_url: str | None, model_ids: Sequence[int], name: str,
-                  manifest_path: Path | None = None) -> int:
-    """Record the catalogue models ``model_ids`` as one ensemble; return its id."""
+                  manifest_path: Path | None = None, calibrate: bool = False,
+                  store_database_url: str | None = None) -> int:
+    """Record the catalogue models ``model_ids`` as one ensemble; return its id. With
+    ``calibrate``, fit the spread scale on the members' validation runs (their store, as
+    catalogued in ``store_database_url``, default ``database_url``) and keep it in the
+    manifest."""
     url = database_url or str(get_settings().database_url)
     if len(set(model_ids)) != len(model_ids) or len(model_ids) < 2:
         raise ParameterError("model_ids", list(model_ids), "at least 2 distinct model ids")
@@ -57,13 +67,19 @@ def make_ensemble(database_url: str | None, model_ids: Sequence[int], name: str,
     manifest = write_manifest(path, name, [r.checkpoint_uri for r in rows], list(model_ids))
     try:
         tasks = load_members(read_manifest(path))
-    except ModelUnavailableError:
+        if calibrate:
+            scale = fit_spread_scale(tasks, str(tasks[0].spec.store),
+                                     store_database_url or url)
+            manifest = write_manifest(path, name, [r.checkpoint_uri for r in rows],
+                                      list(model_ids), scale)
+    except ExocubeError:
         path.unlink()  # not an ensemble after all: leave no manifest behind, and say why
         raise
     shared = set.intersection(*(set(r.metrics or {}) for r in rows))
     metrics = {k: sum(float(r.metrics[k]) for r in rows) / len(rows) for k in sorted(shared)
                if all(isinstance(r.metrics[k], int | float) for r in rows)}
-    config = {"ensemble": {"members": list(model_ids), "n_members": len(rows)},
+    config = {"ensemble": {"members": list(model_ids), "n_members": len(rows),
+                           "std_scale": manifest.std_scale},
               "store": tasks[0].spec.store}
     model_id = record_model(name, rows[0].mode, str(path), rows[0].dataset_version, metrics,
                             config, url)

@@ -89,6 +89,8 @@ class LoadedModel:
     task: SurrogateTask
     train_encoded: NDArray[np.float64]
     members: tuple[SurrogateTask, ...] = ()
+    #: An ensemble's spread calibration (see exocube.ml.ensemble); 1 where absent.
+    std_scale: dict[str, float] = field(default_factory=dict)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -108,9 +110,11 @@ def load_checkpoint(row: Model) -> LoadedModel:
     """Load one catalogue row's checkpoint (or an ensemble row's members) on the CPU, in
     evaluation mode; ModelUnavailableError names a missing or corrupt member."""
     ensemble = (row.config or {}).get("ensemble") if isinstance(row.config, dict) else None
+    std_scale: dict[str, float] = {}
     if isinstance(ensemble, dict):
-        members = tuple(load_members(read_manifest(row.checkpoint_uri)))
-        task = members[0]
+        manifest = read_manifest(row.checkpoint_uri)
+        members = tuple(load_members(manifest))
+        task, std_scale = members[0], manifest.std_scale
     else:
         members = ()
         task = SurrogateTask.load_from_checkpoint(row.checkpoint_uri, map_location="cpu")
@@ -124,7 +128,7 @@ def load_checkpoint(row: Model) -> LoadedModel:
                  if isinstance(v, int | float)},
         members=tuple(int(i) for i in ensemble.get("members", ())) if ensemble else ())
     return LoadedModel(info=info, task=task, train_encoded=task.training_encoded(),
-                       members=members)
+                       members=members, std_scale=std_scale)
 
 
 @dataclass(frozen=True)

@@ -27,8 +27,8 @@ class Prediction:
     predicted surface, 2-D ``(lat, lon)``; empty in mode ``scalar``. ``scalars``
     is empty in mode ``datacube``. An ensemble's prediction is its members' mean, with
     their sample standard deviation (``ddof=1``) in ``fields_std`` / ``scalars_std``
-    (same keys and shapes; NaN where any member puts a level below its surface); a
-    single model's are empty.
+    (same keys and shapes; NaN where any member puts a level below its surface), times
+    the ensemble's ``std_scale`` when it has one; a single model's are empty.
     """
 
     mode: str
@@ -44,6 +44,7 @@ class Prediction:
     fields_std: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     scalars_std: dict[str, float] = field(default_factory=dict)
     n_members: int = 1
+    std_scale: dict[str, float] = field(default_factory=dict)
 
     @property
     def has_uncertainty(self) -> bool:
@@ -53,9 +54,11 @@ class Prediction:
         """How the ``*_std`` values were made (None without them)."""
         if not self.has_uncertainty:
             return None
-        return {"method": "deep ensemble", "n_members": self.n_members,
-                "std": "sample standard deviation of the members (ddof=1)",
-                "members": list(self.model.members)}
+        std = "sample standard deviation of the members (ddof=1)"
+        if self.std_scale:
+            std += ", times std_scale (fitted on the validation runs)"
+        return {"method": "deep ensemble", "n_members": self.n_members, "std": std,
+                "members": list(self.model.members), "std_scale": dict(self.std_scale)}
 
     @property
     def dataset_version(self) -> str | None:

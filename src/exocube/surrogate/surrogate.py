@@ -186,7 +186,7 @@ class Surrogate:
     def _run(self, model: LoadedModel, mode: str, rows: list[Checked], encoded: torch.Tensor
              ) -> dict[str, np.ndarray]:
         """One batched model call (one per member of an ensemble: then the members' mean,
-        and their sample std under ``<name>_std``)."""
+        and their sample std, times the ensemble's ``std_scale``, under ``<name>_std``)."""
         params, locked = model_inputs(model.task, rows, torch.float32)
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != self.torch_threads:
@@ -196,7 +196,8 @@ class Surrogate:
             outs = [_call(t, mode, params, locked, encoded) for t in model.members]
         result: dict[str, np.ndarray] = {}
         for name in outs[0]:
-            result[name], result[name + "_std"] = mean_and_std(np.stack([o[name] for o in outs]))
+            result[name], std = mean_and_std(np.stack([o[name] for o in outs]))
+            result[name + "_std"] = std * model.std_scale.get(name, 1.0)
         return result
 
     @staticmethod
@@ -216,7 +217,8 @@ class Surrogate:
                                       for n in names} if spread else {},
                           scalars_std={n: float(outputs[n + "_std"][k]) for n in scalar_names}
                           if spread else {},
-                          n_members=len(model.members) if spread else 1)
+                          n_members=len(model.members) if spread else 1,
+                          std_scale=dict(model.std_scale))
 
 
 def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Tensor,
