@@ -193,9 +193,10 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
     s, train = collect(test_ds), collect(train_ds)
     truth = truth_of(s, test_ds)
     baselines, clim = baseline_predictions(s, train, test_ds, with_baselines)
-    members = with_spread_scale([predict_model(t, s) for t in tasks], std_scale, spec)
+    networks = [predict_model(t, s) for t in tasks]
+    members = with_spread_scale(networks, std_scale, spec)  # the same mean
     ensemble = len(members) > 1
-    unet = {"unet": ensemble_mean(members), "unet_member_0": members[0]} if ensemble else {
+    unet = {"unet": ensemble_mean(members), "unet_member_0": networks[0]} if ensemble else {
         "unet": members[0]}
     preds = {**unet, **baselines}
     substellar = float(model.hparams.substellar_lon_deg)
