@@ -60,8 +60,15 @@ def test_evaluate_writes_metrics_report_and_figures(trained: Path, tiny_store: s
     # the climatology's anomaly correlation is 0 by construction (no anomaly predicted)
     acc = [a for a in m["models"]["climatology"]["fields"]["ta"]["per_level"]["acc"] if a]
     assert all(a == 0 for a in acc) or not acc
+    # the per-run metrics sit beside the old keys; a single checkpoint has no uncertainty
+    assert "uncertainty" not in m and set(m["field_metrics"]) == set(m["models"])
+    unet = m["field_metrics"]["unet"]["ta"]
+    assert "spread_skill" not in unet and unet["rmse_per_run_mean"] > 0
+    assert unet["energy_score"] > 0 and unet["crps"] > 0
     report = result.report_path.read_text()
     assert "Physics residuals" in report and "| truth |" in report
+    assert "Per-run lat-weighted RMSE" in report and "Uncertainty" not in report
+    assert not (out / "calibration.png").exists()
     for fig in ("zonal_mean_ta.png", "parity_scalars.png", "training_curves.png",
                 "rmse_by_level_ta.png"):
         assert (out / fig).is_file() and fig in report

@@ -15,9 +15,10 @@ from fastapi.testclient import TestClient
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "surrogate"))
 
 from serve_helpers import LiveServer, settings_for
-from tiny_model import TinyModel, build_tiny_model
+from tiny_model import TinyEnsemble, TinyModel, build_tiny_ensemble, build_tiny_model
 
 from exocube.serve import create_app
+from exocube.surrogate import ModelChoice
 
 
 @pytest.fixture(autouse=True)
@@ -52,3 +53,20 @@ def live_server(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
                      database_url=tiny_model.database_url)
     with LiveServer(app) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel
+                  ) -> TinyEnsemble:
+    return build_tiny_ensemble(tmp_path_factory, tiny_model)
+
+
+@pytest.fixture(scope="module")
+def ensemble_client(tiny_ensemble: TinyEnsemble, tmp_path_factory: pytest.TempPathFactory
+                    ) -> Iterator[TestClient]:
+    """A client of an app answering with the tiny ensemble."""
+    app = create_app(settings_for(tmp_path_factory.mktemp("ens")),
+                     database_url=tiny_ensemble.database_url,
+                     choice=ModelChoice("model", str(tiny_ensemble.ensemble_id)))
+    with TestClient(app) as c:
+        yield c

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_model import TinyModel, build_tiny_model
+from tiny_model import TinyEnsemble, TinyModel, build_tiny_ensemble, build_tiny_model
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +15,9 @@ def _threads() -> None:
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object) -> TinyModel:
     return build_tiny_model(tmp_path_factory, dask_client)
+
+
+@pytest.fixture(scope="session")
+def tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel
+                  ) -> TinyEnsemble:
+    return build_tiny_ensemble(tmp_path_factory, tiny_model)

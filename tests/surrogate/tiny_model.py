@@ -26,13 +26,16 @@ from exocube.catalog import upgrade
 from exocube.cli import main as exocube_main
 from exocube.config import get_settings
 from exocube.data import PSCOMPPARS_SNAPSHOT
+from exocube.ml import record_model
 from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.planet import derive
+from exocube.surrogate import catalogue_rows
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
 CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
 
-__all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyModel", "build_tiny_model"]
+__all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyEnsemble", "TinyModel", "build_tiny_ensemble",
+           "build_tiny_model"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,69 @@ def make_consistent(path: str) -> str:
     return path
 
 
+@dataclass(frozen=True)
+class TinyEnsemble:
+    """The tiny model and two more seeds of it, recorded in a catalogue of their own
+    (``database_url``), grouped by ``exocube models ensemble`` into the row
+    ``ensemble_id``."""
+
+    database_url: str
+    ensemble_id: int
+    member_ids: tuple[int, ...]
+    manifest: str
+    store: str
+
+
+def _fit(store: str, db: str, root: Path, *extra: str, models_db: str | None = None) -> None:
+    """``exocube train fit`` on ``store`` (catalogued in ``db``), recording the model in
+    ``models_db`` (default: ``db``)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("EXOCUBE_DATABASE_URL", models_db or db)
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
+                              "--data.database_url", db,
+                              "--trainer.default_root_dir", str(root), *extra])
+            assert exit_info.value.code in (0, None)
+        finally:
+            get_settings.cache_clear()
+
+
+def build_tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny: TinyModel
+                        ) -> TinyEnsemble:
+    """Seeds 1 and 2 of the tiny model trained through ``exocube train fit`` and the three
+    grouped through ``exocube models ensemble`` (once per session, cached on disk)."""
+    root = tmp_path_factory.getbasetemp() / "tiny-ensemble"
+    done = root / "done.json"
+    if done.is_file():
+        d = json.loads(done.read_text())
+        return TinyEnsemble(**{**d, "member_ids": tuple(d["member_ids"])})
+    root.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{root / 'catalog.sqlite'}"
+    upgrade(db)
+    tiny_row = next(r for r in catalogue_rows(tiny.database_url)
+                    if r.checkpoint_uri == str(Path(tiny.checkpoint).resolve()))
+    record_model(tiny_row.name, tiny_row.mode, tiny_row.checkpoint_uri,
+                 tiny_row.dataset_version, tiny_row.metrics, tiny_row.config, db)
+    for seed in (1, 2):
+        _fit(tiny.store, tiny.database_url, root / f"fit{seed}", "--seed_everything",
+             str(seed), models_db=db)
+    ids = tuple(int(r.id) for r in sorted(catalogue_rows(db), key=lambda r: r.id))
+    assert len(ids) == 3
+    manifest = root / "ensemble.json"
+    with pytest.raises(SystemExit) as exit_info:
+        exocube_main(["models", "ensemble", *map(str, ids), "--name", "tiny-ensemble",
+                      "--manifest", str(manifest), "--url", db])
+    assert exit_info.value.code in (0, None)
+    ensemble_id = max(int(r.id) for r in catalogue_rows(db))
+    out = TinyEnsemble(db, ensemble_id, ids, str(manifest), tiny.store)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps({**out.__dict__, "member_ids": list(ids)}))
+    os.replace(tmp, done)
+    return out
+
+
 def build_tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object
                      ) -> TinyModel:
     """Store + trained model + catalogue row, built once per session (cached on disk)."""
@@ -70,17 +136,7 @@ def build_tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: obje
     upgrade(db)
     files = [make_consistent(f) for f in write_run_files(root / "gcm", 12)]
     store = make_store(str(root / "cube.zarr"), files, dask_client, db)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("EXOCUBE_DATABASE_URL", db)
-        get_settings.cache_clear()
-        try:
-            with pytest.raises(SystemExit) as exit_info:
-                exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root", store,
-                              "--data.database_url", db,
-                              "--trainer.default_root_dir", str(root / "fit")])
-            assert exit_info.value.code in (0, None)
-        finally:
-            get_settings.cache_clear()
+    _fit(store, db, root / "fit")
     (ckpt,) = sorted((root / "fit").rglob("best-*.ckpt"))
     model = TinyModel(database_url=db, checkpoint=str(ckpt), store=store)
     tmp = done.with_suffix(".tmp")

@@ -1,7 +1,9 @@
-"""``exocube models``: list the catalogue's models, promote one for a mode, unpromote."""
+"""``exocube models``: list the catalogue's models, promote one for a mode, unpromote, and
+group trained models into a deep ensemble."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -9,7 +11,8 @@ from rich.console import Console
 
 from exocube.config import get_settings
 
-app = typer.Typer(help="Trained models in the catalogue: list, promote, unpromote. A promoted "
+app = typer.Typer(help="Trained models in the catalogue: list, promote, unpromote, ensemble. "
+                  "A promoted "
                   "model answers its modes in `exocube serve` and `exocube predict` until "
                   "unpromoted; without a promotion the newest model answers.",
                   no_args_is_help=True)
@@ -70,3 +73,28 @@ def unpromote(mode: ModesOpt = None, url: UrlOpt = None) -> None:
         console.print("no promotion to remove", highlight=False)
     for m, mid in sorted(removed.items()):
         console.print(f"mode {m}: model {mid} is no longer promoted", highlight=False)
+
+
+@app.command()
+def ensemble(
+    model_ids: Annotated[list[int], typer.Argument(
+        help="The catalogue ids of the members (at least 2), e.g. models trained with "
+        "`exocube train fit --seed_everything K` for several K.")],
+    name: Annotated[str, typer.Option(help="The ensemble's catalogue name.")] = "ensemble",
+    manifest: Annotated[Path | None, typer.Option(
+        help="Where to write its manifest (default: <home>/ensembles/NAME.json).")] = None,
+    calibrate: Annotated[bool, typer.Option(
+        help="Scale each variable's spread so its spread-skill ratio is 1 on the members' "
+        "validation runs.")] = False,
+    url: UrlOpt = None,
+) -> None:
+    """Record trained models as one deep ensemble: its predictions are the members' mean,
+    with their standard deviation as <var>_std."""
+    from exocube.surrogate import make_ensemble
+
+    model_id = make_ensemble(url or get_settings().database_url, model_ids, name, manifest,
+                             calibrate)
+    console.print(f"ensemble {model_id} ({name}) of models {', '.join(map(str, model_ids))} "
+                  "recorded; it answers when promoted (`exocube models promote "
+                  f"{model_id}`) or chosen (--model {model_id})", highlight=False,
+                  soft_wrap=True)

@@ -107,8 +107,13 @@ def predict(
     if prediction.defaulted:
         console.print("defaults used for: " + ", ".join(
             f"{n}={prediction.params[n]:g}" for n in prediction.defaulted), highlight=False)
+    if prediction.has_uncertainty:
+        console.print(f"uncertainty: deep ensemble of {prediction.n_members} members; "
+                      "<var>_std in the file is their standard deviation", highlight=False)
     for name, value in prediction.scalars.items():
-        console.print(f"{name:>20} = {value:.4g}", highlight=False)
+        std = prediction.scalars_std.get(name)
+        console.print(f"{name:>20} = {value:.4g}" + (f" +- {std:.2g}" if std is not None
+                                                      else ""), highlight=False)
     console.print(f"wrote {out}", highlight=False)
 
 

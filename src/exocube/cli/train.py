@@ -22,7 +22,8 @@ def train(ctx: typer.Context) -> None:
 
 def evaluate(
     checkpoint: Annotated[Path, typer.Argument(exists=True, dir_okay=False,
-                                               help="Model checkpoint (.ckpt).")],
+                                               help="Model checkpoint (.ckpt) or ensemble "
+                                               "manifest (.json).")],
     store: Annotated[str, typer.Option("--store", help="Cube store URL (path or s3://...).")],
     version: Annotated[str | None, typer.Option(help="Store version (default: latest).")] = None,
     out: Annotated[Path, typer.Option(help="Directory for the JSON and report.")] = Path(

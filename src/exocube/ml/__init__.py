@@ -7,7 +7,14 @@ line from :mod:`exocube.ml.cli` (both heavier to import).
 
 from exocube.ml.cli import main as train_main
 from exocube.ml.datamodule import CubeDataModule
-from exocube.ml.evaluate import evaluate_checkpoint
+from exocube.ml.ensemble import (
+    EnsembleManifest,
+    load_members,
+    mean_and_std,
+    read_manifest,
+    write_manifest,
+)
+from exocube.ml.evaluate import evaluate_checkpoint, fit_spread_scale
 from exocube.ml.hull import ExtrapolationWarning, distance_to_hull
 from exocube.ml.record import CatalogueRecorder, record_model
 from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS, denormalise_scalars
@@ -30,6 +37,7 @@ __all__ = [
     "CatalogueRecorder",
     "CubeDataModule",
     "DataSpec",
+    "EnsembleManifest",
     "ExtrapolationWarning",
     "GridWindow",
     "ParamScale",
@@ -39,6 +47,11 @@ __all__ = [
     "denormalise_scalars",
     "distance_to_hull",
     "evaluate_checkpoint",
+    "fit_spread_scale",
+    "load_members",
+    "mean_and_std",
+    "read_manifest",
     "record_model",
     "train_main",
+    "write_manifest",
 ]

@@ -2,8 +2,15 @@
 
 For every model (the U-Net and each baseline, fitted on the checkpoint's own
 training runs) the scores of :mod:`exocube.ml.scores` (fields per variable and
-level, physics residuals, scalar diagnostics), the figures of
+level, physics residuals, scalar diagnostics), the per-run and probabilistic
+metrics of :mod:`exocube.ml.field_metrics`, the figures of
 :mod:`exocube.ml.figures`, and the report written here.
+
+``checkpoint`` may be an ensemble manifest (:mod:`exocube.ml.ensemble`): then
+``unet`` is the ensemble mean, ``unet_member_0`` its first member alone, and the
+ensemble's calibration (spread-skill, CRPS, interval coverage, a calibration
+plot) is added, with the manifest's ``std_scale`` applied (fitted on the
+validation runs by :func:`fit_spread_scale`).
 
 Output: ``metrics.json``, ``report.md`` and PNG figures in one directory.
 """
@@ -24,9 +31,12 @@ import torch
 from exocube.errors import StoreError
 from exocube.ml.baselines import Samples, collect, make_baselines
 from exocube.ml.datamodule import CubeDataModule, RunWindowDataset
-from exocube.ml.figures import make_figures
+from exocube.ml.ensemble import is_manifest, load_members, read_manifest, scale_spread
+from exocube.ml.field_metrics import field_metrics, uncertainty_metrics
+from exocube.ml.figures import calibration_figure, make_figures
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
 from exocube.ml.scores import (
+    Array,
     Prediction,
     Scores,
     field_scalars,
@@ -36,6 +46,7 @@ from exocube.ml.scores import (
 )
 from exocube.ml.spec import DataSpec
 from exocube.ml.task import SurrogateTask
+from exocube.ml.uncertainty import spread_skill
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +98,73 @@ def predict_model(model: SurrogateTask, s: Samples, batch: int = 8) -> Predictio
                       np.concatenate(sc) if sc else None)
 
 
+def ensemble_mean(members: Sequence[Prediction]) -> Prediction:
+    """The members' mean prediction."""
+    scalars = ([m.scalars for m in members] if all(m.scalars is not None for m in members)
+               else None)
+    return Prediction(np.mean([m.f3 for m in members], axis=0),
+                      np.mean([m.f2 for m in members], axis=0),
+                      np.mean(scalars, axis=0) if scalars is not None else None)
+
+
+def load_models(checkpoint: str) -> tuple[list[SurrogateTask], dict[str, float]]:
+    """The checkpoint's model, or every member of an ensemble manifest and its
+    ``std_scale``."""
+    if is_manifest(checkpoint):
+        manifest = read_manifest(checkpoint)
+        return load_members(manifest), manifest.std_scale
+    return [SurrogateTask.load_from_checkpoint(checkpoint, map_location="cpu")], {}
+
+
+def with_spread_scale(members: Sequence[Prediction], scale: dict[str, float],
+                      spec: DataSpec) -> list[Prediction]:
+    """The members with each variable's (and scalar's) spread times ``scale`` (default 1)."""
+    if not scale:
+        return list(members)
+    def scaled(arrays: list[Array], names: Sequence[str], axis: int) -> Array:
+        stack = np.stack(arrays)
+        for i, n in enumerate(names):
+            idx = (slice(None),) * (axis + 1) + (i,)
+            stack[idx] = scale_spread(stack[idx], scale.get(n, 1.0))
+        return stack
+    f3 = scaled([m.f3 for m in members], spec.variables_3d, 1)
+    f2 = scaled([m.f2 for m in members], spec.variables_2d, 1)
+    sc = (scaled([m.scalars for m in members], SCALAR_NAMES, 1)  # type: ignore[misc]
+          if all(m.scalars is not None for m in members) else None)
+    return [Prediction(f3[i], f2[i], sc[i] if sc is not None else None)
+            for i in range(len(members))]
+
+
+def fit_spread_scale(tasks: Sequence[SurrogateTask], store: str, database_url: str | None,
+                     split: str = "val") -> dict[str, float]:
+    """Per variable and scalar, the factor that makes the members' spread-skill ratio 1 on
+    ``split`` (the validation runs by default): RMSE of the mean / predictive spread."""
+    spec = tasks[0].spec
+    dm = datamodule_for(spec, store, spec.version, database_url)
+    ds = dm.make_dataset(split)
+    s = collect(ds)
+    truth = truth_of(s, ds)
+    members = [predict_model(t, s) for t in tasks]
+    pairs = [(v, np.stack([m.f3[:, i] for m in members]), truth.f3[:, i], s.m3[:, i], spec.lat)
+             for i, v in enumerate(spec.variables_3d)]
+    pairs += [(v, np.stack([m.f2[:, i] for m in members]), truth.f2[:, i], s.m2[:, i],
+               spec.lat) for i, v in enumerate(spec.variables_2d)]
+    truth_sc = field_scalars(truth.f2, spec.variables_2d, spec.lat, spec.lon,
+                             float(tasks[0].hparams.substellar_lon_deg))
+    if truth_sc is not None and all(m.scalars is not None for m in members):
+        stack = np.stack([m.scalars for m in members])  # type: ignore[misc]
+        pairs += [(n, stack[:, :, i], truth_sc[:, i], np.ones(len(truth_sc), bool), None)
+                  for i, n in enumerate(SCALAR_NAMES)]
+    scale = {}
+    for name, stack, t, mask, lat in pairs:
+        ratio = spread_skill(stack, t, mask, lat)["spread_skill"]
+        if math.isfinite(ratio) and ratio > 0:
+            scale[name] = 1.0 / ratio
+    log.info("spread scale fitted on %d %s runs: %s", len(spec.split.runs(split)), split,
+             {k: round(v, 3) for k, v in scale.items()})
+    return scale
+
+
 def baseline_predictions(s: Samples, train: Samples, test_ds: RunWindowDataset,
                          with_baselines: bool) -> tuple[dict[str, Prediction], Prediction]:
     """Each baseline's prediction (only the climatology without ``with_baselines``), and
@@ -107,27 +185,47 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
                         with_baselines: bool = True, split: str = "test",
                         database_url: str | None = None) -> EvaluationResult:
     """Score ``checkpoint`` on ``split`` runs of ``store``; write JSON, figures and report."""
-    model = SurrogateTask.load_from_checkpoint(checkpoint, map_location="cpu")
+    tasks, std_scale = load_models(checkpoint)
+    model = tasks[0]
     spec = model.spec
     dm = datamodule_for(spec, store, version, database_url)
     test_ds, train_ds = dm.make_dataset(split), dm.make_dataset("train")
     s, train = collect(test_ds), collect(train_ds)
     truth = truth_of(s, test_ds)
     baselines, clim = baseline_predictions(s, train, test_ds, with_baselines)
-    preds = {"unet": predict_model(model, s), **baselines}
+    networks = [predict_model(t, s) for t in tasks]
+    members = with_spread_scale(networks, std_scale, spec)  # the same mean
+    ensemble = len(members) > 1
+    unet = {"unet": ensemble_mean(members), "unet_member_0": networks[0]} if ensemble else {
+        "unet": members[0]}
+    preds = {**unet, **baselines}
     substellar = float(model.hparams.substellar_lon_deg)
     truth_sc = field_scalars(truth.f2, spec.variables_2d, spec.lat, spec.lon, substellar)
+    metrics_by_model = {name: field_metrics([p], truth, s, clim, spec)
+                        for name, p in preds.items()}
+    metrics_by_model["unet"] = field_metrics(members, truth, s, clim, spec)
     scores = Scores(
         checkpoint=str(checkpoint), store=store, version=dm.spec.version,
         trained_on_version=spec.version, split=split, n_runs=len(spec.split.runs(split)),
         n_samples=len(s.params), n_train_runs=len(spec.split.train),
         truth_physics=sample_physics(truth.f3, s, spec),
         models={name: score_model(p, truth, s, clim, spec, substellar, truth_sc)
-                for name, p in preds.items()})
+                for name, p in preds.items()},
+        field_metrics=metrics_by_model,
+        uncertainty=uncertainty_metrics(members, truth, s, clim, spec, truth_sc)
+        if ensemble else None)
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = make_figures(out_dir, preds, truth, s, spec, map_levels or [], checkpoint,
-                           truth_sc, substellar)
+    figures = make_figures(out_dir, preds, truth, s, spec, map_levels or [],
+                           _first_checkpoint(checkpoint), truth_sc, substellar)
+    if scores.uncertainty is not None:
+        figures["calibration"] = calibration_figure(out_dir, scores.uncertainty)
     return write_report(out_dir, scores, figures)
+
+
+def _first_checkpoint(checkpoint: str) -> str:
+    """The checkpoint whose training log the report shows (an ensemble's first member)."""
+    return read_manifest(checkpoint).members[0].checkpoint if is_manifest(
+        checkpoint) else checkpoint
 
 
 # -- the report -------------------------------------------------------------------------------
@@ -187,9 +285,49 @@ def render_report(scores: Scores, figures: dict[str, str]) -> str:
         if pl is not None:
             lines += [_row(name, [i, pl.rmse[i], pl.bias[i], pl.acc[i]], first_plain=True)
                       for i in range(len(pl.rmse))]
+    lines += _field_metrics_lines(scores.field_metrics, variables)
+    if scores.uncertainty is not None:
+        lines += _uncertainty_lines(scores.uncertainty)
     lines += ["", "## Figures", ""]
     lines += [f"![{k}]({v})" for k, v in figures.items()]
     return "\n".join(lines) + "\n"
+
+
+FIELD_METRIC_TITLES = (
+    ("rmse_per_run_mean", "Per-run lat-weighted RMSE, mean over test runs"),
+    ("acc_per_run_mean", "Per-run anomaly correlation, mean over test runs"),
+    ("energy_score", "Energy score (lat-weighted, per sample; one member: its RMSE)"),
+    ("crps", "CRPS (one member: the mean absolute error)"),
+)
+
+
+def _field_metrics_lines(metrics: dict[str, dict[str, dict[str, float]]],
+                         variables: Sequence[str]) -> list[str]:
+    """One table per metric of :mod:`exocube.ml.field_metrics`, models as rows."""
+    lines: list[str] = []
+    for key, title in FIELD_METRIC_TITLES:
+        lines += ["", f"## {title}", "", *_table("model", variables)]
+        lines += [_row(name, [m[v].get(key) for v in variables]) for name, m in metrics.items()]
+    return lines
+
+
+def _uncertainty_lines(u: dict[str, Any]) -> list[str]:
+    """The ensemble's calibration table (variables, then the scalar head's scalars)."""
+    levels = u["coverage_levels"]
+    shown = [levels.index(c) for c in (0.5, 0.9) if c in levels]
+    lines = ["", f"## Uncertainty: {u['method']} of {u['n_members']} members", "",
+             "Spread-skill = sqrt((N+1)/N) * spread / RMSE of the ensemble mean (1 when "
+             "calibrated); coverage: observed fraction inside the central predictive "
+             "(Student-t) interval.",
+             "", "| | spread | RMSE (mean) | spread-skill | CRPS | CRPS (Gaussian) | "
+             + " | ".join(f"coverage {levels[i]:.0%}" for i in shown) + " |",
+             "|---|---|---|---|---|---|" + "---|" * len(shown)]
+    rows = {**u["variables"], **u.get("scalars", {})}
+    for name, r in rows.items():
+        lines.append(_row(name, [r["spread"], r["rmse_ensemble_mean"], r["spread_skill"],
+                                 r["crps"], r.get("crps_gaussian"),
+                                 *[r["coverage"][i] for i in shown]]))
+    return lines
 
 
 def _table(corner: str, columns: Sequence[str]) -> list[str]:

@@ -165,3 +165,22 @@ def _parity(out: Path, preds: dict[str, Prediction], truth_sc: Array, spec: Data
         ax.set_title(n)
     axes[0].legend(fontsize=8)
     return _save(fig, out, "parity_scalars.png")
+
+
+def calibration_figure(out: Path, uncertainty: dict[str, object]) -> str:
+    """Reliability of central intervals: observed against nominal coverage, per variable
+    (and scalar), with the diagonal of perfect calibration."""
+    levels = np.asarray(uncertainty["coverage_levels"], dtype=float)
+    rows = {**uncertainty["variables"], **uncertainty.get("scalars", {})}  # type: ignore[dict-item]
+    fig = Figure(figsize=(5, 4.5))
+    ax = fig.subplots()
+    ax.plot([0, 1], [0, 1], "k--", lw=1, label="calibrated")
+    for name, r in rows.items():
+        ax.plot(levels, r["coverage"], marker="o", ms=3, label=name)
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("nominal coverage of the central interval")
+    ax.set_ylabel("observed coverage (lat-weighted)")
+    ax.set_title(f"calibration, ensemble of {uncertainty['n_members']}")
+    ax.legend(fontsize=7)
+    return _save(fig, out, "calibration.png")

@@ -119,15 +119,24 @@ class Scores:
     n_samples: int
     n_train_runs: int
     models: dict[str, ModelScores] = field(default_factory=dict)
+    #: Per model and variable: per-run RMSE and ACC, energy score, CRPS (spread-skill for
+    #: an ensemble); see :mod:`exocube.ml.field_metrics`.
+    field_metrics: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
+    #: The ensemble's calibration (None for a single checkpoint).
+    uncertainty: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The content of ``metrics.json``."""
-        return {"checkpoint": self.checkpoint, "store": self.store, "version": self.version,
-                "trained_on_version": self.trained_on_version, "split": self.split,
-                "n_runs": self.n_runs, "n_samples": self.n_samples,
-                "n_train_runs": self.n_train_runs,
-                "truth": {"physics": dict(self.truth_physics)},
-                "models": {n: m.as_dict() for n, m in self.models.items()}}
+        out = {"checkpoint": self.checkpoint, "store": self.store, "version": self.version,
+               "trained_on_version": self.trained_on_version, "split": self.split,
+               "n_runs": self.n_runs, "n_samples": self.n_samples,
+               "n_train_runs": self.n_train_runs,
+               "truth": {"physics": dict(self.truth_physics)},
+               "models": {n: m.as_dict() for n, m in self.models.items()},
+               "field_metrics": self.field_metrics}
+        if self.uncertainty is not None:
+            out["uncertainty"] = self.uncertainty
+        return out
 
     def summary(self) -> dict[str, dict[str, float]]:
         """The overall RMSE of ``ta`` of each model that learns it."""

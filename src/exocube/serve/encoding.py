@@ -9,6 +9,12 @@ binary (``application/x-npy``: an ``.npy`` file; ``application/octet-stream``:
 the raw C-order bytes) stacks the chosen variables into one array, described
 by the ``X-Array-*`` headers. Every format carries the model and domain facts
 in ``X-*`` headers as well, and none carries a server file path.
+
+An ensemble's answer adds its uncertainty without changing any other key: JSON
+``fields_std`` and ``scalars_std`` (the members' sample std, same shapes and units
+as ``fields`` / ``scalars``) and ``uncertainty`` (method, member count); NetCDF
+``<var>_std`` variables; NumPy ``<var>_std`` names in ``variables``; headers
+``X-Scalars-Std`` and ``X-Ensemble-Members``. A single model's answer has none.
 """
 
 from __future__ import annotations
@@ -77,6 +83,10 @@ def headers_for(p: Prediction) -> dict[str, str]:
          "X-Tidally-Locked": "true" if p.tidally_locked else "false"}
     if p.scalars:
         h["X-Scalars"] = json.dumps(p.scalars)
+    if p.has_uncertainty:
+        h["X-Ensemble-Members"] = str(p.n_members)
+        if p.scalars_std:
+            h["X-Scalars-Std"] = json.dumps(p.scalars_std)
     return h
 
 
@@ -107,6 +117,8 @@ def to_json(p: Prediction) -> bytes:
     """Metadata, scalars, coordinates and nested field arrays as one JSON document."""
     doc: dict[str, Any] = p.metadata()
     doc["scalars"] = p.scalars
+    if p.scalars_std:
+        doc["scalars_std"] = p.scalars_std
     units = {n: SCALAR_META[n] for n in p.scalars}
     doc["units"] = units
     if not p.fields:
@@ -120,6 +132,8 @@ def to_json(p: Prediction) -> bytes:
         doc["dims"]["temperature_field"] = doc["dims"]["ta"]
         fields["temperature_field"] = fields["ta"]
     doc["fields"] = fields
+    if p.fields_std:
+        doc["fields_std"] = {n: _f64(a) for n, a in p.fields_std.items()}
     return orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
 
 
@@ -139,22 +153,25 @@ def to_netcdf(p: Prediction, variables: Sequence[str] | None) -> bytes:
 
 def stacked(p: Prediction, variables: Sequence[str] | None
             ) -> tuple[np.ndarray, list[str], list[str]]:
-    """One array of the chosen variables: 3-D fields by default, scalars in scalar mode."""
+    """One array of the chosen variables: 3-D fields by default, scalars in scalar mode;
+    an ensemble's ``<var>_std`` may be chosen too."""
     if not p.fields:
+        scalars = {**p.scalars, **{n + "_std": v for n, v in p.scalars_std.items()}}
         names = list(variables or SCALAR_NAMES)
-        unknown = [v for v in names if v not in p.scalars]
+        unknown = [v for v in names if v not in scalars]
         if unknown:
             raise ParameterError("variables", ",".join(unknown),
-                                 f"names among {', '.join(SCALAR_NAMES)}")
-        return np.array([p.scalars[n] for n in names], np.float64), names, ["variable"]
+                                 f"names among {', '.join(scalars)}")
+        return np.array([scalars[n] for n in names], np.float64), names, ["variable"]
+    arrays = {**p.fields, **{n + "_std": a for n, a in p.fields_std.items()}}
     names = list(variables or [n for n, a in p.fields.items() if a.ndim == 3])
-    unknown = [v for v in names if v not in p.fields]
+    unknown = [v for v in names if v not in arrays]
     if unknown:
         raise ParameterError("variables", ",".join(unknown),
-                             f"field names among {', '.join(p.fields)}")
-    ndims = {p.fields[n].ndim for n in names}
+                             f"field names among {', '.join(arrays)}")
+    ndims = {arrays[n].ndim for n in names}
     if len(ndims) != 1:
         raise ParameterError("variables", ",".join(names),
                              "fields of one kind: 3-D (ta ua va hus zg) or 2-D (ps ts)")
     dims = ["variable", *(FIELD_DIMS_3D if ndims == {3} else FIELD_DIMS_2D)]
-    return np.stack([p.fields[n] for n in names]), names, dims
+    return np.stack([arrays[n] for n in names]), names, dims

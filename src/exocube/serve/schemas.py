@@ -155,6 +155,18 @@ class ModelRef(BaseModel):
     selected_by: str
 
 
+class Uncertainty(BaseModel):
+    """How an ensemble's standard deviations were made."""
+
+    method: str
+    n_members: int
+    std: str
+    members: list[int] = Field(description="The catalogue ids of the members.")
+    std_scale: dict[str, float] = Field(description="Per variable, the factor applied to "
+                                        "the members' std (fitted on the validation runs); "
+                                        "empty when uncalibrated.")
+
+
 class ScalarResponse(BaseModel):
     """JSON answer of ``/predict/scalar`` (and the metadata of every JSON answer)."""
 
@@ -170,6 +182,12 @@ class ScalarResponse(BaseModel):
     defaulted: list[str]
     scalars: dict[str, float] = Field(description="Scalar diagnostics (see units).")
     units: dict[str, str]
+    scalars_std: dict[str, float] | None = Field(
+        default=None, description="An ensemble's uncertainty of each scalar: the members' "
+        "sample standard deviation (ddof=1), in the scalar's units. Absent for a single "
+        "model.")
+    uncertainty: Uncertainty | None = Field(
+        default=None, description="How the *_std values were made; absent for a single model.")
 
 
 class DatacubeResponse(ScalarResponse):
@@ -179,6 +197,10 @@ class DatacubeResponse(ScalarResponse):
     coords: dict[str, list[float]]
     dims: dict[str, list[str]]
     fields: dict[str, list[list[list[float | None]]] | list[list[float | None]]]
+    fields_std: dict[str, list[list[list[float | None]]] | list[list[float | None]]] | None = (
+        Field(default=None, description="An ensemble's uncertainty of each field: the "
+              "members' sample standard deviation (ddof=1), in the field's units, null where "
+              "any member puts the level below its surface. Absent for a single model."))
 
 
 class ModeStatus(BaseModel):

@@ -19,6 +19,7 @@ from typing import Any
 
 from exocube.config import Settings, get_settings
 from exocube.ml import CubeDataModule, SurrogateTask
+from exocube.surrogate.ensemble import is_ensemble, make_ensemble
 from exocube.surrogate.loading import (
     MODEL_MODES,
     MODES,
@@ -100,6 +101,8 @@ __all__ = [
     "encode_rows",
     "get_data_module",
     "get_surrogate_model",
+    "is_ensemble",
+    "make_ensemble",
     "predict",
     "predict_catalogue",
     "promote",

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.ml import SurrogateTask
+from exocube.ml import SurrogateTask, load_members, read_manifest
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,8 @@ class ModelInfo:
     created_at: str
     metrics: dict[str, float] = field(default_factory=dict)
     selected_by: str = "newest"
+    #: The catalogue ids of an ensemble's members (empty for a single model).
+    members: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """Every field, paths included (for the model's owner, not for the public)."""
@@ -63,9 +65,12 @@ class ModelInfo:
 
     def public_dict(self) -> dict[str, Any]:
         """What identifies the model without server file paths."""
-        return {"id": self.id, "name": self.name, "dataset_version": self.dataset_version,
-                "recorded_mode": self.recorded_mode, "created_at": self.created_at,
-                "metrics": dict(self.metrics), "selected_by": self.selected_by}
+        out = {"id": self.id, "name": self.name, "dataset_version": self.dataset_version,
+               "recorded_mode": self.recorded_mode, "created_at": self.created_at,
+               "metrics": dict(self.metrics), "selected_by": self.selected_by}
+        if self.members:
+            out["members"] = list(self.members)
+        return out
 
     def describe(self) -> str:
         """``model 3 (surrogate; promoted), dataset v2``: for logs and the CLI."""
@@ -75,11 +80,17 @@ class ModelInfo:
 
 @dataclass
 class LoadedModel:
-    """A loaded checkpoint with its catalogue record and encoded training parameters."""
+    """A loaded checkpoint with its catalogue record and encoded training parameters.
+
+    An ensemble has its networks in ``members``; ``task`` is the first of them (its data
+    spec, encoding and training hull are every member's)."""
 
     info: ModelInfo
     task: SurrogateTask
     train_encoded: NDArray[np.float64]
+    members: tuple[SurrogateTask, ...] = ()
+    #: An ensemble's spread calibration (see exocube.ml.ensemble); 1 where absent.
+    std_scale: dict[str, float] = field(default_factory=dict)
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -96,17 +107,28 @@ class LoadedModel:
 
 
 def load_checkpoint(row: Model) -> LoadedModel:
-    """Load one catalogue row's checkpoint on the CPU, in evaluation mode."""
-    task = SurrogateTask.load_from_checkpoint(row.checkpoint_uri, map_location="cpu")
-    task.eval()
+    """Load one catalogue row's checkpoint (or an ensemble row's members) on the CPU, in
+    evaluation mode; ModelUnavailableError names a missing or corrupt member."""
+    ensemble = (row.config or {}).get("ensemble") if isinstance(row.config, dict) else None
+    std_scale: dict[str, float] = {}
+    if isinstance(ensemble, dict):
+        manifest = read_manifest(row.checkpoint_uri)
+        members = tuple(load_members(manifest))
+        task, std_scale = members[0], manifest.std_scale
+    else:
+        members = ()
+        task = SurrogateTask.load_from_checkpoint(row.checkpoint_uri, map_location="cpu")
+        task.eval()
     spec = task.spec
     info = ModelInfo(
         id=int(row.id), name=row.name, checkpoint=row.checkpoint_uri,
         dataset_version=row.dataset_version or spec.version, store=spec.store,
         recorded_mode=row.mode, created_at=row.created_at.isoformat() if row.created_at else "",
         metrics={k: float(v) for k, v in (row.metrics or {}).items()
-                 if isinstance(v, int | float)})
-    return LoadedModel(info=info, task=task, train_encoded=task.training_encoded())
+                 if isinstance(v, int | float)},
+        members=tuple(int(i) for i in ensemble.get("members", ())) if ensemble else ())
+    return LoadedModel(info=info, task=task, train_encoded=task.training_encoded(),
+                       members=members, std_scale=std_scale)
 
 
 @dataclass(frozen=True)
@@ -188,11 +210,18 @@ class _Loader:
     def __call__(self, row: Model) -> LoadedModel | None:
         if row.id not in self.loaded:
             problem = unusable_reason(row)
+            loaded = None
+            if not problem:
+                try:
+                    loaded = load_checkpoint(row)
+                except ModelUnavailableError as exc:  # an ensemble's member: noted, named
+                    log.warning("catalogue model %s: %s", row.id, exc)
+                    problem = f"model {row.id} ({row.name}): {exc}"
             if problem:
                 self.problems[row.id] = problem
                 self.loaded[row.id] = None
             else:
-                self.loaded[row.id] = load_checkpoint(row)
+                self.loaded[row.id] = loaded
                 log.info("loaded model %s (%s) for modes %s", row.id, row.name,
                          self.loaded[row.id].modes)  # type: ignore[union-attr]
         return self.loaded[row.id]

@@ -16,6 +16,7 @@ from exocube.surrogate.loading import ModelInfo
 SCALAR_META: dict[str, str] = dict(zip(SCALAR_NAMES, SCALAR_UNITS, strict=True))
 FIELD_DIMS_3D = ("plev", "lat", "lon")
 FIELD_DIMS_2D = ("lat", "lon")
+STD_LONG_NAME = "standard deviation of the ensemble members (ddof=1)"
 
 
 @dataclass(frozen=True)
@@ -24,7 +25,10 @@ class Prediction:
 
     ``fields`` holds float32 arrays: 3-D ``(plev, lat, lon)`` with NaN below the
     predicted surface, 2-D ``(lat, lon)``; empty in mode ``scalar``. ``scalars``
-    is empty in mode ``datacube``.
+    is empty in mode ``datacube``. An ensemble's prediction is its members' mean, with
+    their sample standard deviation (``ddof=1``) in ``fields_std`` / ``scalars_std``
+    (same keys and shapes; NaN where any member puts a level below its surface), times
+    the ensemble's ``std_scale`` when it has one; a single model's are empty.
     """
 
     mode: str
@@ -37,6 +41,24 @@ class Prediction:
     coords: dict[str, NDArray[np.float64]]
     fields: dict[str, NDArray[np.float32]] = field(default_factory=dict)
     scalars: dict[str, float] = field(default_factory=dict)
+    fields_std: dict[str, NDArray[np.float32]] = field(default_factory=dict)
+    scalars_std: dict[str, float] = field(default_factory=dict)
+    n_members: int = 1
+    std_scale: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def has_uncertainty(self) -> bool:
+        return bool(self.fields_std or self.scalars_std)
+
+    def uncertainty(self) -> dict[str, Any] | None:
+        """How the ``*_std`` values were made (None without them)."""
+        if not self.has_uncertainty:
+            return None
+        std = "sample standard deviation of the members (ddof=1)"
+        if self.std_scale:
+            std += ", times std_scale (fitted on the validation runs)"
+        return {"method": "deep ensemble", "n_members": self.n_members, "std": std,
+                "members": list(self.model.members), "std_scale": dict(self.std_scale)}
 
     @property
     def dataset_version(self) -> str | None:
@@ -55,6 +77,7 @@ class Prediction:
             "tidally_locked": self.tidally_locked,
             "params": dict(self.params),
             "defaulted": list(self.defaulted),
+            **({"uncertainty": self.uncertainty()} if self.has_uncertainty else {}),
         }
 
     def to_dataset(self) -> xr.Dataset:
@@ -64,8 +87,16 @@ class Prediction:
             dims = FIELD_DIMS_3D if arr.ndim == 3 else FIELD_DIMS_2D
             std, units = CF_META[name]
             data[name] = (dims, arr, {"standard_name": std, "units": units})
+        for name, arr in self.fields_std.items():
+            dims = FIELD_DIMS_3D if arr.ndim == 3 else FIELD_DIMS_2D
+            data[name + "_std"] = (dims, arr, {"units": CF_META[name][1],
+                                               "long_name": f"{name} {STD_LONG_NAME}"})
         for name, value in self.scalars.items():
             data[name] = ((), np.float32(value), {"units": SCALAR_META[name]})
+        for name, value in self.scalars_std.items():
+            data[name + "_std"] = ((), np.float32(value), {"units": SCALAR_META[name],
+                                                           "long_name": f"{name} "
+                                                           f"{STD_LONG_NAME}"})
         coords = {"plev": ("plev", self.coords["plev"], {"units": "Pa",
                                                          "standard_name": "air_pressure"}),
                   "lat": ("lat", self.coords["lat"], {"units": "degrees_north",
@@ -82,5 +113,8 @@ class Prediction:
             "tidally_locked": int(self.tidally_locked),
             "defaulted_params": ",".join(self.defaulted),
         }
+        if self.has_uncertainty:
+            attrs.update(uncertainty_method="deep ensemble", ensemble_members=self.n_members,
+                         ensemble_member_ids=",".join(map(str, self.model.members)))
         attrs.update({k: float(v) for k, v in self.params.items()})
         return xr.Dataset(data, coords=coords, attrs=attrs)

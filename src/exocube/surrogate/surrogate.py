@@ -13,7 +13,13 @@ import torch
 
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
-from exocube.ml import SCALAR_NAMES, SurrogateTask, denormalise_scalars, distance_to_hull
+from exocube.ml import (
+    SCALAR_NAMES,
+    SurrogateTask,
+    denormalise_scalars,
+    distance_to_hull,
+    mean_and_std,
+)
 from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, validate_params
 from exocube.planet import derive
 from exocube.surrogate.loading import (
@@ -179,29 +185,48 @@ class Surrogate:
 
     def _run(self, model: LoadedModel, mode: str, rows: list[Checked], encoded: torch.Tensor
              ) -> dict[str, np.ndarray]:
-        """One batched model call; scalar mode runs the scalar head only, on the rows'
-        encoded parameters."""
-        task = model.task
-        params, locked = model_inputs(task, rows, torch.float32)
+        """One batched model call (one per member of an ensemble: then the members' mean,
+        and their sample std, times the ensemble's ``std_scale``, under ``<name>_std``)."""
+        params, locked = model_inputs(model.task, rows, torch.float32)
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
-            if mode == "scalar":
-                assert task.scalar_model is not None
-                zs = task.scalar_model(encoded.float())
-                s = denormalise_scalars(zs.float())
-                return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
-            out = task.predict_physical(params, locked)
-        return {k: v.numpy() for k, v in out.items()}
+            if not model.members:
+                return _call(model.task, mode, params, locked, encoded)
+            outs = [_call(t, mode, params, locked, encoded) for t in model.members]
+        result: dict[str, np.ndarray] = {}
+        for name in outs[0]:
+            result[name], std = mean_and_std(np.stack([o[name] for o in outs]))
+            result[name + "_std"] = std * model.std_scale.get(name, 1.0)
+        return result
 
     @staticmethod
     def _prediction(model: LoadedModel, mode: str, checked: Checked, dist: float,
                     outputs: Mapping[str, np.ndarray], k: int) -> Prediction:
-        fields = {} if mode == "scalar" else {
-            n: np.ascontiguousarray(outputs[n][k], dtype=np.float32)
-            for n in model.task.v3 + model.task.v2}
-        scalars = {} if mode == "datacube" else {n: float(outputs[n][k]) for n in SCALAR_NAMES}
+        names = [] if mode == "scalar" else model.task.v3 + model.task.v2
+        scalar_names = [] if mode == "datacube" else list(SCALAR_NAMES)
+        fields = {n: np.ascontiguousarray(outputs[n][k], dtype=np.float32) for n in names}
+        scalars = {n: float(outputs[n][k]) for n in scalar_names}
+        spread = bool(model.members)
         return Prediction(mode=mode, params=checked.params, defaulted=checked.defaulted,
                           tidally_locked=checked.tidally_locked, model=model.info,
                           hull_distance=dist, out_of_domain=dist > INSIDE_TOL,
-                          coords=model.grid, fields=fields, scalars=scalars)
+                          coords=model.grid, fields=fields, scalars=scalars,
+                          fields_std={n: np.ascontiguousarray(outputs[n + "_std"][k],
+                                                              dtype=np.float32)
+                                      for n in names} if spread else {},
+                          scalars_std={n: float(outputs[n + "_std"][k]) for n in scalar_names}
+                          if spread else {},
+                          n_members=len(model.members) if spread else 1,
+                          std_scale=dict(model.std_scale))
+
+
+def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Tensor,
+          encoded: torch.Tensor) -> dict[str, np.ndarray]:
+    """One network's physical outputs; scalar mode runs the scalar head only, on the rows'
+    encoded parameters."""
+    if mode == "scalar":
+        assert task.scalar_model is not None
+        s = denormalise_scalars(task.scalar_model(encoded.float()).float())
+        return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
+    return {k: v.numpy() for k, v in task.predict_physical(params, locked).items()}

@@ -1,0 +1,214 @@
+"""Deep ensembles of trained surrogates: the manifest, its members and their statistics.
+
+An ensemble is N :class:`~exocube.ml.task.SurrogateTask` checkpoints trained on the
+same data (same store version, spec and split) from different seeds, e.g. N runs of
+``exocube train fit --seed_everything K``. Its artefact is one JSON manifest::
+
+    {"format": "exocube-ensemble", "version": 1, "name": "...",
+     "members": [{"checkpoint": "/abs/path/best.ckpt", "sha256": "...",
+                  "model_id": 3}, ...],
+     "std_scale": {"ta": 1.4, ...}}
+
+Loading verifies every member's file and SHA-256 and that the members share one data
+spec; a missing, changed or unreadable member is a ModelUnavailableError naming it by
+index and catalogue id (file paths go to the log: the messages reach HTTP clients).
+
+The ensemble's prediction is the members' mean; its uncertainty the members' sample
+standard deviation (``ddof=1``) at every point. The evaluation widens it by
+``sqrt((N+1)/N)`` for the predictive spread of a finite ensemble
+(:mod:`exocube.ml.uncertainty`); predictions report the plain sample std.
+
+``std_scale`` (optional, per variable and scalar) is a post-hoc spread calibration
+fitted on the validation runs (``exocube models ensemble --calibrate``): the members'
+deviations from their mean are multiplied by it, so the std is ``std_scale`` times the
+members' sample std, in predictions and in the evaluation alike (the mean is unchanged).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from exocube.errors import ModelUnavailableError
+from exocube.ml.task import SurrogateTask
+
+log = logging.getLogger(__name__)
+
+MANIFEST_FORMAT = "exocube-ensemble"
+MANIFEST_VERSION = 1
+MIN_MEMBERS = 2
+
+
+@dataclass(frozen=True)
+class Member:
+    """One member: its checkpoint file, that file's SHA-256 and its catalogue id."""
+
+    checkpoint: str
+    sha256: str
+    model_id: int | None = None
+
+
+@dataclass(frozen=True)
+class EnsembleManifest:
+    """The members of one ensemble (see the module docstring for the file format)."""
+
+    name: str
+    members: tuple[Member, ...]
+    std_scale: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION, "name": self.name,
+               "members": [m.__dict__ for m in self.members]}
+        if self.std_scale:
+            out["std_scale"] = dict(self.std_scale)
+        return out
+
+
+def sha256_of(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def is_manifest(path: str | Path) -> bool:
+    """True for a file that names itself an exocube ensemble manifest (by its suffix)."""
+    return str(path).endswith(".json")
+
+
+def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
+                   model_ids: Sequence[int | None] | None = None,
+                   std_scale: dict[str, float] | None = None) -> EnsembleManifest:
+    """Write the manifest of ``checkpoints`` (hashing each) to ``path``; return it."""
+    if len(checkpoints) < MIN_MEMBERS:
+        raise ModelUnavailableError(f"an ensemble needs at least {MIN_MEMBERS} members, got "
+                                    f"{len(checkpoints)}")
+    ids = list(model_ids) if model_ids is not None else [None] * len(checkpoints)
+    members = []
+    for i, ckpt in enumerate(checkpoints):
+        file = Path(ckpt).resolve()
+        if not file.is_file():
+            raise ModelUnavailableError(f"ensemble member {i} ({ckpt}): no such checkpoint")
+        members.append(Member(str(file), sha256_of(file), ids[i]))
+    manifest = EnsembleManifest(name, tuple(members), dict(std_scale or {}))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=1))
+    os.replace(tmp, path)
+    return manifest
+
+
+def read_manifest(path: str | Path) -> EnsembleManifest:
+    """The manifest at ``path``; ModelUnavailableError for a missing or malformed file."""
+    try:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        log.warning("ensemble manifest %s: %s", path, exc)
+        raise ModelUnavailableError("the ensemble manifest file is missing or unreadable "
+                                    "(see the log)") from exc
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelUnavailableError(f"the ensemble manifest is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
+        raise ModelUnavailableError(f"the file is not an exocube ensemble manifest (its "
+                                    f"'format' is not {MANIFEST_FORMAT!r})")
+    if doc.get("version") != MANIFEST_VERSION:
+        raise ModelUnavailableError(f"the ensemble manifest has version "
+                                    f"{doc.get('version')!r}; this exocube reads version "
+                                    f"{MANIFEST_VERSION}")
+    raw = doc.get("members")
+    if not isinstance(raw, list) or len(raw) < MIN_MEMBERS:
+        raise ModelUnavailableError(f"the ensemble manifest's 'members' must list at least "
+                                    f"{MIN_MEMBERS} members")
+    members = []
+    for i, m in enumerate(raw):
+        if not (isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
+                and isinstance(m.get("sha256"), str)):
+            raise ModelUnavailableError(f"ensemble member {i} lacks its 'checkpoint' or "
+                                        "'sha256' string in the manifest")
+        mid = m.get("model_id")
+        members.append(Member(m["checkpoint"], m["sha256"], mid if isinstance(mid, int)
+                              else None))
+    return EnsembleManifest(str(doc.get("name", Path(path).stem)), tuple(members),
+                            _std_scale(doc.get("std_scale", {})))
+
+
+def _std_scale(raw: object) -> dict[str, float]:
+    """The manifest's ``std_scale``: names to positive finite factors."""
+    ok = isinstance(raw, dict) and all(
+        isinstance(k, str) and isinstance(v, int | float) and not isinstance(v, bool)
+        and math.isfinite(v) and v > 0 for k, v in raw.items())
+    if not ok:
+        raise ModelUnavailableError("the ensemble manifest's 'std_scale' must map variable "
+                                    "names to positive finite numbers")
+    return {k: float(v) for k, v in raw.items()}  # type: ignore[union-attr]
+
+
+def load_member(member: Member, index: int) -> SurrogateTask:
+    """One member on the CPU in evaluation mode, after checking its file and hash."""
+    where = f"ensemble member {index} (catalogue model {member.model_id})"
+    if not Path(member.checkpoint).is_file():
+        log.warning("%s: checkpoint %s is missing", where, member.checkpoint)
+        raise ModelUnavailableError(f"{where}: its checkpoint file is missing (see the log)")
+    if sha256_of(member.checkpoint) != member.sha256:
+        log.warning("%s: checkpoint %s does not match its SHA-256", where, member.checkpoint)
+        raise ModelUnavailableError(f"{where}: its checkpoint file differs from the one "
+                                    "recorded in the manifest (SHA-256 mismatch: changed or "
+                                    "corrupt; see the log)")
+    try:
+        task = SurrogateTask.load_from_checkpoint(member.checkpoint, map_location="cpu")
+    except Exception as exc:  # torch raises many types for a bad file; re-raised, named
+        log.warning("%s: checkpoint %s cannot be loaded: %s", where, member.checkpoint, exc)
+        raise ModelUnavailableError(f"{where}: its checkpoint cannot be loaded (see the "
+                                    "log)") from exc
+    task.eval()
+    return task
+
+
+def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:
+    """Every member of ``manifest``; they must share the first member's data spec."""
+    tasks = [load_member(m, i) for i, m in enumerate(manifest.members)]
+    first = _spec_text(tasks[0])
+    for i, task in enumerate(tasks[1:], start=1):
+        if _spec_text(task) != first:
+            raise ModelUnavailableError(
+                f"ensemble {manifest.name!r}: member {i} was trained on another data spec "
+                "(store version, variables, grid or split) than member 0; an ensemble's "
+                "members must share their training data")
+        if task.has_scalars != tasks[0].has_scalars:
+            raise ModelUnavailableError(f"ensemble {manifest.name!r}: member {i} and member "
+                                        "0 differ in having the scalar head")
+    log.info("loaded ensemble %s: %d members", manifest.name, len(tasks))
+    return tasks
+
+
+def _spec_text(task: SurrogateTask) -> str:
+    """The data spec as canonical JSON (its statistics hold NaN, which != itself)."""
+    return json.dumps(task.spec.to_dict(), sort_keys=True)
+
+
+def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],
+                                                            NDArray[np.float64]]:
+    """Members' mean and sample standard deviation (``ddof=1``) over axis 0."""
+    values = np.asarray(stack, dtype=np.float64)
+    return values.mean(axis=0), values.std(axis=0, ddof=1)
+
+
+def scale_spread(stack: NDArray[np.floating[Any]], factor: float) -> NDArray[np.float64]:
+    """The members ``stack`` (axis 0) with their deviations from the mean times ``factor``:
+    the same mean, ``factor`` times the std."""
+    values = np.asarray(stack, dtype=np.float64)
+    mean = values.mean(axis=0)
+    return mean + factor * (values - mean)
