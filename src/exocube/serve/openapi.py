@@ -19,6 +19,8 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
+from exocube.params import SPECS
+from exocube.planet import request_with_drivers
 from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
 from exocube.surrogate import MODEL_MODES, LoadedModel, check_request, encode_rows
 
@@ -29,9 +31,14 @@ ROUTES: dict[str, str] = {mode: f"/predict/{mode}" for mode in MODEL_MODES}
 def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     """The parameters of ``model``'s training run nearest to the Earth, 6 digits."""
     spec = model.task.spec
-    earth = encode_rows(model.task, [check_request(EARTH)]).numpy()[0]
+    table = spec.params
+    earth = encode_rows(model.task, [check_request(EARTH, table.names)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    return {n: float(f"{v:.6g}") for n, v in spec.params.mapping(spec.split.train[k]).items()}
+    run = spec.split.train[k]
+    values = table.mapping(run)
+    if not set(values) <= set(SPECS):  # climate drivers (inputs v2): the request behind them
+        values = request_with_drivers(values, bool(table.locked_of([run])[0]))
+    return {n: float(f"{v:.6g}") for n, v in values.items()}
 
 
 def example_for(model: LoadedModel | None) -> dict[str, Any]:
