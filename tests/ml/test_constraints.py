@@ -14,8 +14,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from ml_store import fit_cli
 
-from conftest import fit_cli
 from exocube import physics
 from exocube.errors import ConfigError
 from exocube.gcm.generator import generate
@@ -101,6 +101,26 @@ def test_untrained_hard_model_is_hydrostatic_and_subsaturated(v2_spec) -> None:
     assert hydro < ROUNDING
     assert humid == 0.0
     assert task.physics_terms == ["mass_continuity"]  # built in: no soft term for them
+
+
+def test_hydrostatic_under_any_mask(v2_spec) -> None:
+    """Every pair of adjacent levels is hydrostatic, also below the predicted surface: a
+    store's truth may keep a level that the prediction puts underground."""
+    torch.manual_seed(5)
+    task = SurrogateTask(depth=1, base_features=4, data_spec=v2_spec, constraints="hard")
+    values, locked = random_drivers(16, seed=3)
+    p = torch.tensor(values, dtype=torch.float32)
+    with torch.no_grad():
+        f3, f2, _ = task.physical(p, torch.tensor(locked))
+    col = {n: torch.tensor(values[:, i]) for i, n in enumerate(task.spec.params.names)}
+    r = thermo.gas_constant(col["pco2_bar"], col["surface_pressure_bar"])
+    c = task.ch
+    every = torch.ones_like(f3[:, 0], dtype=torch.bool)
+    ps = f2[:, task.v2.index("ps")]
+    assert (task.plev.reshape(1, -1, 1, 1) > ps.unsqueeze(1)).any()  # some levels underground
+    res, _ = losses.hydrostatic_residual(*(f3[:, c[v]].double() for v in ("ta", "hus", "zg")),
+                                         task.plev.double(), col["gravity_m_s2"], every, r)
+    assert float(res.abs().max()) < ROUNDING
 
 
 def test_soft_model_breaks_both_constraints(v2_spec) -> None:

@@ -77,8 +77,10 @@ def hypsometric_height(ta: Tensor, hus: Tensor, ps: Tensor, plev: Tensor, gravit
     above ground, ``k0`` (the first with ``p <= ps``), sits one hypsometric layer above the
     surface (virtual temperature of ``ts`` and ``hus_surface`` there; by default the
     values at ``k0``); each level above adds the thickness of its layer, so adjacent levels
-    satisfy the hypsometric equation exactly. Levels below ground hold the height of ``k0``
-    (they are masked).
+    satisfy the hypsometric equation exactly. Levels below ground continue the integral
+    downward (negative heights, from whatever ``ta`` and ``hus`` hold there), so every pair
+    of adjacent levels is hydrostatic whichever surface masks them (the prediction's or the
+    truth's).
     """
     n_lev = plev.numel()
     p = plev.reshape(1, -1, 1, 1)
@@ -86,10 +88,9 @@ def hypsometric_height(ta: Tensor, hus: Tensor, ps: Tensor, plev: Tensor, gravit
     r = r_gas.reshape(-1, 1, 1, 1) if isinstance(r_gas, Tensor) else r_gas
     tv = virtual_temperature(ta, hus)
     k0 = (p > ps.unsqueeze(1)).sum(1, keepdim=True).clamp(max=n_lev - 1)
-    above = torch.arange(n_lev, device=ta.device).reshape(1, -1, 1, 1) >= k0
     layers = layer_thickness(tv[:, :-1], tv[:, 1:], p[:, :-1], p[:, 1:], g, r)
-    layers = torch.where(above[:, :-1], layers, torch.zeros_like(layers))
-    rise = torch.cat([torch.zeros_like(layers[:, :1]), layers.cumsum(1)], dim=1)
+    cum = torch.cat([torch.zeros_like(layers[:, :1]), layers.cumsum(1)], dim=1)
+    rise = cum - cum.gather(1, k0)
     t_s = ta.gather(1, k0) if ts is None else ts.unsqueeze(1)
     q_s = hus.gather(1, k0) if hus_surface is None else hus_surface.unsqueeze(1)
     first = layer_thickness(virtual_temperature(t_s, q_s), tv.gather(1, k0), ps.unsqueeze(1),

@@ -19,8 +19,6 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from exocube.params import SPECS
-from exocube.planet import request_with_drivers
 from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
 from exocube.surrogate import MODEL_MODES, LoadedModel, check_request, encode_rows
 
@@ -34,11 +32,7 @@ def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     table = spec.params
     earth = encode_rows(model.task, [check_request(EARTH, table.names)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    run = spec.split.train[k]
-    values = table.mapping(run)
-    if not set(values) <= set(SPECS):  # climate drivers (inputs v2): the request behind them
-        values = request_with_drivers(values, bool(table.locked_of([run])[0]))
-    return {n: float(f"{v:.6g}") for n, v in values.items()}
+    return {n: float(f"{v:.6g}") for n, v in model.training_request(spec.split.train[k]).items()}
 
 
 def example_for(model: LoadedModel | None) -> dict[str, Any]:

@@ -169,8 +169,9 @@ class Surrogate:
         names = model.task.spec.params.names
         lo, hi = train.min(0), train.max(0)
         worst, excess = -1, 0.0
+        given = {**checked.params, **checked.drivers}
         for j, name in enumerate(names):
-            x = checked.params[name]
+            x = given[name]
             e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
             if e > excess:
                 worst, excess = j, e
@@ -185,7 +186,7 @@ class Surrogate:
                 hint="every parameter lies inside its training range but their combination "
                      "does not; " + hint)
         name = names[worst]
-        return ParameterError(name, checked.params[name],
+        return ParameterError(name, given[name],
                               f"within the training range [{lo[worst]:.4g}, {hi[worst]:.4g}]",
                               hint=hint)
 
