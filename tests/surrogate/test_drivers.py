@@ -16,6 +16,7 @@ import xarray as xr
 from tiny_model import CATALOGUE_CSV, CONF, TinyModel
 
 from exocube.cli import main as exocube_main
+from exocube.config import get_settings
 from exocube.errors import ParameterError
 from exocube.params import MODEL_INPUT_NAMES_V2
 from exocube.serve.openapi import nearest_to_earth
@@ -31,12 +32,18 @@ def v2_catalogue(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory
     db_file = root / "catalog.sqlite"
     shutil.copy(tiny_model.database_url.removeprefix("sqlite:///"), db_file)
     db = f"sqlite:///{db_file}"
-    with pytest.raises(SystemExit) as exit_info:
-        exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root",
-                      tiny_model.store, "--data.database_url", db,
-                      "--data.inputs", "v2", "--model.constraints", "hard",
-                      "--trainer.default_root_dir", str(root / "fit")])
-    assert exit_info.value.code in (0, None)
+    with pytest.MonkeyPatch.context() as mp:  # the recorder writes to the settings' catalogue
+        mp.setenv("EXOCUBE_DATABASE_URL", db)
+        get_settings.cache_clear()
+        try:
+            with pytest.raises(SystemExit) as exit_info:
+                exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root",
+                              tiny_model.store, "--data.database_url", db,
+                              "--data.inputs", "v2", "--model.constraints", "hard",
+                              "--trainer.default_root_dir", str(root / "fit")])
+            assert exit_info.value.code in (0, None)
+        finally:
+            get_settings.cache_clear()
     return db
 
 
