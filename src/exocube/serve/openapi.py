@@ -32,7 +32,9 @@ def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     table = spec.params
     earth = encode_rows(model.task, [check_request(EARTH, table.names)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    return {n: float(f"{v:.6g}") for n, v in model.training_request(spec.split.train[k]).items()}
+    # fields a v2 model does not use but the schema requires keep the Sun's values
+    request = {**EARTH, **model.training_request(spec.split.train[k])}
+    return {n: float(f"{v:.6g}") for n, v in request.items()}
 
 
 def example_for(model: LoadedModel | None) -> dict[str, Any]:

@@ -30,11 +30,6 @@ CROSS_FIELD_RULES: dict[str, str] = {
     "pch4_bar": "pco2_bar + pch4_bar at most surface_pressure_bar, else a 422"}
 
 
-#: Request fields that only serve to derive others: a model on the climate drivers
-#: (inputs v2) does not use them, so they may be absent (a v1 model refuses their absence).
-V1_ONLY: tuple[str, ...] = ("stellar_logg_cgs", "stellar_metallicity_dex", "host_mass_msun")
-
-
 def _param(name: str) -> Any:
     """A body field with the parameter's units, bounds and legacy alias."""
     spec = SPECS[name]
@@ -47,10 +42,6 @@ def _param(name: str) -> Any:
     kwargs: dict[str, Any] = {}
     if spec.default is not None:
         desc += f"; default {spec.default:g}"
-        kwargs["default"] = None
-    if name in V1_ONLY:
-        desc += ("; required by models on the v1 inputs only (a model on the climate drivers "
-                 "does not use it)")
         kwargs["default"] = None
     if alias:
         kwargs["validation_alias"] = AliasChoices(name, alias)
@@ -66,8 +57,7 @@ EARTH: dict[str, float] = {
 
 
 class PlanetParams(BaseModel):
-    """One planet and its star. Optional atmosphere fields default to Earth-like values; the
-    star's log g, metallicity and mass are needed only by models on the v1 inputs."""
+    """One planet and its star. Optional atmosphere fields default to Earth-like values."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -76,9 +66,9 @@ class PlanetParams(BaseModel):
     orbital_period_days: float = _param("orbital_period_days")
     insolation_earth: float = _param("insolation_earth")
     stellar_teff_k: float = _param("stellar_teff_k")
-    stellar_logg_cgs: float | None = _param("stellar_logg_cgs")
-    stellar_metallicity_dex: float | None = _param("stellar_metallicity_dex")
-    host_mass_msun: float | None = _param("host_mass_msun")
+    stellar_logg_cgs: float = _param("stellar_logg_cgs")
+    stellar_metallicity_dex: float = _param("stellar_metallicity_dex")
+    host_mass_msun: float = _param("host_mass_msun")
     surface_pressure_bar: float | None = _param("surface_pressure_bar")
     pco2_bar: float | None = _param("pco2_bar")
     rotation_period_days: float | None = _param("rotation_period_days")
