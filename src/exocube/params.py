@@ -107,21 +107,44 @@ MODEL_INPUT_V1: tuple[ParamSpec, ...] = (
 MODEL_INPUT_SPECS_V1: dict[str, ParamSpec] = {s.name: s for s in MODEL_INPUT_V1}
 MODEL_INPUT_NAMES_V1: tuple[str, ...] = tuple(s.name for s in MODEL_INPUT_V1)
 
+# -- the v2 model input vector: the planet's climate drivers (exocube.planet.climate_drivers) ---
+#: Gravity replaces mass, the effective rotation period (the orbital period when tidally
+#: locked) replaces the orbital period, and the star enters by its flux and effective
+#: temperature only: host mass, stellar log g and metallicity are no model input. The ranges
+#: of the names shared with v1 are v1's; frozen once models are trained with it.
+MODEL_INPUT_V2: tuple[ParamSpec, ...] = (
+    MODEL_INPUT_SPECS_V1["radius_earth"],
+    ParamSpec("gravity_m_s2", "m s-2", "surface gravity", 1.0, 50.0, log_scale=True),
+    MODEL_INPUT_SPECS_V1["rotation_period_days"],
+    MODEL_INPUT_SPECS_V1["insolation_earth"],
+    MODEL_INPUT_SPECS_V1["stellar_teff_k"],
+    MODEL_INPUT_SPECS_V1["surface_pressure_bar"],
+    MODEL_INPUT_SPECS_V1["pco2_bar"],
+    ParamSpec("pch4_bar", "bar", "CH4 partial pressure", 1e-6, 1.0, log_scale=True),
+)
+MODEL_INPUT_SPECS_V2: dict[str, ParamSpec] = {s.name: s for s in MODEL_INPUT_V2}
+MODEL_INPUT_NAMES_V2: tuple[str, ...] = tuple(s.name for s in MODEL_INPUT_V2)
+#: The input vectors by version (the ``inputs`` option of the datamodule).
+MODEL_INPUTS: dict[str, tuple[ParamSpec, ...]] = {"v1": MODEL_INPUT_V1, "v2": MODEL_INPUT_V2}
+
 
 def validate_params(
-    values: Mapping[str, object], *, fill_defaults: bool = True
+    values: Mapping[str, object], *, fill_defaults: bool = True,
+    required: Iterable[str] = REQUIRED_NAMES,
 ) -> dict[str, float]:
     """Check a parameter mapping; return floats for every known field.
 
-    Missing required fields, unknown fields, non-numbers, NaN, values outside the
-    validity bounds and partial pressures above the surface pressure raise
-    :class:`ParameterError` naming the field, the value and the bound.
+    ``required`` are the fields that must be given (by default every field of
+    :data:`REQUIRED`; a model that needs fewer passes its own). Missing required fields,
+    unknown fields, non-numbers, NaN, values outside the validity bounds and partial
+    pressures above the surface pressure raise :class:`ParameterError` naming the field,
+    the value and the bound.
     """
     unknown = sorted(set(values) - set(SPECS))
     if unknown:
         raise ParameterError(unknown[0], values[unknown[0]],
                              f"one of the known parameters {', '.join(ALL_NAMES)}")
-    missing = [n for n in REQUIRED_NAMES if n not in values]
+    missing = [n for n in required if n not in values]
     if missing:
         spec = SPECS[missing[0]]
         raise ParameterError(missing[0], None, f"a value in [{spec.low}, {spec.high}] "

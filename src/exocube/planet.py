@@ -29,7 +29,16 @@ per orbit, with its substellar point at longitude 180 deg east, latitude 0. With
 these numbers Earth gives about 2e11 yr (not locked) and a planet on a
 10-day orbit around a 0.1 M_sun star about 1e5 yr (locked). At a fixed period
 ``a^6`` scales as ``M_*^2 P^4``, so the host mass cancels: the rule is a period
-threshold (about 100 days at Earth's density, ``t_lock ~ P^4 M_p / R_p^3``).
+threshold (about 100 days at Earth's density, ``t_lock ~ P^4 M_p / R_p^3``);
+:func:`locking_time_yr` evaluates it at 1 M_sun, so the locking rule does not
+read the host mass at all.
+
+The climate drivers (:func:`climate_drivers`) are what the climate depends on,
+in the names of the v2 model input (:data:`exocube.params.MODEL_INPUT_V2`):
+radius, gravity, the effective rotation period (the orbital period when
+locked), insolation, stellar effective temperature, surface pressure and the
+CO2 and CH4 partial pressures, with the locking flag. They need only
+:data:`DRIVER_FIELDS` of a request (and the optional atmosphere fields).
 
 The atmosphere is Earth air (N2/O2/Ar, 28.96 g/mol) with ``pco2_bar`` of
 CO2 mixed in; its specific gas constant and heat capacity follow from the
@@ -44,6 +53,7 @@ from dataclasses import dataclass
 
 from exocube import physics
 from exocube.errors import ParameterError
+from exocube.params import MODEL_INPUT_NAMES_V2, OPTIONAL_DEFAULTS
 
 BOND_ALBEDO = 0.3
 LOCKING_TIME_LIMIT_YR = 1.0e9
@@ -87,6 +97,14 @@ def tidal_locking_time_yr(
     return t / YEAR
 
 
+def locking_time_yr(orbital_period_days: float, mass_earth: float, radius_earth: float
+                    ) -> float:
+    """Spin-down time [yr] at an orbital period: the Gladman time at 1 M_sun (the host mass
+    cancels, ``a^6 / M_*^2`` depends on the period only)."""
+    a = semi_major_axis_m(orbital_period_days, 1.0)
+    return tidal_locking_time_yr(a, mass_earth, radius_earth, 1.0)
+
+
 def is_synchronous(rotation_period_days: float, orbital_period_days: float) -> bool:
     """Whether a rotation period equals the orbital period (relative 1e-6)."""
     return math.isclose(rotation_period_days, orbital_period_days, rel_tol=SYNCHRONOUS_REL_TOL)
@@ -116,6 +134,52 @@ def gas_constants(x_co2: float) -> tuple[float, float]:
     w_co2 = x_co2 * MOLAR_MASS_CO2 / molar_mass
     cp = w_co2 * CP_CO2 + (1.0 - w_co2) * physics.CP_DRY_AIR
     return r_gas, cp
+
+
+#: The request fields the climate drivers come from, besides the optional atmosphere fields.
+DRIVER_FIELDS: tuple[str, ...] = ("radius_earth", "mass_earth", "orbital_period_days",
+                                  "insolation_earth", "stellar_teff_k")
+
+
+@dataclass(frozen=True)
+class ClimateDrivers:
+    """A planet's climate drivers: ``values`` by the v2 input names, and its locking."""
+
+    values: dict[str, float]
+    locking_time_yr: float
+    tidally_locked: bool
+
+
+def climate_drivers(params: Mapping[str, float]) -> ClimateDrivers:
+    """The climate drivers of a validated vector holding :data:`DRIVER_FIELDS` and the
+    optional fields, absent ones taking their defaults (host mass, stellar log g and
+    metallicity are not read)."""
+    p = {**OPTIONAL_DEFAULTS, **params}
+    t_lock = locking_time_yr(p["orbital_period_days"], p["mass_earth"], p["radius_earth"])
+    locked = is_tidally_locked(t_lock, p["rotation_period_days"], p["orbital_period_days"])
+    values = {
+        "radius_earth": p["radius_earth"],
+        "gravity_m_s2": float(physics.surface_gravity(p["mass_earth"], p["radius_earth"])),
+        "rotation_period_days": p["orbital_period_days"] if locked else p["rotation_period_days"],
+        "insolation_earth": p["insolation_earth"], "stellar_teff_k": p["stellar_teff_k"],
+        "surface_pressure_bar": p["surface_pressure_bar"], "pco2_bar": p["pco2_bar"],
+        "pch4_bar": p["pch4_bar"]}
+    return ClimateDrivers({n: float(values[n]) for n in MODEL_INPUT_NAMES_V2}, t_lock, locked)
+
+
+def request_with_drivers(values: Mapping[str, float], tidally_locked: bool,
+                         year_days: float = 365.25) -> dict[str, float]:
+    """A request whose :func:`climate_drivers` are ``values`` (for examples of a v2 model):
+    the mass from gravity and radius, and the orbital period the rotation period when
+    locked, else ``year_days``, far too long an orbit for tidal locking."""
+    radius = values["radius_earth"]
+    mass = values["gravity_m_s2"] * (radius * physics.R_EARTH) ** 2 / (
+        physics.G_NEWTON * physics.M_EARTH)
+    period = values["rotation_period_days"] if tidally_locked else year_days
+    keep = ("insolation_earth", "stellar_teff_k", "surface_pressure_bar", "pco2_bar",
+            "pch4_bar", "rotation_period_days")
+    return {"radius_earth": radius, "mass_earth": mass, "orbital_period_days": period,
+            **{n: values[n] for n in keep}}
 
 
 @dataclass(frozen=True)
@@ -166,18 +230,16 @@ def derive(params: Mapping[str, float]) -> Planet:
     """
     p = dict(params)
     a = semi_major_axis_m(p["orbital_period_days"], p["host_mass_msun"])
-    t_lock = tidal_locking_time_yr(a, p["mass_earth"], p["radius_earth"], p["host_mass_msun"])
-    locked = is_tidally_locked(t_lock, p["rotation_period_days"], p["orbital_period_days"])
-    if locked:
-        p["rotation_period_days"] = p["orbital_period_days"]
+    drivers = climate_drivers(p)
+    p["rotation_period_days"] = drivers.values["rotation_period_days"]
     r_gas, cp = gas_constants(co2_mole_fraction(p["pco2_bar"], p["surface_pressure_bar"]))
     return Planet(
         params=p,
-        gravity=float(physics.surface_gravity(p["mass_earth"], p["radius_earth"])),
+        gravity=drivers.values["gravity_m_s2"],
         semi_major_axis_au=a / physics.AU,
         equilibrium_temperature=equilibrium_temperature(p["insolation_earth"]),
-        locking_time_yr=t_lock,
-        tidally_locked=locked,
+        locking_time_yr=drivers.locking_time_yr,
+        tidally_locked=drivers.tidally_locked,
         r_gas=r_gas,
         cp=cp,
     )

@@ -48,7 +48,8 @@ def demo(
           f"lowest score {min(r.score for r in report.runs):.3f}")
     from exocube.ml import evaluate_checkpoint, train_main
 
-    train_args = ["fit", "--data.zarr_root", store, "--model.depth", "2",
+    train_args = ["fit", "--data.zarr_root", store, "--model.constraints", "hard",
+                  "--data.inputs", "v2", "--model.depth", "2",
                   "--model.base_features", "4", "--trainer.max_epochs", str(epochs),
                   "--trainer.max_time", "00:00:04:00", "--trainer.enable_progress_bar",
                   "false", "--trainer.default_root_dir", str(out / "train")]

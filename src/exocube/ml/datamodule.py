@@ -45,14 +45,14 @@ from exocube.ml.spec import (
     Stats,
 )
 from exocube.ml.transforms import Augmentation
-from exocube.params import MODEL_INPUT_NAMES_V1
+from exocube.params import MODEL_INPUTS, OPTIONAL_DEFAULTS
 from exocube.physics import R_DRY_AIR
 
 log = logging.getLogger(__name__)
 
 DEFAULT_VARIABLES: tuple[str, ...] = FIELDS_3D + FIELDS_2D
-#: The parameters a new model is trained with (and encodes), in order.
-TRAINED_PARAMS: tuple[str, ...] = MODEL_INPUT_NAMES_V1
+#: The input vectors a new model can be trained with (``inputs``), by version.
+INPUT_VERSIONS: tuple[str, ...] = tuple(MODEL_INPUTS)
 
 
 def split_runs(run_ids: Sequence[str], excluded: set[str], val_fraction: float,
@@ -195,6 +195,12 @@ class CubeDataModule(L.LightningDataModule):
         preload: read the selected data into memory in ``setup``; ``None`` decides by
             ``preload_limit_mb``.
         augment_roll, augment_mirror, noise_std: training augmentations.
+        inputs: the model's parameter vector: ``v2`` the climate drivers
+            (:data:`exocube.params.MODEL_INPUT_V2`: radius, gravity, rotation, insolation,
+            stellar temperature, surface pressure, CO2 and CH4), ``v1`` the request fields
+            of :data:`exocube.params.MODEL_INPUT_V1` (host mass, stellar log g and
+            metallicity included). The store's per-run variables of those names are read;
+            an optional parameter a store lacks takes its default.
         split: a fixed split (``{"train": [...], "val": [...], "test": [...]}``), e.g.
             from a checkpoint; overrides the seeded one.
         database_url: catalogue holding the store's quarantine list (default: settings).
@@ -209,8 +215,11 @@ class CubeDataModule(L.LightningDataModule):
                  preload_limit_mb: float = 1024.0, augment_roll: bool = True,
                  augment_mirror: bool = True, noise_std: float = 0.0,
                  split: dict[str, list[str]] | None = None,
-                 database_url: str | None = None) -> None:
+                 database_url: str | None = None, inputs: str = "v1") -> None:
         super().__init__()
+        if inputs not in MODEL_INPUTS:
+            raise ConfigError(f"inputs={inputs!r} is not an input version; choose from "
+                              f"{list(MODEL_INPUTS)}")
         self.zarr_root, self.version = zarr_root, version
         self.variables = list(variables) if variables is not None else list(DEFAULT_VARIABLES)
         unknown = [v for v in self.variables if v not in DEFAULT_VARIABLES]
@@ -230,7 +239,7 @@ class CubeDataModule(L.LightningDataModule):
         self.datasets: dict[str, RunWindowDataset] = {}
         self.augmentation: Augmentation | None = None
         #: the parameters (and their scales) of the spec's table; a model's own in ``for_spec``
-        self.param_scales = tuple(ParamScale.of(n) for n in TRAINED_PARAMS)
+        self.param_scales = tuple(ParamScale.of(s.name) for s in MODEL_INPUTS[inputs])
 
     # -- the store and what it holds -------------------------------------------------------
     @cached_property
@@ -261,7 +270,8 @@ class CubeDataModule(L.LightningDataModule):
     def _check_store(self, ds: xr.Dataset) -> None:
         missing = [v for v in self.variables if v not in ds.data_vars]
         names = [s.name for s in self.param_scales]
-        missing += [p for p in (*names, "gravity_m_s2", "tidally_locked") if p not in ds]
+        missing += [p for p in (*names, "gravity_m_s2", "tidally_locked")
+                    if p not in ds and p not in OPTIONAL_DEFAULTS]
         if missing:
             raise StoreError(f"store {self.zarr_root} lacks {missing} asked for by the config; "
                              f"it has {sorted(map(str, ds.data_vars))}. Remove them from "
@@ -304,7 +314,9 @@ class CubeDataModule(L.LightningDataModule):
 
     def _param_table(self, ds: xr.Dataset, run_ids: list[str]) -> ParamTable:
         scales = self.param_scales
-        values = np.stack([ds[s.name].values.astype(float) for s in scales], axis=-1)
+        values = np.stack([ds[s.name].values.astype(float) if s.name in ds
+                           else np.full(len(run_ids), OPTIONAL_DEFAULTS[s.name])
+                           for s in scales], axis=-1)
         r_gas = (ds["r_gas_j_kg_k"].values.astype(float).tolist() if "r_gas_j_kg_k" in ds
                  else [R_DRY_AIR] * len(run_ids))
         return ParamTable(

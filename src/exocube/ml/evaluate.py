@@ -88,9 +88,11 @@ def predict_model(model: SurrogateTask, s: Samples, batch: int = 8) -> Predictio
     f3, f2, sc = [], [], []
     for i in range(0, len(s.params), batch):
         p = torch.tensor(s.params[i:i + batch], dtype=torch.float32)
-        z3, z2, zs = model(p, torch.tensor(s.locked[i:i + batch]))
-        f3.append(model.normaliser.denorm3(z3).double().numpy())
-        f2.append(model.normaliser.denorm2(z2).double().numpy() if z2 is not None
+        g = torch.tensor(s.gravity[i:i + batch], dtype=torch.float64)
+        r = torch.tensor(s.r_gas[i:i + batch], dtype=torch.float64)
+        x3, x2, zs = model.physical(p, torch.tensor(s.locked[i:i + batch]), g, r)
+        f3.append(x3.double().numpy())
+        f2.append(x2.double().numpy() if x2 is not None
                   else np.zeros((len(p), 0, *s.x2.shape[2:])))
         if zs is not None:
             sc.append(denormalise_scalars(zs).double().numpy())

@@ -27,7 +27,7 @@ from torch import Tensor
 
 from exocube.errors import ConfigError, ParameterError
 from exocube.grid import Grid
-from exocube.params import MODEL_INPUT_SPECS_V1, MODEL_INPUT_V1
+from exocube.params import MODEL_INPUT_SPECS_V1, MODEL_INPUT_SPECS_V2, MODEL_INPUT_V1
 
 #: Version of the dictionary written by :meth:`DataSpec.to_dict`; dictionaries without a
 #: ``spec_version`` are those of exocube 296232c and earlier.
@@ -36,7 +36,7 @@ SPEC_VERSION = 2
 
 # log-scaled inputs whose valid values reach 0: encoded at least at their low end (a pCO2
 # of 0 is encoded as 1e-6 bar, which is radiatively the same), never as log(0)
-FLOORED = frozenset({"pco2_bar"})
+FLOORED = frozenset({"pco2_bar", "pch4_bar"})
 
 
 @dataclass(frozen=True)
@@ -59,13 +59,14 @@ class ParamScale:
     @classmethod
     def of(cls, name: str) -> ParamScale:
         """The scale of ``name`` in the v1 input vector (:data:`exocube.params.MODEL_INPUT_V1`:
-        the generator's ranges when models were first trained, not the validity bounds)."""
-        s = MODEL_INPUT_SPECS_V1[name]
+        the generator's ranges when models were first trained, not the validity bounds), or
+        in the v2 vector for its new names (the names they share have the same scales)."""
+        s = MODEL_INPUT_SPECS_V1.get(name) or MODEL_INPUT_SPECS_V2[name]
         return cls(name, float(s.low), float(s.high), bool(s.log_scale))
 
 
 def current_scales(names: Sequence[str]) -> tuple[ParamScale, ...]:
-    """The v1 scales of ``names`` (what a newly trained model records in its spec)."""
+    """The scales of ``names`` (what a newly trained model records in its spec)."""
     return tuple(ParamScale.of(n) for n in names)
 
 

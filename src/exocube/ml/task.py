@@ -22,7 +22,7 @@ from torch import Tensor
 
 from exocube.errors import ConfigError, InputDataError
 from exocube.grid import latitude_weights
-from exocube.ml import losses
+from exocube.ml import losses, thermo
 from exocube.ml.hull import warn_outside
 from exocube.ml.scalar import (
     SCALAR_NAMES,
@@ -44,6 +44,20 @@ PHYSICS_TERMS: dict[str, tuple[str, ...]] = {
     "humidity": ("ta", "hus"),
     "mass_continuity": ("ua", "va"),
 }
+CONSTRAINTS: tuple[str, ...] = ("soft", "hard")
+#: Largest relative humidity of a hard-constrained model: the margin below 1 keeps ``hus``
+#: under ``q_sat`` when float32 ``q_sat`` is recomputed in float64.
+RH_MAX = 1.0 - 1.0e-5
+#: ``q_sat`` of a hard-constrained model reads ``ta`` at least this [K] (below-ground levels
+#: hold untrained values; an exact 0 K would make the gradient NaN).
+TA_FLOOR_K = 1.0
+#: The ``zg`` integral of a hard-constrained model starts from at least this surface
+#: pressure [Pa] (an untrained network may predict ``ps <= 0``, whose logarithm is NaN).
+PS_FLOOR_PA = 1.0
+#: Smallest ``hus`` standard deviation [kg/kg] of a hard-constrained model's normalisation:
+#: levels where the store's humidity is exactly 0 (std 0) would otherwise turn any positive
+#: ``RH * q_sat`` into an infinite normalised error.
+HUS_STD_FLOOR = 1.0e-6
 
 
 class SurrogateTask(L.LightningModule):
@@ -53,7 +67,15 @@ class SurrogateTask(L.LightningModule):
         depth, base_features: U-Net depth (poolings) and width of its first level.
         lr, weight_decay: AdamW settings (cosine decay over ``max_epochs``).
         physics: physics terms to train with (subset of hydrostatic, humidity,
-            mass_continuity); a term whose variables are not learned is skipped.
+            mass_continuity); a term whose variables are not learned is skipped, and so is a
+            term the hard constraints satisfy by construction.
+        constraints: ``soft`` (every field is a free network output; the physics terms are
+            losses) or ``hard``: ``hus`` is ``RH_MAX * sigmoid(z + z_clim) * q_sat(ta, p)`` (so
+            ``0 <= hus <= q_sat``) and ``zg`` is the hypsometric integral of ``ta`` and
+            ``hus`` upward from the surface (the predicted ``ps`` and ``ts``, else the
+            parameter's surface pressure and the lowest level's ``ta``) with the run's
+            gravity and gas constant, so hydrostatic balance holds to rounding. Each applies
+            when its variables are learned (``hus``: ta, hus; ``zg``: ta, hus, zg).
         uncertainty_weighting: learn the term weights (else all weights are 1).
         physics_max_ratio: cap on each physics term's learned weight, as a
             fraction of the data term's weight (see ``UncertaintyWeighting``).
@@ -70,7 +92,8 @@ class SurrogateTask(L.LightningModule):
                  uncertainty_weighting: bool = True, physics_max_ratio: float = 0.1,
                  scalar_head: bool = True,
                  substellar_lon_deg: float = SUBSTELLAR_LON_DEG,
-                 data_spec: DataSpec | Mapping[str, Any] | None = None) -> None:
+                 data_spec: DataSpec | Mapping[str, Any] | None = None,
+                 constraints: str = "soft") -> None:
         super().__init__()
         if data_spec is None:
             raise ConfigError("SurrogateTask needs data_spec (the datamodule's spec); the "
@@ -79,6 +102,8 @@ class SurrogateTask(L.LightningModule):
         if unknown:
             raise ConfigError(f"unknown physics terms {unknown}; choose from "
                               f"{sorted(PHYSICS_TERMS)}")
+        if constraints not in CONSTRAINTS:
+            raise ConfigError(f"constraints={constraints!r}; choose from {list(CONSTRAINTS)}")
         spec = data_spec if isinstance(data_spec, DataSpec) else DataSpec.from_dict(data_spec)
         data_spec = spec.to_dict()  # what the checkpoint keeps (save_hyperparameters reads it)
         self.save_hyperparameters()
@@ -96,7 +121,16 @@ class SurrogateTask(L.LightningModule):
                                  depth, base_features, periodic_lon=full, pole_fold=full)
         self.has_scalars = scalar_head and {"ts", "ps"} <= set(self.v2)
         self.scalar_model = ScalarMLP(n_features) if self.has_scalars else None
-        self.physics_terms = [t for t in physics if set(PHYSICS_TERMS[t]) <= set(self.v3)]
+        hard = constraints == "hard"
+        self.build_hus = hard and {"ta", "hus"} <= set(self.v3)
+        self.build_zg = hard and {"ta", "hus", "zg"} <= set(self.v3)
+        built = {"hydrostatic"} if self.build_zg else set()
+        built |= {"humidity"} if self.build_hus else set()
+        self.physics_terms = [t for t in physics
+                              if set(PHYSICS_TERMS[t]) <= set(self.v3) and t not in built]
+        if self.build_hus:
+            self.normaliser.std3[self.ch["hus"]].clamp_(min=HUS_STD_FLOOR)
+        self.register_buffer("rh_logit", self._climatological_rh_logit(), persistent=False)
         self.term_names = ["data", *self.physics_terms] + (["scalar"] if self.has_scalars else [])
         self.weighting = (losses.UncertaintyWeighting(
             self.term_names, "data", {t: physics_max_ratio for t in self.physics_terms})
@@ -104,15 +138,31 @@ class SurrogateTask(L.LightningModule):
         self.hus_scale = (self.normaliser.std3[self.ch["hus"]].flatten().clone()
                           if "hus" in self.ch else None)
 
+    def _climatological_rh_logit(self) -> Tensor:
+        """Per level ``(L, 1, 1)``, the logit of the store's mean relative humidity
+        ``mean(hus) / q_sat(mean(ta), p)`` (clipped to [1e-9, 0.9]; 1e-9 where q_sat is 0):
+        the offset of a hard-constrained model's humidity logit, so an untrained network
+        starts near the climatology instead of at 50 % everywhere (zero without ``ta`` and
+        ``hus``)."""
+        if not {"ta", "hus"} <= set(self.v3):
+            return torch.zeros(len(self.plev), 1, 1)
+        mean = self.normaliser.mean3.double()
+        qs = thermo.q_sat(mean[self.ch["ta"]].clamp_min(TA_FLOOR_K),
+                          self.plev.double().reshape(-1, 1, 1))
+        ratio = mean[self.ch["hus"]] / torch.where(qs > 0, qs, torch.ones_like(qs))
+        rh = torch.where(qs > 0, ratio, torch.zeros_like(qs)).clamp(1.0e-9, 0.9)
+        return torch.logit(rh).float()
+
     # -- forward ---------------------------------------------------------------------------
     def encode(self, params: Tensor, tidally_locked: Tensor) -> Tensor:
         """Raw parameters ``(B, len(spec.params.names))`` -> the encoded input vector."""
         return self.spec.params.encode(params, tidally_locked)
 
-    def forward(self, params: Tensor, tidally_locked: Tensor
+    def network(self, params: Tensor, tidally_locked: Tensor
                 ) -> tuple[Tensor, Tensor | None, Tensor | None]:
-        """Raw parameters ``(B, len(spec.params.names))`` -> normalised 3-D, 2-D fields and
-        scalars."""
+        """The networks' raw outputs (normalised 3-D, 2-D fields and scalars; under hard
+        constraints the ``hus`` channel is the logit of relative humidity less the
+        climatological one, and ``zg``'s is unused)."""
         enc = self.encode(params, tidally_locked)
         table = self.spec.params
         ps = params[:, table.index("surface_pressure_bar")] * BAR_TO_PA
@@ -122,6 +172,76 @@ class SurrogateTask(L.LightningModule):
         z3, z2 = self.unet(forcing, enc)
         zs = self.scalar_model(enc) if self.scalar_model is not None else None
         return z3, z2, zs
+
+    @property
+    def constrained(self) -> bool:
+        return self.build_hus or self.build_zg
+
+    def forward(self, params: Tensor, tidally_locked: Tensor, gravity: Tensor | None = None,
+                r_gas: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Raw parameters ``(B, len(spec.params.names))`` -> normalised 3-D, 2-D fields and
+        scalars (the constrained fields normalised). ``gravity`` and ``r_gas`` ``(B,)``
+        default to those of the parameters."""
+        z3, z2, zs = self.network(params, tidally_locked)
+        if self.constrained:
+            f3 = self.constrain(z3, z2, params, gravity, r_gas)
+            z3 = self.normaliser.norm3(f3).to(z3.dtype)
+        return z3, z2, zs
+
+    def physical(self, params: Tensor, tidally_locked: Tensor, gravity: Tensor | None = None,
+                 r_gas: Tensor | None = None) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Physical 3-D ``(B, C3, L, H, W)`` and 2-D ``(B, C2, H, W)`` fields (float32) and
+        the normalised scalars; the constrained fields as built, not renormalised."""
+        z3, z2, zs = self.network(params, tidally_locked)
+        f2 = self.normaliser.denorm2(z2.float()) if z2 is not None else None
+        if self.constrained:
+            return self.constrain(z3, z2, params, gravity, r_gas), f2, zs
+        return self.normaliser.denorm3(z3.float()), f2, zs
+
+    def constrain(self, z3: Tensor, z2: Tensor | None, params: Tensor,
+                  gravity: Tensor | None, r_gas: Tensor | None) -> Tensor:
+        """Physical 3-D fields with ``hus`` (and ``zg``) built from the other outputs."""
+        f3 = self.normaliser.denorm3(z3.float())
+        c = self.ch
+        chans = list(f3.unbind(1))
+        ta = chans[c["ta"]]
+        p = self.plev.reshape(1, -1, 1, 1)
+        q_sat = thermo.q_sat(ta.clamp_min(TA_FLOOR_K), p)
+        hus = RH_MAX * torch.sigmoid(z3[:, c["hus"]].float() + self.rh_logit) * q_sat
+        chans[c["hus"]] = hus
+        if self.build_zg:
+            ps, ts = self._surface(z2, params)
+            ps = ps.clamp_min(PS_FLOOR_PA)
+            g, r = self._gravity_rgas(params, gravity, r_gas)
+            d = torch.float64
+            zg = thermo.hypsometric_height(ta.to(d), hus.to(d), ps.to(d), self.plev.to(d),
+                                           g.to(d), r.to(d), None if ts is None else ts.to(d))
+            chans[c["zg"]] = zg.to(f3.dtype)
+        return torch.stack(chans, dim=1)
+
+    def _surface(self, z2: Tensor | None, params: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Surface pressure ``(B, H, W)`` [Pa] and temperature (or None) the zg integral
+        starts from: the predicted ones, else the parameter's pressure (and no ts)."""
+        f2 = self.normaliser.denorm2(z2.float()) if z2 is not None else None
+        if f2 is not None and "ps" in self.v2:
+            ps = f2[:, self.v2.index("ps")]
+        else:
+            bar = params[:, self.spec.params.index("surface_pressure_bar")].float()
+            ps = (bar * BAR_TO_PA).reshape(-1, 1, 1).expand(-1, *self.grid_shape[1:])
+        ts = f2[:, self.v2.index("ts")] if f2 is not None and "ts" in self.v2 else None
+        return ps, ts
+
+    def _gravity_rgas(self, params: Tensor, gravity: Tensor | None, r_gas: Tensor | None
+                      ) -> tuple[Tensor, Tensor]:
+        """Per-sample gravity and gas constant: given, else derived from the parameters."""
+        table = self.spec.params
+        col = {n: params[:, i].double() for i, n in enumerate(table.names)}
+        if gravity is None:
+            gravity = (col["gravity_m_s2"] if "gravity_m_s2" in col
+                       else thermo.surface_gravity(col["mass_earth"], col["radius_earth"]))
+        if r_gas is None:
+            r_gas = thermo.gas_constant(col["pco2_bar"], col["surface_pressure_bar"])
+        return gravity, r_gas
 
     # -- losses ----------------------------------------------------------------------------
     def physics_losses(self, f3: Tensor, valid: Tensor, gravity: Tensor,
@@ -142,7 +262,8 @@ class SurrogateTask(L.LightningModule):
         return out
 
     def _terms(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, Tensor | None]:
-        z3, z2, zs = self(batch["params"], batch["tidally_locked"])
+        z3, z2, zs = self(batch["params"], batch["tidally_locked"], batch["gravity"],
+                          batch.get("r_gas"))
         ch_loss = losses.weighted_mse(z3, batch["x3"], batch["m3"], self.lat)
         if z2 is not None:
             ch_loss = torch.cat([ch_loss, losses.weighted_mse(z2, batch["x2"], batch["m2"],
@@ -222,11 +343,9 @@ class SurrogateTask(L.LightningModule):
     def predict_physical(self, params: Tensor, tidally_locked: Tensor) -> dict[str, Tensor]:
         """Physical fields for raw parameters: 3-D ``(B, L, H, W)`` with NaN where the level
         lies below the predicted surface pressure, 2-D ``(B, H, W)``, scalars ``(B,)``."""
-        z3, z2, zs = self(params, tidally_locked)
-        f3 = self.normaliser.denorm3(z3.float())
+        f3, f2, zs = self.physical(params, tidally_locked)
         out: dict[str, Tensor] = {}
-        if z2 is not None:
-            f2 = self.normaliser.denorm2(z2.float())
+        if f2 is not None:
             out.update({v: f2[:, i] for i, v in enumerate(self.v2)})
         if "ps" in out:
             below = self.plev.reshape(1, -1, 1, 1) > out["ps"].unsqueeze(1)

@@ -29,9 +29,12 @@ ROUTES: dict[str, str] = {mode: f"/predict/{mode}" for mode in MODEL_MODES}
 def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     """The parameters of ``model``'s training run nearest to the Earth, 6 digits."""
     spec = model.task.spec
-    earth = encode_rows(model.task, [check_request(EARTH)]).numpy()[0]
+    table = spec.params
+    earth = encode_rows(model.task, [check_request(EARTH, table.names)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    return {n: float(f"{v:.6g}") for n, v in spec.params.mapping(spec.split.train[k]).items()}
+    # fields a v2 model does not use but the schema requires keep the Sun's values
+    request = {**EARTH, **model.training_request(spec.split.train[k])}
+    return {n: float(f"{v:.6g}") for n, v in request.items()}
 
 
 def example_for(model: LoadedModel | None) -> dict[str, Any]:

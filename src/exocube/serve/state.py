@@ -72,8 +72,7 @@ def probe(surrogate: Surrogate) -> dict[str, bool]:
     """Ask each available mode for one training run's prediction; True where it answers."""
     out: dict[str, bool] = {}
     for mode, model in surrogate.models.items():
-        spec = model.task.spec
-        params = spec.params.mapping(spec.split.train[0])
+        params = model.training_request(model.task.spec.split.train[0])
         try:
             surrogate.predict(params, mode, allow_extrapolation=True)
         except ExocubeError as exc:

@@ -31,6 +31,8 @@ from numpy.typing import NDArray
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.ml import SurrogateTask, load_members, read_manifest
+from exocube.params import SPECS
+from exocube.planet import request_with_drivers
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +101,15 @@ class LoadedModel:
     def chosen_by(self, how: str) -> LoadedModel:
         """The same loaded model, its info saying how it was chosen."""
         return replace(self, info=replace(self.info, selected_by=how))
+
+    def training_request(self, run: str) -> dict[str, float]:
+        """A request for one of the model's store runs: its parameters, or for a model on
+        the climate drivers (inputs v2) a request with the run's drivers."""
+        table = self.task.spec.params
+        values = table.mapping(run)
+        if set(values) <= set(SPECS):
+            return values
+        return request_with_drivers(values, bool(table.locked_of([run])[0]))
 
     @cached_property
     def grid(self) -> dict[str, NDArray[np.float64]]:

@@ -2,7 +2,9 @@
 
 Each row's archive columns map onto the eight required parameters; the
 optional atmosphere parameters take their defaults (and the outputs say so).
-A row with a missing value, a value outside the valid range, or parameters
+A column the model does not use (a model on the climate drivers does not use
+``st_logg``, ``st_met`` or ``st_mass``) may be empty. A row missing a value the
+model needs, a value outside the valid range, or parameters
 far outside the model's training data is skipped with its reason: nothing is
 invented and no row stops the run. Outputs, written under temporary names and
 renamed: one NetCDF store with a ``planet`` dimension, a CSV of the scalar
@@ -15,7 +17,7 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,9 +26,9 @@ import pandas as pd
 import xarray as xr
 
 from exocube.errors import InputDataError
-from exocube.params import ARCHIVE_COLUMNS, MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, SPECS
+from exocube.params import ALL_NAMES, ARCHIVE_COLUMNS, OPTIONAL_NAMES, REQUIRED_NAMES, SPECS
 from exocube.surrogate.prediction import Prediction
-from exocube.surrogate.surrogate import Surrogate
+from exocube.surrogate.surrogate import Surrogate, required_fields
 
 log = logging.getLogger(__name__)
 
@@ -66,14 +68,19 @@ def read_pscomppars(path: Path) -> pd.DataFrame:
     return df
 
 
-def row_params(row: pd.Series) -> tuple[dict[str, float] | None, str | None]:
-    """The parameter mapping of one archive row, or why it cannot have one."""
-    missing = [c for c in COLUMN_MAP if _is_missing(row[c])]
+def row_params(row: pd.Series, required: Sequence[str] = REQUIRED_NAMES
+               ) -> tuple[dict[str, float] | None, str | None]:
+    """The parameter mapping of one archive row, or why it cannot have one. A column of a
+    parameter outside ``required`` (the fields the model uses) may be empty; its value is
+    then left out."""
+    missing = [c for c, n in COLUMN_MAP.items() if n in required and _is_missing(row[c])]
     if missing:
         return None, "missing value: " + ", ".join(
             f"{c} ({COLUMN_MAP[c]})" for c in missing)
     out = {}
     for col, name in COLUMN_MAP.items():
+        if _is_missing(row[col]):
+            continue
         spec, value = SPECS[name], float(row[col])
         if not spec.low <= value <= spec.high:
             return None, (f"out of domain: {col}={value:g} ({name} must lie in "
@@ -96,12 +103,13 @@ def predict_catalogue(csv_path: Path, out_dir: Path, surrogate: Surrogate,
                       on_progress: Callable[[int], None] | None = None) -> BatchSummary:
     """Predict every usable planet of a pscomppars table; write the store and CSVs."""
     df = read_pscomppars(csv_path)
-    surrogate.model_for(mode)  # fail before reading rows when the mode has no model
+    model = surrogate.model_for(mode)  # fail before reading rows when the mode has no model
+    required = required_fields(model.task.spec.params.names)
     summary = BatchSummary(n_rows=len(df))
     names = df[NAME_COLUMN].astype(str).tolist()
     usable: list[tuple[str, dict[str, float]]] = []
     for name, (_, row) in zip(names, df.iterrows(), strict=True):
-        params, reason = row_params(row)
+        params, reason = row_params(row, required)
         if params is None:
             summary.skipped[name] = reason or "unusable row"
         else:
@@ -153,8 +161,8 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
         values = [p.fields[var] if var in p.fields else np.float32(p.scalars[var])
                   for p in preds]
         data[var] = (("planet", *first[var].dims), np.stack(values), first[var].attrs)
-    for pname in preds[0].params:
-        data[pname] = ("planet", np.array([p.params[pname] for p in preds]),
+    for pname in [n for n in ALL_NAMES if any(n in p.params for p in preds)]:
+        data[pname] = ("planet", np.array([p.params.get(pname, np.nan) for p in preds]),
                        {"units": SPECS[pname].units, "long_name": SPECS[pname].long_name})
     data["tidally_locked"] = ("planet", np.array([p.tidally_locked for p in preds], np.int8))
     data["out_of_domain"] = ("planet", np.array([p.out_of_domain for p in preds], np.int8))
@@ -164,7 +172,7 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
     keep = ("Conventions", "source", "mode", "model_id", "model_name", "model_checkpoint",
             "dataset_version")
     attrs = {k: first.attrs[k] for k in keep}
-    attrs["defaulted_params"] = ",".join(n for n in OPTIONAL_NAMES if n in MODEL_INPUT_NAMES_V1)
+    attrs["defaulted_params"] = ",".join(n for n in OPTIONAL_NAMES if n in preds[0].defaulted)
     out = xr.Dataset(data, coords={"planet": [n for n, _ in predictions], **first.coords},
                      attrs=attrs)
     tmp = path.with_name(path.name + ".tmp")

@@ -20,8 +20,8 @@ from exocube.ml import (
     distance_to_hull,
     mean_and_std,
 )
-from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, validate_params
-from exocube.planet import derive
+from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, REQUIRED_NAMES, validate_params
+from exocube.planet import DRIVER_FIELDS, climate_drivers
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,
@@ -44,14 +44,25 @@ class Checked:
     params: dict[str, float]
     defaulted: tuple[str, ...]
     tidally_locked: bool
+    drivers: dict[str, float]
 
 
-def check_request(values: Mapping[str, object]) -> Checked:
-    """Validate one parameter mapping (raises ParameterError) and derive tidal locking."""
-    checked = validate_params(values)
-    planet = derive(checked)
-    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values and n in MODEL_INPUT_NAMES_V1)
-    return Checked(planet.params, defaulted, planet.tidally_locked)
+def required_fields(input_names: Sequence[str]) -> tuple[str, ...]:
+    """The request fields a model with these inputs needs: each input that is a request
+    field, and the fields the climate drivers and the locking rule come from."""
+    return tuple(n for n in REQUIRED_NAMES if n in input_names or n in DRIVER_FIELDS)
+
+
+def check_request(values: Mapping[str, object],
+                  input_names: Sequence[str] = MODEL_INPUT_NAMES_V1) -> Checked:
+    """Validate one parameter mapping for a model with ``input_names`` (raises
+    ParameterError; fields the model does not use may be absent) and derive its climate
+    drivers and tidal locking."""
+    checked = validate_params(values, required=required_fields(input_names))
+    drivers = climate_drivers(checked)
+    params = {**checked, "rotation_period_days": drivers.values["rotation_period_days"]}
+    defaulted = tuple(n for n in OPTIONAL_NAMES if n not in values and n in input_names)
+    return Checked(params, defaulted, drivers.tidally_locked, drivers.values)
 
 
 def model_inputs(task: SurrogateTask, rows: Sequence[Checked], dtype: torch.dtype
@@ -59,7 +70,7 @@ def model_inputs(task: SurrogateTask, rows: Sequence[Checked], dtype: torch.dtyp
     """Validated rows as ``task``'s raw parameter matrix (its own parameter names) and
     locking flags."""
     table = task.spec.params
-    values = torch.tensor([table.vector(c.params) for c in rows], dtype=dtype)
+    values = torch.tensor([table.vector({**c.params, **c.drivers}) for c in rows], dtype=dtype)
     return values, torch.tensor([c.tidally_locked for c in rows])
 
 
@@ -133,9 +144,10 @@ class Surrogate:
         model = self.model_for(mode)
         results: list[Prediction | ExocubeError | None] = [None] * len(rows)
         checked: list[tuple[int, Checked]] = []
+        names = model.task.spec.params.names
         for i, row in enumerate(rows):
             try:
-                checked.append((i, check_request(row)))
+                checked.append((i, check_request(row, names)))
             except ParameterError as exc:
                 results[i] = exc
         if checked:
@@ -163,8 +175,9 @@ class Surrogate:
         names = model.task.spec.params.names
         lo, hi = train.min(0), train.max(0)
         worst, excess = -1, 0.0
+        given = {**checked.params, **checked.drivers}
         for j, name in enumerate(names):
-            x = checked.params[name]
+            x = given[name]
             e = max(lo[j] - x, x - hi[j], 0.0) / max(hi[j] - lo[j], 1e-12)
             if e > excess:
                 worst, excess = j, e
@@ -179,7 +192,7 @@ class Surrogate:
                 hint="every parameter lies inside its training range but their combination "
                      "does not; " + hint)
         name = names[worst]
-        return ParameterError(name, checked.params[name],
+        return ParameterError(name, given[name],
                               f"within the training range [{lo[worst]:.4g}, {hi[worst]:.4g}]",
                               hint=hint)
 
