@@ -7,7 +7,12 @@ same run is reading and decoding that run's seven fields from the store
 (the cost of looking the answer up if it had been simulated). Target: under
 100 ms per datacube on CPU (the seed system quoted 5 s).
 
-    .venv/bin/python benchmarks/predict.py --store STORE [--repeats 20]
+With ``--members N`` (N >= 2) it also times a deep ensemble's answer with its
+uncertainty, as ``exocube.surrogate`` makes it: N networks (independently initialised;
+weights do not change the cost), then the members' mean and sample std of every field
+(``ml.mean_and_std``). Target: under 100 ms per datacube with its uncertainty.
+
+    .venv/bin/python benchmarks/predict.py --store STORE [--repeats 20] [--members 5]
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import torch
 from timing import median_time
 
 from exocube.cubes import open_store
+from exocube.ml import mean_and_std
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.task import SurrogateTask
 
@@ -31,6 +37,7 @@ def main() -> None:
     ap.add_argument("--depth", type=int, default=3)
     ap.add_argument("--base-features", type=int, default=16)
     ap.add_argument("--threads", type=int, default=torch.get_num_threads())
+    ap.add_argument("--members", type=int, default=0, help="also time an ensemble (>= 2)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dm = CubeDataModule(args.store, database_url=args.database_url)
@@ -57,6 +64,21 @@ def main() -> None:
     print(f"predict one datacube (U-Net, CPU)        : {1e3 * t_pred:8.1f} ms  (target < 100 ms)")
     print(f"read + decode one run from store (baseline): {1e3 * t_read:8.1f} ms")
     print(f"prediction / store read                   : {t_pred / t_read:8.2f} x")
+    if args.members >= 2:
+        members = [SurrogateTask(depth=args.depth, base_features=args.base_features,
+                                 data_spec=spec).eval() for _ in range(args.members)]
+
+        def ensemble() -> None:
+            with torch.inference_mode():
+                outs = [{k: v.numpy() for k, v in m.predict_physical(params, locked).items()}
+                        for m in members]
+            for name in outs[0]:
+                mean_and_std(np.stack([o[name] for o in outs]))
+
+        t_ens = median_time(ensemble, args.repeats)
+        print(f"datacube + std, {args.members}-member ensemble  : {1e3 * t_ens:8.1f} ms  "
+              "(target < 100 ms)")
+        print(f"ensemble / one network                    : {t_ens / t_pred:8.2f} x")
 
 
 if __name__ == "__main__":
