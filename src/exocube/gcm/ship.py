@@ -34,7 +34,7 @@ from exocube import __version__
 from exocube.errors import InputDataError
 from exocube.gcm.exoplasim import RunState
 from exocube.gcm.netcdf import sha256_of
-from exocube.gcm.status import read_json, run_state
+from exocube.gcm.status import ENSEMBLE_MANIFEST, read_json, run_state
 
 MANIFEST = "MANIFEST.json"
 MANIFEST_KIND = "exocube-shipped-exoplasim-ensemble"
@@ -57,7 +57,7 @@ class ShippedRun:
 
 def ship_ensemble(out: Path, target: Path) -> list[ShippedRun]:
     """Write the time means of a finished ensemble in ``out`` into ``target``."""
-    manifest = read_json(out / "ensemble.json", "the ensemble manifest")
+    manifest = read_json(out / ENSEMBLE_MANIFEST, "the ensemble manifest")
     states = {cfg["row"]["run_id"]: run_state(out, cfg["row"]["run_id"])
               for cfg in manifest["runs"]}
     unfinished = sorted(r for r, s in states.items() if s.status not in ("complete", "failed"))

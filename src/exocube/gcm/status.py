@@ -16,6 +16,7 @@ from typing import Any
 
 from exocube.errors import InputDataError
 from exocube.gcm.exoplasim import RunState
+from exocube.gcm.exoplasim_ensemble import MANIFEST as ENSEMBLE_MANIFEST
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ def run_state(out: Path, run_id: str) -> RunState:
 
 def ensemble_status(out: Path) -> list[RunStatus]:
     """Every run of the ensemble in ``out``, in design order."""
-    manifest = read_json(out / "ensemble.json", "the ensemble manifest")
+    manifest = read_json(out / ENSEMBLE_MANIFEST, "the ensemble manifest")
     return [_status(cfg, run_state(out, cfg["row"]["run_id"])) for cfg in manifest["runs"]]
 
 
