@@ -33,7 +33,8 @@ def correlated() -> None:
 
 
 def test_both_optima_are_reported_with_their_density_gap() -> None:
-    init, report = optimum_starts(two_modes, (), {}, num_chains=4, seed=1, n_starts=24)
+    start = optimum_starts(two_modes, (), {}, num_chains=4, seed=1, n_starts=24)
+    init, report = start.init, start.report
     assert report.n_starts == 24 and report.failed_starts == 0
     assert len(report.optima) == 2, report.to_dict()
     best, other = report.optima
@@ -58,7 +59,9 @@ def test_laplace_covariance_of_a_gaussian_posterior_is_its_covariance() -> None:
         return info.potential_fn(unravel(x))
 
     np.testing.assert_allclose(laplace_covariance(potential, MEAN), COV, rtol=1e-4)
-    init, report = optimum_starts(correlated, (), {}, num_chains=400, seed=0, n_starts=4)
+    start = optimum_starts(correlated, (), {}, num_chains=400, seed=0, n_starts=4)
+    init, report = start.init, start.report
+    np.testing.assert_allclose(start.covariance, COV, rtol=1e-3)
     assert len(report.optima) == 1 and report.optima[0].starts == 4
     np.testing.assert_allclose(report.optima[0].position["v"], MEAN, atol=1e-3)
     draws = np.asarray(init["v"], np.float64)
@@ -84,3 +87,28 @@ def test_an_unknown_start_is_refused() -> None:
         SamplerConfig(start="map")
     with pytest.raises(SamplerConfigError, match="n_starts=0"):
         SamplerConfig(start="optimum", n_starts=0)
+
+
+def badly_scaled() -> None:
+    """Two independent Gaussians whose scales differ a hundredfold."""
+    numpyro.sample("a", dist.Normal(0.0, 1e-3))
+    numpyro.sample("b", dist.Normal(0.0, 1e-1))
+
+
+def test_the_warm_up_starts_from_the_laplace_inverse_mass_matrix() -> None:
+    def first_window(start: str) -> float:
+        steps: list[np.ndarray] = []
+        sampler = BlockSampler(badly_scaled, config=SamplerConfig(
+            num_chains=4, num_warmup=40, block_size=40, seed=2, start=start))
+        sampler.warmup(on_block=lambda b: steps.append(b.num_steps))
+        return float(np.mean(steps))
+
+    optimum_steps = first_window("optimum")
+    start = optimum_starts(badly_scaled, (), {}, num_chains=4, seed=2, n_starts=4)
+    np.testing.assert_allclose(
+        np.asarray(start.inverse_mass_matrix(dense=False)[("a", "b")]), [1e-6, 1e-2],
+        rtol=1e-3)
+    assert start.inverse_mass_matrix(dense=True)[("a", "b")].shape == (2, 2)
+    prior_steps = first_window("prior")
+    # unit mass: the step size must resolve a's 1e-3 scale, so trees grow deep to cross b
+    assert optimum_steps < 8 < prior_steps, (optimum_steps, prior_steps)

@@ -15,7 +15,11 @@ mode may hold nearly all of the posterior mass. :func:`optimum_starts` instead
 4. starts every chain at a draw from the Laplace approximation at the best optimum:
    N(z*, H^-1) in unconstrained space, with the Hessian's eigenvalues floored at 1 (a
    flat or non-convex direction gets a unit spread, the scale of the default
-   initialisation).
+   initialisation);
+5. hands NUTS that covariance (its diagonal, or all of it for a dense mass matrix) as the
+   initial inverse mass matrix, so the warm-up starts at the posterior's scales instead of
+   numpyro's unit matrix (whose first window otherwise costs deep trees at a tiny step
+   size when the scales differ by orders of magnitude).
 
 Chains that start in one mode test convergence within it; the reported optima say whether
 other modes exist and how much lower their posterior density is (``delta`` in nats).
@@ -47,6 +51,22 @@ class Optimum:
 
 
 @dataclass(frozen=True)
+class OptimumStart:
+    """Unconstrained initial values (leading axis: chain), the Laplace covariance at the
+    best optimum (the order of ``sites``: numpyro's sorted site names) and the report."""
+
+    init: dict[str, jnp.ndarray]
+    covariance: np.ndarray
+    sites: tuple[str, ...]
+    report: StartReport
+
+    def inverse_mass_matrix(self, dense: bool) -> dict[tuple[str, ...], jnp.ndarray]:
+        """The covariance as numpyro's structured initial inverse mass matrix."""
+        value = self.covariance if dense else np.diag(self.covariance)
+        return {self.sites: jnp.asarray(value, jnp.float32)}
+
+
+@dataclass(frozen=True)
 class StartReport:
     """What the multi-start optimisation found (best optimum first)."""
 
@@ -61,8 +81,8 @@ class StartReport:
 
 def optimum_starts(model: Callable[..., Any], model_args: tuple, model_kwargs: Mapping[str, Any],
                    num_chains: int, seed: int, n_starts: int = 16,
-                   maxiter: int = 200) -> tuple[dict[str, jnp.ndarray], StartReport]:
-    """Unconstrained initial values (leading axis: chain) and the optimisation report."""
+                   maxiter: int = 200) -> OptimumStart:
+    """Chains' starts, the Laplace covariance and the report of the optimisation."""
     from jax.flatten_util import ravel_pytree
     from numpyro.infer.util import initialize_model
 
@@ -78,8 +98,10 @@ def optimum_starts(model: Callable[..., Any], model_args: tuple, model_kwargs: M
 
     ends, values = _minimise(potential, flat_starts, maxiter)
     report, best = _group(ends, values, unravel, n_starts)
-    scatter = _laplace_scatter(potential, best, num_chains, key_scatter)
-    return jax.vmap(unravel)(scatter), report
+    cov = laplace_covariance(potential, best)
+    scatter = _laplace_scatter(cov, best, num_chains, key_scatter)
+    sites = tuple(sorted(starts))  # ravel_pytree's order of a dict, and numpyro's
+    return OptimumStart(jax.vmap(unravel)(scatter), cov, sites, report)
 
 
 def _minimise(potential: Callable[[Any], Any], x0: jnp.ndarray,
@@ -125,9 +147,8 @@ def laplace_covariance(potential: Callable[[Any], Any], x: np.ndarray) -> np.nda
     return (vec / np.maximum(lam, EIGEN_FLOOR)) @ vec.T
 
 
-def _laplace_scatter(potential: Callable[[Any], Any], x: np.ndarray, num_chains: int,
+def _laplace_scatter(cov: np.ndarray, x: np.ndarray, num_chains: int,
                      key: Any) -> jnp.ndarray:
-    cov = laplace_covariance(potential, x)
     chol = np.linalg.cholesky(cov)
     eps = np.asarray(jax.random.normal(key, (num_chains, len(x))), np.float64)
     return jnp.asarray(x[None, :] + eps @ chol.T, jnp.float32)

@@ -16,7 +16,8 @@ and bitwise reproducible for a fixed ``num_chains``. ``sequential`` is available
 
 ``start="prior"`` (the default) starts the chains at random points of the prior
 (numpyro's ``init_to_uniform``); ``start="optimum"`` starts them at Laplace draws around
-the best of ``n_starts`` local optima of the posterior and records what the optimisation
+the best of ``n_starts`` local optima of the posterior, begins the warm-up with the
+Laplace covariance there as the inverse mass matrix, and records what the optimisation
 found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.optima`).
 """
 
@@ -160,11 +161,12 @@ class BlockSampler:
         self._block_fn: Callable[..., Any] | None = None
         self.start_report: StartReport | None = None  # set by an "optimum" warm-up
 
-    def _make_kernel(self) -> NUTS:
+    def _make_kernel(self, inverse_mass_matrix: Any = None) -> NUTS:
         c = self.config
         return NUTS(
             self.model, target_accept_prob=c.target_accept_prob,
             max_tree_depth=c.max_tree_depth, dense_mass=c.dense_mass,
+            inverse_mass_matrix=inverse_mass_matrix,
         )
 
     def warmup(self, on_block: Callable[[Block], None] | None = None) -> Any:
@@ -179,14 +181,15 @@ class BlockSampler:
         c = self.config
         t0 = time.perf_counter()
         keys = jax.random.split(jax.random.PRNGKey(c.seed), c.num_chains)
-        init = None
+        init = inverse_mass = None
         if c.start == "optimum":
-            init, self.start_report = optimum_starts(
-                self.model, self.model_args, self.model_kwargs, c.num_chains, c.seed,
-                n_starts=c.n_starts)
+            start = optimum_starts(self.model, self.model_args, self.model_kwargs,
+                                   c.num_chains, c.seed, n_starts=c.n_starts)
+            init, self.start_report = start.init, start.report
+            inverse_mass = start.inverse_mass_matrix(c.dense_mass)
             log.info("chains start at the best of %d optima found from %d starts",
                      len(self.start_report.optima), c.n_starts)
-        state = self._make_kernel().init(
+        state = self._make_kernel(inverse_mass).init(
             keys, c.num_warmup, init, self.model_args, self.model_kwargs
         )
         for _ in range(c.num_warmup // c.block_size):
