@@ -24,6 +24,7 @@ from exocube.cli import ingest as ingest_cmd
 from exocube.cli import models as models_cmd
 from exocube.cli import serve as serve_cmd
 from exocube.cli import simulate as simulate_cmd
+from exocube.cli import suggest as suggest_cmd
 from exocube.cli import train as train_cmd
 from exocube.errors import ExocubeError
 
@@ -76,6 +77,7 @@ app.command()(generate_cmd.generate)
 app.command()(demo_cmd.demo)
 app.command()(serve_cmd.serve)
 app.command()(serve_cmd.predict)
+app.command("suggest-runs")(suggest_cmd.suggest_runs)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -17,7 +17,9 @@ Exoplanet Archive ``pscomppars`` names (``pl_rade``, ``pl_bmasse``,
 ``pl_orbper``, ``pl_insol``, ``st_teff``, ``st_logg``, ``st_met``, ``st_mass``),
 then by the earlier in-house system's names (``orbital_period``, ``insolation``,
 ...): the table of :func:`exocube.params.parameter_columns`. Lines starting
-with ``#`` are comments. A row with a missing, non-numeric or out-of-range
+with ``#`` are comments. Run ids come from the first of the columns ``name``,
+``planet_name``, ``pl_name`` and ``run_id`` (an ``exocube simulate`` design CSV) the
+file has. A row with a missing, non-numeric or out-of-range
 value (outside the validity bounds or the generator's range) is an error naming
 the row and the field, unless the caller asks to skip such rows
 (``on_invalid="skip"``): each is logged, and the count.
@@ -51,7 +53,7 @@ from exocube.planet import derive
 
 log = logging.getLogger(__name__)
 
-NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name")
+NAME_COLUMNS: tuple[str, ...] = ("name", "planet_name", "pl_name", "run_id")
 
 OnInvalid = Literal["raise", "skip"]
 DENSITY_RANGE = (0.25, 2.0)  # bulk density / Earth's, for sampled masses

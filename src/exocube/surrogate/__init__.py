@@ -34,6 +34,7 @@ from exocube.surrogate.loading import (
 from exocube.surrogate.planets import BatchSummary, predict_catalogue
 from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META, Prediction
 from exocube.surrogate.promotion import promote, unpromote
+from exocube.surrogate.suggest import Suggestion, suggest_runs, write_design
 from exocube.surrogate.surrogate import Surrogate, check_request, encode_rows
 
 
@@ -94,6 +95,7 @@ __all__ = [
     "ModelChoice",
     "ModelInfo",
     "Prediction",
+    "Suggestion",
     "Surrogate",
     "catalogue_rows",
     "check_request",
@@ -107,6 +109,8 @@ __all__ = [
     "predict_catalogue",
     "promote",
     "promotions",
+    "suggest_runs",
     "unpromote",
     "unusable_reason",
+    "write_design",
 ]
