@@ -231,6 +231,7 @@ def results(db: str) -> list[tuple[str, str, dict]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 4 fits with their compilations, in worker processes
 def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp_path,
                                                           capsys):
     import json
@@ -290,6 +291,7 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_jackknife_campaign_on_dask_stores_each_subset_once(tmp_path):
     from fit_fixtures import write_cube
 
