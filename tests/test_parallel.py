@@ -16,6 +16,8 @@ def test_local_cluster_runs_tasks_in_worker_processes() -> None:
     with client(options=DaskOptions(n_workers=2, memory_limit="1GiB")) as c:
         assert len(c.scheduler_info()["workers"]) == 2
         pids = set(c.gather(c.map(lambda _: os.getpid(), range(8), pure=False)))
+        # a starved or paused worker is not retired for missed heartbeats (docstring)
+        assert c.cluster.scheduler.worker_ttl is None
     assert os.getpid() not in pids
 
 

@@ -8,7 +8,12 @@ default ``MALLOC_TRIM_THRESHOLD_=65536`` also fixes the mmap threshold at 128
 KiB, so every array of a run would be a fresh ``mmap`` with page faults
 (generation cost 2.5 times more CPU, ingest about 1.5 times); here allocations
 up to 32 MiB stay on the heap. Workers of an existing scheduler keep their own
-settings. A SLURM
+settings. A local scheduler never retires a worker for missed heartbeats
+(``distributed.scheduler.worker-ttl`` off): its nanny already sees a worker process
+die, and on a loaded machine, or with the client's process paused (SIGSTOP/SIGCONT), a
+live worker's heartbeats stall for minutes; Dask's default 5-minute TTL then restarted
+both workers of an ExoPlaSim ensemble and killed their model years in flight (measured:
+"Worker failed to heartbeat for 308s", 2026-12-02). A SLURM
 cluster (one job per worker, dask-jobqueue's ``SLURMCluster``) comes from
 :func:`slurm_client`, and :func:`cluster_client` picks one of the three from a
 ``--cluster`` value (``local``, ``slurm`` or a scheduler address).
@@ -54,7 +59,7 @@ def client(
     if address:
         yield from _remote_client(address, connect_timeout)
         return
-    with dask.config.set(WORKER_MALLOC):
+    with dask.config.set({**WORKER_MALLOC, "distributed.scheduler.worker-ttl": None}):
         cluster = LocalCluster(
             n_workers=opts.n_workers,
             threads_per_worker=opts.threads_per_worker,
