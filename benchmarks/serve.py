@@ -22,7 +22,16 @@ The model is the one the server would choose in the catalogue given by
 20 x 32 x 64 grid, and one epoch of the configs/surrogate_cpu_small.yaml U-Net
 (the weights do not change the cost).
 
-    .venv/bin/python benchmarks/serve.py [--database-url URL] [--duration 4]
+With ``--members N`` (N >= 2) it then serves a deep ensemble of N such models
+(seeds 0 .. N-1, grouped by ``exocube models ensemble`` in a catalogue of its own
+under --workdir; its members run as one stacked network) and drives datacube
+requests whose answers carry the uncertainty: JSON (``fields_std`` beside
+``fields``) and NumPy binary of the 3-D fields with their ``<var>_std``, at 1 and
+8 clients. Baselines in the same run: the single model's datacube p50 above and the
+in-process ``Surrogate.predict`` of the ensemble (mean and std, no HTTP). Target
+(issue 14): a datacube with its uncertainty under 100 ms.
+
+    .venv/bin/python benchmarks/serve.py [--database-url URL] [--duration 4] [--members 5]
 """
 
 from __future__ import annotations
@@ -48,6 +57,9 @@ EXOCUBE = str(Path(sys.executable).with_name("exocube"))
 SEED_SCALAR_S, SEED_DATACUBE_S = 0.4, 5.0
 CLIENTS = (1, 8, 32)
 KINDS = ("health", "scalar", "datacube-json", "datacube-npy")
+ENSEMBLE_KINDS = ("datacube-json", "datacube-npy-std")
+ENSEMBLE_CLIENTS = (1, 8)
+VARIABLES_3D = ("ta", "ua", "va", "hus", "zg")
 
 
 def build_model(workdir: Path) -> str:
@@ -70,12 +82,36 @@ def build_model(workdir: Path) -> str:
     return db
 
 
+def build_ensemble(workdir: Path, db: str, members: int) -> str:
+    """A catalogue of its own holding ``members`` models like :func:`build_model`'s
+    (seeds 0 .. N-1, trained on its store) grouped into one ensemble; its URL."""
+    manifest = workdir / f"ensemble{members}.json"
+    ens_db = f"sqlite:///{workdir / f'ensemble{members}.sqlite'}"
+    if manifest.is_file():
+        return ens_db
+    env = {**os.environ, "EXOCUBE_HOME": str(workdir / "home"), "EXOCUBE_DATABASE_URL": ens_db}
+    for seed in range(members):
+        print(f"+ exocube train fit ... --seed_everything {seed}", flush=True)
+        subprocess.run([EXOCUBE, "train", "fit", "--config", "configs/surrogate_cpu_small.yaml",
+                        "--data.zarr_root", str(workdir / "cube.zarr"),
+                        "--data.database_url", db, "--trainer.max_epochs", "1",
+                        "--seed_everything", str(seed),
+                        "--trainer.default_root_dir", str(workdir / f"fit-member{seed}")],
+                       check=True, env=env, cwd=ROOT)
+    subprocess.run([EXOCUBE, "models", "ensemble", *map(str, range(1, members + 1)), "--name",
+                    f"bench-ensemble{members}", "--manifest", str(manifest), "--url", ens_db],
+                   check=True, env=env, cwd=ROOT)
+    return ens_db
+
+
 def training_body(db: str) -> tuple[dict[str, float], object]:
+    from exocube.serve.schemas import EARTH
     from exocube.surrogate import Surrogate
 
     s = Surrogate.from_catalogue(db)
-    spec = s.models["datacube"].task.spec
-    return spec.params.mapping(spec.split.train[0]), s
+    model = s.models["datacube"]
+    # fields a v2 model does not use but the HTTP schema requires keep the Sun's values
+    return {**EARTH, **model.training_request(model.task.spec.split.train[0])}, s
 
 
 def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
@@ -83,9 +119,13 @@ def in_process_baselines(s: object, body: dict[str, float], repeats: int = 20
     """Median seconds of one in-process model call: scalar head, full datacube."""
     import torch
 
+    from exocube.surrogate import check_request
+
     task = s.models["datacube"].task  # type: ignore[attr-defined]
-    p = torch.tensor([task.spec.params.vector(body)], dtype=torch.float32)
-    locked = torch.tensor([True])
+    checked = check_request(body, task.spec.params.names)
+    p = torch.tensor([task.spec.params.vector({**checked.params, **checked.drivers})],
+                     dtype=torch.float32)
+    locked = torch.tensor([checked.tidally_locked])
 
     torch.set_num_threads(1)  # as the server (serve.torch_threads)
     with torch.inference_mode():
@@ -175,7 +215,10 @@ async def _drive(url: str, kind: str, clients: int, duration: float,
     path, accept = {"scalar": ("/predict/scalar", "application/json"),
                     "datacube-json": ("/predict/datacube", "application/json"),
                     "datacube-npy": ("/predict/datacube", "application/x-npy"),
+                    "datacube-npy-std": ("/predict/datacube", "application/x-npy"),
                     "health": ("/health", "application/json")}[kind]
+    query = ({"variables": ",".join([*VARIABLES_3D, *(v + "_std" for v in VARIABLES_3D)])}
+             if kind == "datacube-npy-std" else None)
     lat: list[float] = []
     errors = 0
     counter = 0
@@ -193,7 +236,8 @@ async def _drive(url: str, kind: str, clients: int, duration: float,
                     if kind == "health":
                         r = await http.get(path)
                     else:
-                        r = await http.post(path, json=b, headers={"Accept": accept})
+                        r = await http.post(path, json=b, headers={"Accept": accept},
+                                            params=query)
                     ok = r.status_code == 200
                     await r.aread()
                 except httpx.HTTPError:
@@ -255,6 +299,8 @@ def main() -> None:
                     / "exocube-bench-serve")
     ap.add_argument("--duration", type=float, default=4.0, help="seconds per load level")
     ap.add_argument("--port", type=int, default=8765)
+    ap.add_argument("--members", type=int, default=0,
+                    help="also serve a deep ensemble of this many models (>= 2)")
     ap.add_argument("--drive", help=argparse.SUPPRESS)
     ap.add_argument("--kind", help=argparse.SUPPRESS)
     ap.add_argument("--clients", type=int, help=argparse.SUPPRESS)
@@ -301,7 +347,57 @@ def main() -> None:
           f"{abandon['median'] * 1e3:.0f} ms of {len(abandon['times'])} rounds (each "
           f"{', '.join(f'{t * 1e3:.0f}' for t in abandon['times'])} ms) vs the 1-client JSON "
           f"p50 {n1['p50'] * 1e3:.0f} ms (baseline)")
+    if args.members >= 2:
+        ensemble_case(args, build_ensemble(args.workdir, db, args.members), body, n1)
     print(f"load average after the run: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+def drive(url: str, kind: str, clients: int, duration: float, body: dict[str, float]
+          ) -> dict[str, object]:
+    """One load level, driven from a second process."""
+    out = subprocess.run([sys.executable, __file__, "--drive", url, "--kind", kind,
+                          "--clients", str(clients), "--duration", str(duration),
+                          "--body", json.dumps(body)],
+                         check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)
+
+
+def ensemble_case(args: argparse.Namespace, ens_db: str, body: dict[str, float],
+                  single: dict[str, object]) -> None:
+    """The ensemble's datacube answers with their uncertainty over HTTP, next to the
+    single model's and to the in-process ensemble call."""
+    from exocube.surrogate import Surrogate
+
+    ens = Surrogate.from_catalogue(ens_db)
+    answer = ens.predict(body, "datacube", allow_extrapolation=True)
+    assert answer.n_members == args.members and set(answer.fields_std) == set(answer.fields)
+    in_process = median_time(lambda: ens.predict(body, "datacube", allow_extrapolation=True),
+                             20)
+    proc = start_server(ens_db, args.port)
+    url = f"http://127.0.0.1:{args.port}"
+    try:
+        r = httpx.post(url + "/predict/datacube", json=body, timeout=60)
+        r.raise_for_status()
+        doc = r.json()
+        assert set(VARIABLES_3D) <= set(doc["fields_std"]), "no std fields over HTTP"
+        results = [drive(url, kind, clients, args.duration, body)
+                   for kind in ENSEMBLE_KINDS for clients in ENSEMBLE_CLIENTS]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    print(f"\nensemble of {args.members} members (stacked), datacube with its uncertainty; "
+          f"in-process Surrogate.predict (baseline) {in_process * 1e3:.1f} ms")
+    print(f"{'kind':<18}{'clients':>8}{'requests':>10}{'errors':>8}{'p50 ms':>10}"
+          f"{'p95 ms':>10}{'p99 ms':>10}{'req/s':>9}  baseline")
+    for r in results:
+        print(f"{r['kind']:<18}{r['clients']:>8}{r['n']:>10}{r['errors']:>8}"
+              f"{r['p50'] * 1e3:>10.2f}{r['p95'] * 1e3:>10.2f}{r['p99'] * 1e3:>10.2f}"
+              f"{r['rps']:>9.1f}  single model JSON p50 (1 client) "
+              f"{single['p50'] * 1e3:.1f} ms; target < 100 ms")
+    j1 = next(r for r in results if r["kind"] == "datacube-json" and r["clients"] == 1)
+    print(f"ensemble datacube + std JSON p50 (1 client) {j1['p50'] * 1e3:.1f} ms = "
+          f"{j1['p50'] / single['p50']:.2f}x the single model's, "
+          f"{j1['p50'] / in_process:.2f}x the in-process call; target < 100 ms")
 
 
 def report(results: list[dict], base_scalar: float, base_cube: float,

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from tiny_model import CATALOGUE_CSV, TinyModel
+from tiny_model import CATALOGUE_CSV, TinyEnsemble, TinyModel
 
 from exocube.errors import InputDataError
-from exocube.surrogate import Surrogate
+from exocube.surrogate import ModelChoice, Surrogate
 from exocube.surrogate.planets import predict_catalogue
 
 N_ROWS = 5766
@@ -64,6 +64,9 @@ def test_real_catalogue_outputs_round_trip(extrapolated, surrogate: Surrogate) -
         np.testing.assert_allclose(one["ta"].values, direct.fields["ta"], rtol=1e-5, atol=1e-2)
         assert float(one["global_mean_ts"]) == pytest.approx(row["global_mean_ts"], rel=1e-5)
         assert ds.attrs["model_id"] == direct.model.id
+        assert not [v for v in ds.data_vars if str(v).endswith("_std")]  # a single model
+        assert "uncertainty_method" not in ds.attrs
+    assert not [c for c in scal.columns if c.endswith("_std")]
     assert not list(out.glob("*.tmp"))
 
 
@@ -94,3 +97,35 @@ def test_wrong_table_is_an_input_error(surrogate: Surrogate, tmp_path: Path) -> 
     path.write_text("pl_name,pl_rade\nX,1.0\n")
     with pytest.raises(InputDataError, match="lacks the columns"):
         predict_catalogue(path, tmp_path / "out", surrogate)
+
+
+def test_ensemble_batch_writes_std_columns_and_variables(tiny_ensemble: TinyEnsemble,
+                                                         tmp_path: Path) -> None:
+    src = pd.read_csv(CATALOGUE_CSV, comment="#", low_memory=False)
+    names = ["TRAPPIST-1 e", "LHS 1140 b", "TOI-700 d"]
+    path = tmp_path / "three.csv"
+    src[src.pl_name.isin(names)].to_csv(path, index=False)
+    ens = Surrogate.from_catalogue(tiny_ensemble.database_url,
+                                   choice=ModelChoice("model", str(tiny_ensemble.ensemble_id)))
+    summary = predict_catalogue(path, tmp_path / "out", ens, mode="joint",
+                                allow_extrapolation=True)
+    assert sorted(summary.predicted) == sorted(names)
+    scal = pd.read_csv(tmp_path / "out" / "scalars.csv").set_index("pl_name")
+    with xr.open_dataset(tmp_path / "out" / "predictions.nc") as ds:
+        assert ds.attrs["ensemble_members"] == 3
+        for name in names:
+            row, one = scal.loc[name], ds.sel(planet=name)
+            params = {k: float(row[k]) for k in ("radius_earth", "mass_earth",
+                                                 "orbital_period_days", "insolation_earth",
+                                                 "stellar_teff_k", "stellar_logg_cgs",
+                                                 "stellar_metallicity_dex", "host_mass_msun")}
+            direct = ens.predict(params, "joint", allow_extrapolation=True)
+            for s, std in direct.scalars_std.items():
+                assert std > 0 and row[s + "_std"] == pytest.approx(std, rel=1e-4), s
+                assert float(one[s + "_std"]) == pytest.approx(std, rel=1e-4), s
+            for f, std in direct.fields_std.items():
+                assert one[f + "_std"].dims == one[f].dims, f
+                scale = float(np.nanmax(np.abs(direct.fields[f])))  # float32 round-off
+                np.testing.assert_allclose(one[f + "_std"].values, std, rtol=1e-4,
+                                           atol=1e-6 * scale, equal_nan=True, err_msg=f)
+                assert np.nanmax(one[f + "_std"].values) > 0, f

@@ -27,6 +27,7 @@ from exocube.ml.spec import (
     ParamTable,
     Split,
 )
+from exocube.ml.stacked import StackedMembers
 from exocube.ml.task import SurrogateTask
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "ParamScale",
     "ParamTable",
     "Split",
+    "StackedMembers",
     "SurrogateTask",
     "denormalise_scalars",
     "distance_to_hull",

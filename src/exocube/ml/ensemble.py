@@ -10,8 +10,10 @@ same data (same store version, spec and split) from different seeds, e.g. N runs
      "std_scale": {"ta": 1.4, ...}}
 
 Loading verifies every member's file and SHA-256 and that the members share one data
-spec; a missing, changed or unreadable member is a ModelUnavailableError naming it by
-index and catalogue id (file paths go to the log: the messages reach HTTP clients).
+spec and one architecture (so that they run as one stacked network,
+:mod:`exocube.ml.stacked`); a missing, changed or unreadable member is a
+ModelUnavailableError naming it by index and catalogue id (file paths go to the log:
+the messages reach HTTP clients).
 
 The ensemble's prediction is the members' mean; its uncertainty the members' sample
 standard deviation (``ddof=1``) at every point. The evaluation widens it by
@@ -40,6 +42,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from exocube.errors import ModelUnavailableError
+from exocube.ml.stacked import check_stackable
 from exocube.ml.task import SurrogateTask
 
 log = logging.getLogger(__name__)
@@ -178,25 +181,12 @@ def load_member(member: Member, index: int) -> SurrogateTask:
 
 
 def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:
-    """Every member of ``manifest``; they must share the first member's data spec."""
+    """Every member of ``manifest``; they must be stackable
+    (:func:`~exocube.ml.stacked.check_stackable`: one data spec, one architecture)."""
     tasks = [load_member(m, i) for i, m in enumerate(manifest.members)]
-    first = _spec_text(tasks[0])
-    for i, task in enumerate(tasks[1:], start=1):
-        if _spec_text(task) != first:
-            raise ModelUnavailableError(
-                f"ensemble {manifest.name!r}: member {i} was trained on another data spec "
-                "(store version, variables, grid or split) than member 0; an ensemble's "
-                "members must share their training data")
-        if task.has_scalars != tasks[0].has_scalars:
-            raise ModelUnavailableError(f"ensemble {manifest.name!r}: member {i} and member "
-                                        "0 differ in having the scalar head")
+    check_stackable(tasks, manifest.name)
     log.info("loaded ensemble %s: %d members", manifest.name, len(tasks))
     return tasks
-
-
-def _spec_text(task: SurrogateTask) -> str:
-    """The data spec as canonical JSON (its statistics hold NaN, which != itself)."""
-    return json.dumps(task.spec.to_dict(), sort_keys=True)
 
 
 def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],

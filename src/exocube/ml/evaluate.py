@@ -20,13 +20,14 @@ from __future__ import annotations
 import json
 import logging
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+from torch import Tensor
 
 from exocube.errors import StoreError
 from exocube.ml.baselines import Samples, collect, make_baselines
@@ -45,6 +46,7 @@ from exocube.ml.scores import (
     score_model,
 )
 from exocube.ml.spec import DataSpec
+from exocube.ml.stacked import StackedMembers
 from exocube.ml.task import SurrogateTask
 from exocube.ml.uncertainty import spread_skill
 
@@ -83,21 +85,38 @@ def truth_of(s: Samples, ds: RunWindowDataset) -> Prediction:
 
 
 @torch.no_grad()
-def predict_model(model: SurrogateTask, s: Samples, batch: int = 8) -> Prediction:
-    model.eval()
+def predict_members(tasks: Sequence[SurrogateTask], s: Samples, batch: int = 8
+                    ) -> list[Prediction]:
+    """Each model's prediction of the samples ``s``: one model's alone, an ensemble's
+    members in one stacked pass (:class:`~exocube.ml.stacked.StackedMembers`) per
+    ``batch // N`` samples."""
+    for task in tasks:
+        task.eval()
+    physical = (StackedMembers(tasks).physical if len(tasks) > 1
+                else _one_member(tasks[0]))
+    step = max(1, batch // len(tasks))
     f3, f2, sc = [], [], []
-    for i in range(0, len(s.params), batch):
-        p = torch.tensor(s.params[i:i + batch], dtype=torch.float32)
-        g = torch.tensor(s.gravity[i:i + batch], dtype=torch.float64)
-        r = torch.tensor(s.r_gas[i:i + batch], dtype=torch.float64)
-        x3, x2, zs = model.physical(p, torch.tensor(s.locked[i:i + batch]), g, r)
+    for i in range(0, len(s.params), step):
+        p = torch.tensor(s.params[i:i + step], dtype=torch.float32)
+        g = torch.tensor(s.gravity[i:i + step], dtype=torch.float64)
+        r = torch.tensor(s.r_gas[i:i + step], dtype=torch.float64)
+        x3, x2, zs = physical(p, torch.tensor(s.locked[i:i + step]), g, r)
         f3.append(x3.double().numpy())
         f2.append(x2.double().numpy() if x2 is not None
-                  else np.zeros((len(p), 0, *s.x2.shape[2:])))
+                  else np.zeros((len(tasks), len(p), 0, *s.x2.shape[2:])))
         if zs is not None:
             sc.append(denormalise_scalars(zs).double().numpy())
-    return Prediction(np.concatenate(f3), np.concatenate(f2),
-                      np.concatenate(sc) if sc else None)
+    x3s, x2s = np.concatenate(f3, axis=1), np.concatenate(f2, axis=1)
+    scs = np.concatenate(sc, axis=1) if sc else None
+    return [Prediction(x3s[k], x2s[k], scs[k] if scs is not None else None)
+            for k in range(len(tasks))]
+
+
+def _one_member(task: SurrogateTask) -> Callable[..., tuple[Tensor | None, ...]]:
+    """``task.physical`` with a leading member axis of length 1 on its outputs."""
+    def physical(*args: Tensor | None) -> tuple[Tensor | None, ...]:
+        return tuple(None if x is None else x.unsqueeze(0) for x in task.physical(*args))
+    return physical
 
 
 def ensemble_mean(members: Sequence[Prediction]) -> Prediction:
@@ -146,7 +165,7 @@ def fit_spread_scale(tasks: Sequence[SurrogateTask], store: str, database_url: s
     ds = dm.make_dataset(split)
     s = collect(ds)
     truth = truth_of(s, ds)
-    members = [predict_model(t, s) for t in tasks]
+    members = predict_members(tasks, s)
     pairs = [(v, np.stack([m.f3[:, i] for m in members]), truth.f3[:, i], s.m3[:, i], spec.lat)
              for i, v in enumerate(spec.variables_3d)]
     pairs += [(v, np.stack([m.f2[:, i] for m in members]), truth.f2[:, i], s.m2[:, i],
@@ -195,7 +214,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
     s, train = collect(test_ds), collect(train_ds)
     truth = truth_of(s, test_ds)
     baselines, clim = baseline_predictions(s, train, test_ds, with_baselines)
-    networks = [predict_model(t, s) for t in tasks]
+    networks = predict_members(tasks, s)
     members = with_spread_scale(networks, std_scale, spec)  # the same mean
     ensemble = len(members) > 1
     unet = {"unet": ensemble_mean(members), "unet_member_0": networks[0]} if ensemble else {

@@ -163,15 +163,21 @@ class SurrogateTask(L.LightningModule):
         """The networks' raw outputs (normalised 3-D, 2-D fields and scalars; under hard
         constraints the ``hus`` channel is the logit of relative humidity less the
         climatological one, and ``zg``'s is unused)."""
+        forcing, enc = self.network_inputs(params, tidally_locked)
+        z3, z2 = self.unet(forcing, enc)
+        zs = self.scalar_model(enc) if self.scalar_model is not None else None
+        return z3, z2, zs
+
+    def network_inputs(self, params: Tensor, tidally_locked: Tensor) -> tuple[Tensor, Tensor]:
+        """The U-Net's forcing maps ``(B, N_FORCING, L, H, W)`` and the encoded parameters
+        ``(B, n_features)`` (the scalar model's input too)."""
         enc = self.encode(params, tidally_locked)
         table = self.spec.params
         ps = params[:, table.index("surface_pressure_bar")] * BAR_TO_PA
         insolation = params[:, table.index("insolation_earth")]
         forcing = forcing_maps(insolation, tidally_locked, ps, self.plev, self.lat, self.lon,
                                self.hparams.substellar_lon_deg)
-        z3, z2 = self.unet(forcing, enc)
-        zs = self.scalar_model(enc) if self.scalar_model is not None else None
-        return z3, z2, zs
+        return forcing, enc
 
     @property
     def constrained(self) -> bool:
@@ -193,6 +199,12 @@ class SurrogateTask(L.LightningModule):
         """Physical 3-D ``(B, C3, L, H, W)`` and 2-D ``(B, C2, H, W)`` fields (float32) and
         the normalised scalars; the constrained fields as built, not renormalised."""
         z3, z2, zs = self.network(params, tidally_locked)
+        return self.to_physical(z3, z2, zs, params, gravity, r_gas)
+
+    def to_physical(self, z3: Tensor, z2: Tensor | None, zs: Tensor | None, params: Tensor,
+                    gravity: Tensor | None = None, r_gas: Tensor | None = None
+                    ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`physical` of the networks' raw outputs for the raw ``params``."""
         f2 = self.normaliser.denorm2(z2.float()) if z2 is not None else None
         if self.constrained:
             return self.constrain(z3, z2, params, gravity, r_gas), f2, zs
@@ -343,7 +355,12 @@ class SurrogateTask(L.LightningModule):
     def predict_physical(self, params: Tensor, tidally_locked: Tensor) -> dict[str, Tensor]:
         """Physical fields for raw parameters: 3-D ``(B, L, H, W)`` with NaN where the level
         lies below the predicted surface pressure, 2-D ``(B, H, W)``, scalars ``(B,)``."""
-        f3, f2, zs = self.physical(params, tidally_locked)
+        return self.outputs(*self.physical(params, tidally_locked), params)
+
+    def outputs(self, f3: Tensor, f2: Tensor | None, zs: Tensor | None, params: Tensor
+                ) -> dict[str, Tensor]:
+        """:meth:`predict_physical`'s named outputs of physical fields and normalised
+        scalars (for the raw ``params``)."""
         out: dict[str, Tensor] = {}
         if f2 is not None:
             out.update({v: f2[:, i] for i, v in enumerate(self.v2)})

@@ -94,15 +94,24 @@ class Conv3d(nn.Conv3d):
 
     For small batches PyTorch's CPU dispatcher picks a slow direct 3-D
     convolution (about 3x slower for one datacube); without gradients the
-    oneDNN kernel gives the same result (to float32 round-off) faster.
+    oneDNN kernel gives the same result (to float32 round-off) faster. Under
+    ``torch.vmap`` over stacked members (:mod:`exocube.ml.stacked`) the plain
+    convolution runs: its batching rule makes one grouped convolution of all
+    members, which PyTorch gives to oneDNN itself (``aten::mkldnn_convolution`` has
+    no batching rule).
     """
 
     def forward(self, x: Tensor) -> Tensor:
         if (x.device.type == "cpu" and x.dtype == torch.float32 and not torch.is_grad_enabled()
-                and torch.backends.mkldnn.is_available()):
+                and torch.backends.mkldnn.is_available() and not _batched(x, self.weight)):
             return torch.mkldnn_convolution(x.contiguous(), self.weight, self.bias, self.padding,
                                             self.stride, self.dilation, self.groups)
         return super().forward(x)
+
+
+def _batched(*tensors: Tensor) -> bool:
+    """True when any of ``tensors`` carries a ``torch.vmap`` batch dimension."""
+    return any(torch._C._functorch.is_batchedtensor(t) for t in tensors)
 
 
 class ConvBlock(nn.Module):

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.ml import SurrogateTask, load_members, read_manifest
+from exocube.ml import StackedMembers, SurrogateTask, load_members, read_manifest
 from exocube.params import SPECS
 from exocube.planet import request_with_drivers
 
@@ -84,8 +84,9 @@ class ModelInfo:
 class LoadedModel:
     """A loaded checkpoint with its catalogue record and encoded training parameters.
 
-    An ensemble has its networks in ``members``; ``task`` is the first of them (its data
-    spec, encoding and training hull are every member's)."""
+    An ensemble has its networks in ``members`` and, stacked to run as one, in
+    ``stacked``; ``task`` is the first of them (its data spec, encoding and training hull
+    are every member's)."""
 
     info: ModelInfo
     task: SurrogateTask
@@ -93,6 +94,7 @@ class LoadedModel:
     members: tuple[SurrogateTask, ...] = ()
     #: An ensemble's spread calibration (see exocube.ml.ensemble); 1 where absent.
     std_scale: dict[str, float] = field(default_factory=dict)
+    stacked: StackedMembers | None = None
 
     @property
     def modes(self) -> tuple[str, ...]:
@@ -139,7 +141,8 @@ def load_checkpoint(row: Model) -> LoadedModel:
                  if isinstance(v, int | float)},
         members=tuple(int(i) for i in ensemble.get("members", ())) if ensemble else ())
     return LoadedModel(info=info, task=task, train_encoded=task.training_encoded(),
-                       members=members, std_scale=std_scale)
+                       members=members, std_scale=std_scale,
+                       stacked=StackedMembers(members, row.name) if members else None)
 
 
 @dataclass(frozen=True)

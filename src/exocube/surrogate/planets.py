@@ -8,7 +8,10 @@ model needs, a value outside the valid range, or parameters
 far outside the model's training data is skipped with its reason: nothing is
 invented and no row stops the run. Outputs, written under temporary names and
 renamed: one NetCDF store with a ``planet`` dimension, a CSV of the scalar
-results and a CSV with every row's status and reason.
+results and a CSV with every row's status and reason. An ensemble's uncertainty goes
+with its values: the store gets a ``<field>_std`` variable beside each field and
+scalar, the scalar table a ``<scalar>_std`` column beside each scalar (the members'
+sample std, times the ensemble's ``std_scale``); a single model's outputs have none.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ import logging
 import math
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 COLUMN_MAP: dict[str, str] = {column: name for name, column in ARCHIVE_COLUMNS.items()}
 NAME_COLUMN = "pl_name"
 CHUNK = 32
+T = TypeVar("T")
 
 
 @dataclass
@@ -144,7 +149,7 @@ def scalar_table(predictions: list[tuple[str, Prediction]]) -> pd.DataFrame:
     """One row per predicted planet: inputs, scalars, domain flag and model identity."""
     rows = []
     for name, p in predictions:
-        rows.append({NAME_COLUMN: name, **p.params, **p.scalars,
+        rows.append({NAME_COLUMN: name, **p.params, **_with_std(p.scalars, p.scalars_std),
                      "tidally_locked": p.tidally_locked, "out_of_domain": p.out_of_domain,
                      "hull_distance": p.hull_distance,
                      "defaulted": ";".join(p.defaulted), "model_id": p.model.id,
@@ -157,9 +162,10 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
     first = predictions[0][1].to_dataset()
     preds = [p for _, p in predictions]
     data = {}
+    outputs = [{**_with_std(p.fields, p.fields_std), **_with_std(p.scalars, p.scalars_std)}
+               for p in preds]
     for var in first.data_vars:
-        values = [p.fields[var] if var in p.fields else np.float32(p.scalars[var])
-                  for p in preds]
+        values = [np.asarray(o[var], dtype=np.float32) for o in outputs]
         data[var] = (("planet", *first[var].dims), np.stack(values), first[var].attrs)
     for pname in [n for n in ALL_NAMES if any(n in p.params for p in preds)]:
         data[pname] = ("planet", np.array([p.params.get(pname, np.nan) for p in preds]),
@@ -170,8 +176,9 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
                              {"long_name": "distance to the training runs' parameter hull",
                               "units": "encoded (each parameter spans [-1, 1])"})
     keep = ("Conventions", "source", "mode", "model_id", "model_name", "model_checkpoint",
-            "dataset_version")
-    attrs = {k: first.attrs[k] for k in keep}
+            "dataset_version", "uncertainty_method", "ensemble_members",
+            "ensemble_member_ids")
+    attrs = {k: first.attrs[k] for k in keep if k in first.attrs}
     attrs["defaulted_params"] = ",".join(n for n in OPTIONAL_NAMES if n in preds[0].defaulted)
     out = xr.Dataset(data, coords={"planet": [n for n, _ in predictions], **first.coords},
                      attrs=attrs)
@@ -179,6 +186,16 @@ def write_store(predictions: list[tuple[str, Prediction]], path: Path) -> Path:
     out.to_netcdf(tmp, engine="netcdf4")
     os.replace(tmp, path)
     return path
+
+
+def _with_std(values: Mapping[str, T], std: Mapping[str, T]) -> dict[str, T]:
+    """``values``, each followed by its ``<name>_std`` where ``std`` has it."""
+    out: dict[str, T] = {}
+    for name, value in values.items():
+        out[name] = value
+        if name in std:
+            out[name + "_std"] = std[name]
+    return out
 
 
 def _write_csv(df: pd.DataFrame, path: Path) -> Path:

@@ -15,6 +15,7 @@ from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
 from exocube.ml import (
     SCALAR_NAMES,
+    StackedMembers,
     SurrogateTask,
     denormalise_scalars,
     distance_to_hull,
@@ -198,18 +199,19 @@ class Surrogate:
 
     def _run(self, model: LoadedModel, mode: str, rows: list[Checked], encoded: torch.Tensor
              ) -> dict[str, np.ndarray]:
-        """One batched model call (one per member of an ensemble: then the members' mean,
-        and their sample std, times the ensemble's ``std_scale``, under ``<name>_std``)."""
+        """One batched model call (an ensemble's members stacked into one: then the members'
+        mean, and their sample std, times the ensemble's ``std_scale``, under
+        ``<name>_std``)."""
         params, locked = model_inputs(model.task, rows, torch.float32)
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
-            if not model.members:
+            if model.stacked is None:
                 return _call(model.task, mode, params, locked, encoded)
-            outs = [_call(t, mode, params, locked, encoded) for t in model.members]
+            stacks = _call_stacked(model.stacked, mode, params, locked, encoded)
         result: dict[str, np.ndarray] = {}
-        for name in outs[0]:
-            result[name], std = mean_and_std(np.stack([o[name] for o in outs]))
+        for name, stack in stacks.items():
+            result[name], std = mean_and_std(stack)
             result[name + "_std"] = std * model.std_scale.get(name, 1.0)
         return result
 
@@ -243,3 +245,13 @@ def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Te
         s = denormalise_scalars(task.scalar_model(encoded.float()).float())
         return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
     return {k: v.numpy() for k, v in task.predict_physical(params, locked).items()}
+
+
+def _call_stacked(stacked: StackedMembers, mode: str, params: torch.Tensor,
+                  locked: torch.Tensor, encoded: torch.Tensor) -> dict[str, np.ndarray]:
+    """Every member's physical outputs, ``(M, B, ...)``, in one stacked call; scalar mode
+    runs the scalar heads only."""
+    if mode == "scalar":
+        s = stacked.scalars(encoded.float())
+        return {n: s[..., i].numpy() for i, n in enumerate(SCALAR_NAMES)}
+    return {k: v.numpy() for k, v in stacked.predict_physical(params, locked).items()}
