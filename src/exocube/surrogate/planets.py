@@ -136,8 +136,8 @@ def predict_catalogue(csv_path: Path, out_dir: Path, surrogate: Surrogate,
         NAME_COLUMN: names,
         "status": ["predicted" if n not in summary.skipped else "skipped" for n in names],
         "reason": [summary.skipped.get(n, "") for n in names]})
-    summary.summary_csv = _write_csv(status, out_dir / "summary.csv")
-    summary.scalars_csv = _write_csv(scalar_table(predictions), out_dir / "scalars.csv")
+    summary.summary_csv = write_csv(status, out_dir / "summary.csv")
+    summary.scalars_csv = write_csv(scalar_table(predictions), out_dir / "scalars.csv")
     if predictions:
         summary.store = write_store(predictions, out_dir / "predictions.nc")
     log.info("predicted %d of %d planets; skipped %d", len(predictions), len(df),
@@ -198,8 +198,12 @@ def _with_std(values: Mapping[str, T], std: Mapping[str, T]) -> dict[str, T]:
     return out
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+def write_csv(df: pd.DataFrame, path: Path, comments: Mapping[str, object] | None = None
+              ) -> Path:
+    """``df`` as CSV at ``path`` (temporary name, then rename), after ``# key: value`` lines."""
     tmp = path.with_name(path.name + ".tmp")
-    df.to_csv(tmp, index=False)
+    with open(tmp, "w", encoding="utf-8", newline="") as fh:
+        fh.writelines(f"# {k}: {v}\n" for k, v in (comments or {}).items())
+        df.to_csv(fh, index=False)
     os.replace(tmp, path)
     return path

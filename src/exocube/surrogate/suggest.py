@@ -38,6 +38,7 @@ from numpy.typing import NDArray
 from exocube.errors import ExocubeError, ParameterError
 from exocube.gcm import sample_runs
 from exocube.params import ALL_NAMES
+from exocube.surrogate.planets import write_csv
 from exocube.surrogate.prediction import Prediction
 from exocube.surrogate.surrogate import Surrogate, check_request, encode_rows
 
@@ -158,12 +159,6 @@ def write_design(suggestions: Sequence[Suggestion], path: Path,
                             "uncertainty": s.uncertainty, "penalised_score": s.score,
                             "hull_distance": s.hull_distance} for s in suggestions])
     scores_path = path.with_name(path.stem + ".scores.csv")
-    for table, target, header in ((design_table(suggestions), path, None),
-                                  (scores, scores_path, meta)):
-        tmp = target.with_name(target.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as fh:
-            if header:
-                fh.writelines(f"# {k}: {v}\n" for k, v in header.items())
-            table.to_csv(fh, index=False)
-        tmp.replace(target)
+    write_csv(design_table(suggestions), path)
+    write_csv(scores, scores_path, meta)
     return path, scores_path
