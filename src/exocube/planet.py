@@ -48,12 +48,12 @@ CO2 mole fraction ``pco2 / ps``.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from exocube import physics
 from exocube.errors import ParameterError
-from exocube.params import MODEL_INPUT_NAMES_V2, OPTIONAL_DEFAULTS
+from exocube.params import MODEL_INPUT_NAMES_V2, OPTIONAL_DEFAULTS, REQUIRED_NAMES
 
 BOND_ALBEDO = 0.3
 LOCKING_TIME_LIMIT_YR = 1.0e9
@@ -139,6 +139,12 @@ def gas_constants(x_co2: float) -> tuple[float, float]:
 #: The request fields the climate drivers come from, besides the optional atmosphere fields.
 DRIVER_FIELDS: tuple[str, ...] = ("radius_earth", "mass_earth", "orbital_period_days",
                                   "insolation_earth", "stellar_teff_k")
+
+
+def required_fields(input_names: Sequence[str]) -> tuple[str, ...]:
+    """The request fields a model with these inputs needs: each input that is a request
+    field, and the fields the climate drivers and the locking rule come from."""
+    return tuple(n for n in REQUIRED_NAMES if n in input_names or n in DRIVER_FIELDS)
 
 
 @dataclass(frozen=True)

@@ -1,22 +1,20 @@
 """A model on the climate drivers (inputs v2, hard constraints) behind the request paths.
 
 It is trained through ``exocube train fit`` on the tiny model's store, recorded in a
-copy of that catalogue (the session's tiny catalogue keeps its one model).
+copy of that catalogue (the session's tiny catalogue keeps its one model):
+``tiny_model.build_tiny_v2_catalogue``, shared with the service tests.
 """
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 import xarray as xr
-from tiny_model import CATALOGUE_CSV, CONF, TinyModel
+from tiny_model import CATALOGUE_CSV, TinyModel, build_tiny_v2_catalogue
 
-from exocube.cli import main as exocube_main
-from exocube.config import get_settings
 from exocube.errors import ParameterError
 from exocube.params import MODEL_INPUT_NAMES_V2
 from exocube.serve.openapi import nearest_to_earth
@@ -28,23 +26,7 @@ STAR_ONLY = ("stellar_logg_cgs", "stellar_metallicity_dex", "host_mass_msun")
 
 @pytest.fixture(scope="module")
 def v2_catalogue(tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> str:
-    root = tmp_path_factory.mktemp("v2-model")
-    db_file = root / "catalog.sqlite"
-    shutil.copy(tiny_model.database_url.removeprefix("sqlite:///"), db_file)
-    db = f"sqlite:///{db_file}"
-    with pytest.MonkeyPatch.context() as mp:  # the recorder writes to the settings' catalogue
-        mp.setenv("EXOCUBE_DATABASE_URL", db)
-        get_settings.cache_clear()
-        try:
-            with pytest.raises(SystemExit) as exit_info:
-                exocube_main(["train", "fit", "--config", str(CONF), "--data.zarr_root",
-                              tiny_model.store, "--data.database_url", db,
-                              "--data.inputs", "v2", "--model.constraints", "hard",
-                              "--trainer.default_root_dir", str(root / "fit")])
-            assert exit_info.value.code in (0, None)
-        finally:
-            get_settings.cache_clear()
-    return db
+    return build_tiny_v2_catalogue(tmp_path_factory, tiny_model)
 
 
 @pytest.fixture(scope="module")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +36,7 @@ CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
 CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
 
 __all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyEnsemble", "TinyModel", "build_tiny_ensemble",
-           "build_tiny_model"]
+           "build_tiny_model", "build_tiny_v2_catalogue"]
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,23 @@ def _fit(store: str, db: str, root: Path, *extra: str, models_db: str | None = N
             assert exit_info.value.code in (0, None)
         finally:
             get_settings.cache_clear()
+
+
+def build_tiny_v2_catalogue(tmp_path_factory: pytest.TempPathFactory, tiny: TinyModel
+                            ) -> str:
+    """A copy of the tiny catalogue holding also a model on the climate drivers (inputs
+    v2, hard constraints) trained on the tiny store, its newest row (once per session,
+    cached on disk); returns the catalogue's URL."""
+    root = tmp_path_factory.getbasetemp() / "tiny-v2"
+    db_file = root / "catalog.sqlite"
+    db = f"sqlite:///{db_file}"
+    if (root / "done").is_file():
+        return db
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copy(tiny.database_url.removeprefix("sqlite:///"), db_file)
+    _fit(tiny.store, db, root / "fit", "--data.inputs", "v2", "--model.constraints", "hard")
+    (root / "done").touch()
+    return db
 
 
 def build_tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny: TinyModel

@@ -6,8 +6,11 @@ A fixed example cannot be inside every model's domain (the hull of its
 training runs), so each prediction route's example is the training run of the
 model serving that mode that lies nearest to the Earth (in the models' encoded
 units), rounded to 6 significant digits. A mode without a model shows the Earth
-itself. The examples follow the loaded models: the schema is rebuilt when the
-models change (``/admin/reload``).
+itself. The request body of each prediction route lists as required the fields its
+model needs: the star-only fields (stellar log g, metallicity, host mass) for a model on
+the v1 inputs, in a copy of ``PlanetParams`` named for the route (``PlanetParamsScalar``,
+...), and the shared ``PlanetParams`` otherwise. The schema follows the loaded models:
+it is rebuilt when the models change (``/admin/reload``).
 """
 
 from __future__ import annotations
@@ -19,7 +22,12 @@ from typing import Any
 import numpy as np
 from fastapi import FastAPI
 
-from exocube.serve.schemas import EARTH, MessageResponse, ValidationErrorResponse
+from exocube.serve.schemas import (
+    EARTH,
+    MODEL_ONLY_FIELDS,
+    MessageResponse,
+    ValidationErrorResponse,
+)
 from exocube.surrogate import MODEL_MODES, LoadedModel, check_request, encode_rows
 
 #: The route answering each mode.
@@ -32,8 +40,9 @@ def nearest_to_earth(model: LoadedModel) -> dict[str, float]:
     table = spec.params
     earth = encode_rows(model.task, [check_request(EARTH, table.names)]).numpy()[0]
     k = int(np.argmin(np.linalg.norm(model.train_encoded - earth, axis=1)))
-    # fields a v2 model does not use but the schema requires keep the Sun's values
-    request = {**EARTH, **model.training_request(spec.split.train[k])}
+    request = model.training_request(spec.split.train[k])
+    # a star field the model needs but its store does not hold takes the Sun's value
+    request.update({n: EARTH[n] for n in model.required_fields if n not in request})
     return {n: float(f"{v:.6g}") for n, v in request.items()}
 
 
@@ -79,10 +88,34 @@ def document_errors(schema: dict[str, Any]) -> None:
         components.pop(unused, None)
 
 
+def require_model_fields(schema: dict[str, Any], path: str, model: LoadedModel) -> None:
+    """Point ``path``'s request body at a copy of its schema that also requires the
+    star-only fields ``model`` reads (nothing changes for a model that reads none)."""
+    needed = [n for n in MODEL_ONLY_FIELDS if n in model.required_fields]
+    if not needed:
+        return
+    body = schema["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    components = schema["components"]["schemas"]
+    base = body["schema"]["$ref"].rsplit("/", 1)[1]
+    name = base + path.rsplit("/", 1)[1].capitalize()
+    copied = copy.deepcopy(components[base])
+    copied["required"] = [*copied.get("required", []), *needed]
+    copied["title"] = f"{copied.get('title', base)} (model {model.info.id})"
+    copied["description"] = (f"{copied.get('description', '')} The model serving {path} "
+                             f"(id {model.info.id}) also needs {', '.join(needed)}.").strip()
+    for n in needed:  # the field is a number here: no null
+        copied["properties"][n].pop("default", None)
+        copied["properties"][n].pop("anyOf", None)
+        copied["properties"][n].update(components[base]["properties"][n]["anyOf"][0])
+    components[name] = copied
+    body["schema"] = {"$ref": f"#/components/schemas/{name}"}
+
+
 def for_service(schema: dict[str, Any], models: dict[str, LoadedModel], keyed: bool
                 ) -> dict[str, Any]:
     """A copy of ``schema`` with :func:`document_errors`, whose prediction routes carry
-    :func:`example_for` examples and, when the service has no API keys (``keyed``
+    :func:`example_for` examples and the fields their models require
+    (:func:`require_model_fields`) and, when the service has no API keys (``keyed``
     false), need no key."""
     out = copy.deepcopy(schema)
     document_errors(out)
@@ -92,6 +125,8 @@ def for_service(schema: dict[str, Any], models: dict[str, LoadedModel], keyed: b
             continue
         op["requestBody"]["content"]["application/json"]["examples"] = example_for(
             models.get(mode))
+        if mode in models:
+            require_model_fields(out, path, models[mode])
         if not keyed:
             op.pop("security", None)
             for code in ("401", "403"):

@@ -9,6 +9,11 @@ The earlier in-house system's field names are accepted as aliases
 (``orbital_period``, ``insolation``, ``stellar_teff``, ``stellar_logg``,
 ``stellar_metallicity``, ``host_mass``: :data:`exocube.params.LEGACY_NAMES`); a
 parameter given under both names is refused.
+
+The star fields that only a model on the v1 inputs reads (:data:`MODEL_ONLY_FIELDS`:
+stellar log g, metallicity, host mass) are optional here; a model that uses them
+refuses a request without them with a 422 naming the field, and the served OpenAPI
+schema lists them as required on the routes of such a model (``exocube.serve.openapi``).
 """
 
 from __future__ import annotations
@@ -21,13 +26,19 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from exocube.errors import ParameterError
-from exocube.params import LEGACY_NAMES, SPECS
+from exocube.params import LEGACY_NAMES, REQUIRED_NAMES, SPECS
+from exocube.planet import DRIVER_FIELDS
 
 #: Rules between fields, which JSON Schema cannot state: told in the field's description.
 CROSS_FIELD_RULES: dict[str, str] = {
     "pco2_bar": "at most surface_pressure_bar (1 bar when absent): a partial pressure above "
                 "the surface pressure is refused with a 422",
     "pch4_bar": "pco2_bar + pch4_bar at most surface_pressure_bar, else a 422"}
+
+
+#: Required parameters that not every model reads: optional in the body, required by the
+#: routes of a model that uses them.
+MODEL_ONLY_FIELDS: tuple[str, ...] = tuple(n for n in REQUIRED_NAMES if n not in DRIVER_FIELDS)
 
 
 def _param(name: str) -> Any:
@@ -43,6 +54,10 @@ def _param(name: str) -> Any:
     if spec.default is not None:
         desc += f"; default {spec.default:g}"
         kwargs["default"] = None
+    elif name in MODEL_ONLY_FIELDS:
+        desc += ("; needed only by a model on the v1 inputs, which refuses a request "
+                 "without it (the route's schema then lists it as required)")
+        kwargs["default"] = None
     if alias:
         kwargs["validation_alias"] = AliasChoices(name, alias)
     return Field(ge=spec.low, le=spec.high, allow_inf_nan=False, description=desc,
@@ -57,7 +72,8 @@ EARTH: dict[str, float] = {
 
 
 class PlanetParams(BaseModel):
-    """One planet and its star. Optional atmosphere fields default to Earth-like values."""
+    """One planet and its star. Optional atmosphere fields default to Earth-like values;
+    the star-only fields are needed only by models that read them."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
 
@@ -66,9 +82,9 @@ class PlanetParams(BaseModel):
     orbital_period_days: float = _param("orbital_period_days")
     insolation_earth: float = _param("insolation_earth")
     stellar_teff_k: float = _param("stellar_teff_k")
-    stellar_logg_cgs: float = _param("stellar_logg_cgs")
-    stellar_metallicity_dex: float = _param("stellar_metallicity_dex")
-    host_mass_msun: float = _param("host_mass_msun")
+    stellar_logg_cgs: float | None = _param("stellar_logg_cgs")
+    stellar_metallicity_dex: float | None = _param("stellar_metallicity_dex")
+    host_mass_msun: float | None = _param("host_mass_msun")
     surface_pressure_bar: float | None = _param("surface_pressure_bar")
     pco2_bar: float | None = _param("pco2_bar")
     rotation_period_days: float | None = _param("rotation_period_days")

@@ -32,7 +32,7 @@ from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.ml import StackedMembers, SurrogateTask, load_members, read_manifest
 from exocube.params import SPECS
-from exocube.planet import request_with_drivers
+from exocube.planet import request_with_drivers, required_fields
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ class LoadedModel:
     def chosen_by(self, how: str) -> LoadedModel:
         """The same loaded model, its info saying how it was chosen."""
         return replace(self, info=replace(self.info, selected_by=how))
+
+    @property
+    def required_fields(self) -> tuple[str, ...]:
+        """The request fields this model needs (the others may be absent)."""
+        return required_fields(self.task.spec.params.names)
 
     def training_request(self, run: str) -> dict[str, float]:
         """A request for one of the model's store runs: its parameters, or for a model on

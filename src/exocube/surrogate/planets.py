@@ -32,7 +32,7 @@ import xarray as xr
 from exocube.errors import InputDataError
 from exocube.params import ALL_NAMES, ARCHIVE_COLUMNS, OPTIONAL_NAMES, REQUIRED_NAMES, SPECS
 from exocube.surrogate.prediction import Prediction
-from exocube.surrogate.surrogate import Surrogate, required_fields
+from exocube.surrogate.surrogate import Surrogate
 
 log = logging.getLogger(__name__)
 
@@ -109,7 +109,7 @@ def predict_catalogue(csv_path: Path, out_dir: Path, surrogate: Surrogate,
     """Predict every usable planet of a pscomppars table; write the store and CSVs."""
     df = read_pscomppars(csv_path)
     model = surrogate.model_for(mode)  # fail before reading rows when the mode has no model
-    required = required_fields(model.task.spec.params.names)
+    required = model.required_fields
     summary = BatchSummary(n_rows=len(df))
     names = df[NAME_COLUMN].astype(str).tolist()
     usable: list[tuple[str, dict[str, float]]] = []

@@ -21,8 +21,8 @@ from exocube.ml import (
     distance_to_hull,
     mean_and_std,
 )
-from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, REQUIRED_NAMES, validate_params
-from exocube.planet import DRIVER_FIELDS, climate_drivers
+from exocube.params import MODEL_INPUT_NAMES_V1, OPTIONAL_NAMES, validate_params
+from exocube.planet import climate_drivers, required_fields
 from exocube.surrogate.loading import (
     DEFAULT_CHOICE,
     MODES,
@@ -46,12 +46,6 @@ class Checked:
     defaulted: tuple[str, ...]
     tidally_locked: bool
     drivers: dict[str, float]
-
-
-def required_fields(input_names: Sequence[str]) -> tuple[str, ...]:
-    """The request fields a model with these inputs needs: each input that is a request
-    field, and the fields the climate drivers and the locking rule come from."""
-    return tuple(n for n in REQUIRED_NAMES if n in input_names or n in DRIVER_FIELDS)
 
 
 def check_request(values: Mapping[str, object],
