@@ -292,6 +292,12 @@ class Settings(BaseSettings):
     api_keys: list[SecretStr] = []
     serve: ServeOptions = ServeOptions()
     ingest: IngestOptions = IngestOptions()
+    jax_compile_cache: bool = True
+
+    @property
+    def jax_cache_dir(self) -> Path | None:
+        """Where the IFU commands keep JAX's compiled programs (None: off)."""
+        return self.home / "cache" / "jax" if self.jax_compile_cache else None
 
     @model_validator(mode="after")
     def _fill_paths(self) -> Settings:

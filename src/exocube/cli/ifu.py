@@ -261,6 +261,19 @@ def _store(db: str | None):
     return ChainStore(url)
 
 
+def use_jax_cache() -> str | None:
+    """Turn on JAX's persistent compilation cache at the configured directory (setting
+    ``jax_compile_cache``); the directory, or None when off."""
+    from exocube.config import get_settings
+    from exocube.ifu import use_compile_cache
+
+    directory = get_settings().jax_cache_dir
+    if directory is None:
+        return None
+    use_compile_cache(directory)
+    return str(directory)
+
+
 def _settings(model: str, z: float, lines: list[str] | None, continuum_degree: int,
               error_inflation: str, psf_fwhm: float, resolving_power: float,
               window_kms: float | None):
@@ -405,6 +418,7 @@ def fit(
     )
 
     store = _store(db)
+    use_jax_cache()  # once the database answered: nothing is written before
     if resume:
         row = store.fit(resume)
         if row.model_name != model.value:
@@ -499,6 +513,7 @@ def compare(
               if evidence else None)  # settings checked before any fit starts
 
     store = _store(db)
+    use_jax_cache()  # once the database answered: nothing is written before
     fits = {}
     for name, prior_file, fit_id in (("bowshock", bowshock_priors, bowshock_fit),
                                      ("disk", disk_priors, disk_fit)):

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from exocube.cli.ifu import Start, _settings, _split, _store, progress_bar
+from exocube.cli.ifu import Start, _settings, _split, _store, progress_bar, use_jax_cache
 
 app = typer.Typer(name="campaign", help="Inject-recover and jackknife campaigns of fits, "
                   "run by `exocube ifu worker` processes or on Dask.", no_args_is_help=True)
@@ -105,7 +105,8 @@ def _run_dask(db_url: str, cid: str, cluster: str, workers: int) -> None:
     st = campaign_status(db_url, cid)
     progress, task = progress_bar(st["tasks"], st["stored"], f"campaign {cid} (Dask)")
     with cluster_client(cluster, n_workers=workers) as client, progress:
-        run_on_dask(client, db_url, cid, on_done=lambda: progress.advance(task))
+        run_on_dask(client, db_url, cid, on_done=lambda: progress.advance(task),
+                    compile_cache=use_jax_cache())
     print(json.dumps(campaign_status(db_url, cid), indent=1))
 
 
@@ -246,6 +247,7 @@ def worker(
     store = _store(db)
     wq = WorkQueue(broker, queue, visibility_timeout=visibility_timeout)
     wq.pending()  # a broker that does not answer: a clear error before anything runs
+    use_jax_cache()
     done = Worker(wq, store.url, campaign_handlers(store.url), name=name).run(
         idle_timeout=idle_timeout)
     print(json.dumps({"worker": name, "tasks": done}))

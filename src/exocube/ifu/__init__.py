@@ -27,6 +27,7 @@ Other stages import the names in ``__all__``, not the modules.
 
 from __future__ import annotations
 
+from exocube.ifu._jax import use_compile_cache
 from exocube.ifu.broker import Worker, WorkQueue
 from exocube.ifu.campaign import (
     CampaignError,
@@ -153,6 +154,7 @@ __all__ = [
     "submit",
     "synthesize",
     "trace_figure",
+    "use_compile_cache",
     "write_moments",
     "write_pv",
     "write_synth",

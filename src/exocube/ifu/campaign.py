@@ -42,6 +42,7 @@ import sqlalchemy as sa
 
 from exocube.catalog import Campaign, TaskResult, redacted_url, session_scope
 from exocube.errors import ExocubeError
+from exocube.ifu._jax import use_compile_cache
 from exocube.ifu.broker import Handler, Task, WorkQueue, result_exists, store_result
 from exocube.ifu.chains import ChainStore, data_sha256
 from exocube.ifu.cube import IFUCube, read_s3d
@@ -579,11 +580,14 @@ def _read_checked(path: str, sha256: str | None) -> IFUCube:
 
 
 # -- Dask ------------------------------------------------------------------------------
-def _dask_task(db_url: str, message: str, queue: str) -> bool:
+def _dask_task(db_url: str, message: str, queue: str, compile_cache: str | None = None
+               ) -> bool:
     """Run one task on a Dask worker and store its result once; whether stored now."""
     import os
     import socket
 
+    if compile_cache is not None:
+        use_compile_cache(compile_cache)
     task = Task.from_message(message)
     if result_exists(db_url, task.id):
         return False
@@ -592,16 +596,20 @@ def _dask_task(db_url: str, message: str, queue: str) -> bool:
                         f"dask:{socket.gethostname()}:{os.getpid()}")
 
 
-def run_on_dask(client, db_url: str, campaign_id: str, on_done=None) -> int:
+def run_on_dask(client, db_url: str, campaign_id: str, on_done=None,
+                compile_cache: str | None = None) -> int:
     """Run the campaign's tasks without a stored result on a Dask ``client``; how many
-    were stored now. Results go to ``task_results`` as with brokered workers."""
+    were stored now. Results go to ``task_results`` as with brokered workers. With
+    ``compile_cache`` (a directory the workers reach), they keep JAX's compiled programs
+    there (:func:`exocube.ifu._jax.use_compile_cache`)."""
     from distributed import as_completed
 
     spec, _ = load_campaign(db_url, campaign_id)
     done = {r.task_id for r in stored_results(db_url, campaign_id)}
     todo = [t for t in tasks_of(campaign_id, spec) if t.id not in done]
     futures = [client.submit(_dask_task, db_url, t.message(), f"dask:{campaign_id}",
-                             key=f"campaign-{t.id}", pure=False) for t in todo]
+                             compile_cache, key=f"campaign-{t.id}", pure=False)
+               for t in todo]
     stored = 0
     for fut in as_completed(futures):
         stored += bool(fut.result())

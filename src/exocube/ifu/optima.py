@@ -87,32 +87,39 @@ def optimum_starts(model: Callable[..., Any], model_args: tuple, model_kwargs: M
     from numpyro.infer.util import initialize_model
 
     key_starts, key_scatter = jax.random.split(jax.random.PRNGKey(seed))
+    # dynamic_args: the data are arguments of the compiled programs, not constants in them,
+    # so cubes of one shape share the programs (and JAX's persistent compilation cache)
     info = initialize_model(jax.random.split(key_starts, n_starts), model,
-                            model_args=model_args, model_kwargs=dict(model_kwargs))
+                            model_args=model_args, model_kwargs=dict(model_kwargs),
+                            dynamic_args=True)
     starts = info.param_info.z
     _, unravel = ravel_pytree(jax.tree_util.tree_map(lambda v: v[0], starts))
     flat_starts = jax.vmap(lambda z: ravel_pytree(z)[0])(starts)
+    potential_at = info.potential_fn
 
-    def potential(x):
-        return info.potential_fn(unravel(x))
+    def potential(x, args, kwargs):
+        return potential_at(*args, **kwargs)(unravel(x))
 
-    ends, values = _minimise(potential, flat_starts, maxiter)
+    data = (tuple(model_args), dict(model_kwargs))
+    ends, values = _minimise(potential, flat_starts, data, maxiter)
     report, best = _group(ends, values, unravel, n_starts)
-    cov = laplace_covariance(potential, best)
+    cov = laplace_covariance(potential, best, *data)
     scatter = _laplace_scatter(cov, best, num_chains, key_scatter)
     sites = tuple(sorted(starts))  # ravel_pytree's order of a dict, and numpyro's
     return OptimumStart(jax.vmap(unravel)(scatter), cov, sites, report)
 
 
-def _minimise(potential: Callable[[Any], Any], x0: jnp.ndarray,
+def _minimise(potential: Callable[..., Any], x0: jnp.ndarray, data: tuple[Any, ...],
               maxiter: int) -> tuple[np.ndarray, np.ndarray]:
+    """BFGS from every row of ``x0`` on ``potential(x, *data)``, in one compiled call."""
     from jax.scipy.optimize import minimize
 
-    def one(x):
-        res = minimize(potential, x, method="BFGS", options={"maxiter": maxiter})
+    def one(x, data):
+        res = minimize(lambda y: potential(y, *data), x, method="BFGS",
+                       options={"maxiter": maxiter})
         return res.x, res.fun
 
-    ends, values = jax.jit(jax.vmap(one))(x0)
+    ends, values = jax.jit(jax.vmap(one, in_axes=(0, None)))(x0, data)
     return np.asarray(ends, np.float64), np.asarray(values, np.float64)
 
 
@@ -140,9 +147,11 @@ def _group(ends: np.ndarray, values: np.ndarray, unravel: Callable[[Any], Any],
     return StartReport(n_starts, optima, int(np.sum(~ok))), ends[groups[0][0]]
 
 
-def laplace_covariance(potential: Callable[[Any], Any], x: np.ndarray) -> np.ndarray:
-    """H^-1 at ``x`` with the Hessian's eigenvalues floored at ``EIGEN_FLOOR``."""
-    hess = np.asarray(jax.hessian(potential)(jnp.asarray(x)), np.float64)
+def laplace_covariance(potential: Callable[..., Any], x: np.ndarray, *data: Any
+                       ) -> np.ndarray:
+    """H^-1 of ``potential(x, *data)`` in ``x``, with the Hessian's eigenvalues floored at
+    ``EIGEN_FLOOR``."""
+    hess = np.asarray(jax.jit(jax.hessian(potential))(jnp.asarray(x), *data), np.float64)
     lam, vec = np.linalg.eigh(0.5 * (hess + hess.T))
     return (vec / np.maximum(lam, EIGEN_FLOOR)) @ vec.T
 
