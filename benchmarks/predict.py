@@ -14,11 +14,16 @@ pass), then the members' mean and sample std of every field (``ml.mean_and_std``
 The baseline in the same run is the same members run one after another. Target: under
 100 ms per datacube with its uncertainty.
 
+With ``--std-head`` it also times one network trained with a std head
+(``--model.predict_std true``): the datacube and its standard deviation from one pass,
+as ``exocube.surrogate`` serves it. The baseline in the same run is the plain network
+above (the datacube alone). Target: under 100 ms per datacube with its uncertainty.
+
 The model defaults to ``configs/surrogate_default.yaml``'s (hard constraints, v2
 inputs, depth 3, width 16).
 
     .venv/bin/python benchmarks/predict.py --store STORE [--repeats 20] [--members 5]
-        [--threads 2] [--base-features 16] [--constraints hard] [--inputs v2]
+        [--std-head] [--threads 2] [--base-features 16] [--constraints hard] [--inputs v2]
 """
 
 from __future__ import annotations
@@ -46,13 +51,16 @@ def main() -> None:
     ap.add_argument("--constraints", default="hard", choices=["hard", "soft"])
     ap.add_argument("--inputs", default="v2")
     ap.add_argument("--members", type=int, default=0, help="also time an ensemble (>= 2)")
+    ap.add_argument("--std-head", action="store_true",
+                    help="also time a network with a std head (datacube + std, one pass)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     dm = CubeDataModule(args.store, database_url=args.database_url, inputs=args.inputs)
 
-    def network() -> SurrogateTask:
+    def network(predict_std: bool = False) -> SurrogateTask:
         return SurrogateTask(depth=args.depth, base_features=args.base_features,
-                             data_spec=dm.spec, constraints=args.constraints).eval()
+                             data_spec=dm.spec, constraints=args.constraints,
+                             predict_std=predict_std).eval()
 
     model = network()
     spec = dm.spec
@@ -76,6 +84,20 @@ def main() -> None:
     print(f"predict one datacube (U-Net, CPU)        : {1e3 * t_pred:8.1f} ms  (target < 100 ms)")
     print(f"read + decode one run from store (baseline): {1e3 * t_read:8.1f} ms")
     print(f"prediction / store read                   : {t_pred / t_read:8.2f} x")
+    if args.std_head:
+        head = network(predict_std=True)
+
+        def one_pass() -> None:
+            with torch.inference_mode():
+                out = head.predict_physical(params, locked)
+            assert "ta_std" in out
+            for v in out.values():
+                v.numpy()
+
+        t_head = median_time(one_pass, args.repeats)
+        print(f"datacube + std, std head (one pass)       : {1e3 * t_head:8.1f} ms  "
+              "(target < 100 ms)")
+        print(f"std head / one network (baseline)         : {t_head / t_pred:8.2f} x")
     if args.members >= 2:
         members = [network() for _ in range(args.members)]
         stacked = StackedMembers(members)

@@ -6,12 +6,15 @@ import io
 import json
 
 import numpy as np
+import pytest
 import xarray as xr
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from serve_helpers import training_params
-from tiny_model import TinyEnsemble
+from serve_helpers import settings_for, training_params
+from tiny_model import TinyEnsemble, TinyModel, build_tiny_std_head
 
+from exocube.ml import STD_HEAD
+from exocube.serve import create_app
 from exocube.surrogate import ModelChoice, Prediction, Surrogate
 
 
@@ -78,3 +81,27 @@ def test_openapi_describes_the_std_fields(ensemble_client: TestClient) -> None:
     assert "fields_std" in schemas["DatacubeResponse"]["properties"]
     assert "scalars_std" in schemas["ScalarResponse"]["properties"]
     assert "fields_std" not in schemas["DatacubeResponse"].get("required", [])
+
+
+def test_a_std_head_network_answers_with_its_std_in_one_pass(
+        tiny_model: TinyModel, tmp_path_factory: pytest.TempPathFactory) -> None:
+    tiny = build_tiny_std_head(tmp_path_factory, tiny_model)
+    choice = ModelChoice("model", str(tiny.calibrated_id))
+    app = create_app(settings_for(tmp_path_factory.mktemp("std")),
+                     database_url=tiny.database_url, choice=choice)
+    s = Surrogate.from_catalogue(tiny.database_url, choice=choice)
+    model = s.models["joint"]
+    body = model.training_request(model.task.spec.split.train[0])
+    expected = s.predict(body, "joint")
+    with TestClient(app) as c:
+        r = c.post("/predict/joint", json=body)
+        assert r.status_code == 200, r.text
+        doc = r.json()
+        assert doc["uncertainty"]["method"] == STD_HEAD and doc["uncertainty"]["n_members"] == 1
+        assert r.headers["X-Uncertainty-Method"] == STD_HEAD
+        ta_std = np.array(doc["fields_std"]["ta"], dtype=np.float64).astype(np.float32)
+        np.testing.assert_array_equal(ta_std, expected.fields_std["ta"])
+        assert doc["scalars_std"] == expected.scalars_std
+        npy = c.post("/predict/datacube?variables=ts_std", json=body,
+                     headers={"Accept": "application/x-npy"})
+        assert npy.status_code == 200, npy.text

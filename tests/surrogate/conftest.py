@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from tiny_model import TinyEnsemble, TinyModel, build_tiny_ensemble, build_tiny_model
+from tiny_model import (
+    TinyEnsemble,
+    TinyModel,
+    TinyStdHead,
+    build_tiny_ensemble,
+    build_tiny_model,
+    build_tiny_std_head,
+)
 
 
 @pytest.fixture(autouse=True)
@@ -21,3 +28,9 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory, dask_client: object) ->
 def tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel
                   ) -> TinyEnsemble:
     return build_tiny_ensemble(tmp_path_factory, tiny_model)
+
+
+@pytest.fixture(scope="session")
+def tiny_std_head(tmp_path_factory: pytest.TempPathFactory, tiny_model: TinyModel
+                  ) -> TinyStdHead:
+    return build_tiny_std_head(tmp_path_factory, tiny_model)

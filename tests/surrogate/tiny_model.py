@@ -30,13 +30,14 @@ from exocube.data import PSCOMPPARS_SNAPSHOT
 from exocube.ml import record_model
 from exocube.params import MODEL_INPUT_NAMES_V1
 from exocube.planet import derive
-from exocube.surrogate import catalogue_rows
+from exocube.surrogate import catalogue_rows, make_ensemble
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "surrogate_tiny.yaml"
 CATALOGUE_CSV = PSCOMPPARS_SNAPSHOT
 
-__all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyEnsemble", "TinyModel", "build_tiny_ensemble",
-           "build_tiny_model", "build_tiny_v2_catalogue"]
+__all__ = ["CATALOGUE_CSV", "TINY_GRID", "TinyEnsemble", "TinyModel", "TinyStdHead",
+           "build_tiny_ensemble", "build_tiny_model", "build_tiny_std_head",
+           "build_tiny_v2_catalogue"]
 
 
 @dataclass(frozen=True)
@@ -105,6 +106,44 @@ def build_tiny_v2_catalogue(tmp_path_factory: pytest.TempPathFactory, tiny: Tiny
     _fit(tiny.store, db, root / "fit", "--data.inputs", "v2", "--model.constraints", "hard")
     (root / "done").touch()
     return db
+
+
+@dataclass(frozen=True)
+class TinyStdHead:
+    """The tiny model trained with a std head (``model_id``) and its calibrated one-member
+    manifest (``calibrated_id``), in a catalogue of their own."""
+
+    database_url: str
+    model_id: int
+    calibrated_id: int
+    manifest: str
+    store: str
+
+
+def build_tiny_std_head(tmp_path_factory: pytest.TempPathFactory, tiny: TinyModel
+                        ) -> TinyStdHead:
+    """``exocube train fit --model.predict_std true`` on the tiny store, then its
+    calibrated one-member manifest (``make_ensemble(..., calibrate=True)``, as ``exocube
+    models ensemble ID --calibrate`` makes it; once per session, cached on disk)."""
+    root = tmp_path_factory.getbasetemp() / "tiny-std-head"
+    done = root / "done.json"
+    if done.is_file():
+        return TinyStdHead(**json.loads(done.read_text()))
+    root.mkdir(parents=True, exist_ok=True)
+    db = f"sqlite:///{root / 'catalog.sqlite'}"
+    upgrade(db)
+    _fit(tiny.store, tiny.database_url, root / "fit", "--data.inputs", "v2",
+         "--model.constraints", "hard", "--model.predict_std", "true",
+         "--trainer.max_epochs", "4", models_db=db)
+    (model_id,) = [int(r.id) for r in catalogue_rows(db)]
+    manifest = root / "calibrated.json"
+    calibrated_id = make_ensemble(db, [model_id], "std-head-cal", manifest, calibrate=True,
+                                  store_database_url=tiny.database_url)
+    out = TinyStdHead(db, model_id, calibrated_id, str(manifest), tiny.store)
+    tmp = done.with_suffix(".tmp")
+    tmp.write_text(json.dumps(out.__dict__))
+    os.replace(tmp, done)
+    return out
 
 
 def build_tiny_ensemble(tmp_path_factory: pytest.TempPathFactory, tiny: TinyModel

@@ -78,8 +78,9 @@ def unpromote(mode: ModesOpt = None, url: UrlOpt = None) -> None:
 @app.command()
 def ensemble(
     model_ids: Annotated[list[int], typer.Argument(
-        help="The catalogue ids of the members (at least 2), e.g. models trained with "
-        "`exocube train fit --seed_everything K` for several K.")],
+        help="The catalogue ids of the members: at least 2 models trained with `exocube "
+        "train fit --seed_everything K` for several K, or one trained with a std head "
+        "(--model.predict_std true), to calibrate it with --calibrate.")],
     name: Annotated[str, typer.Option(help="The ensemble's catalogue name.")] = "ensemble",
     manifest: Annotated[Path | None, typer.Option(
         help="Where to write its manifest (default: <home>/ensembles/NAME.json).")] = None,
@@ -88,8 +89,9 @@ def ensemble(
         "validation runs.")] = False,
     url: UrlOpt = None,
 ) -> None:
-    """Record trained models as one deep ensemble: its predictions are the members' mean,
-    with their standard deviation as <var>_std."""
+    """Record trained models as one deep ensemble (its predictions are the members' mean,
+    with their standard deviation as <var>_std), or one std-head network with its
+    calibration."""
     from exocube.surrogate import make_ensemble
 
     model_id = make_ensemble(url or get_settings().database_url, model_ids, name, manifest,

@@ -108,8 +108,11 @@ def predict(
         console.print("defaults used for: " + ", ".join(
             f"{n}={prediction.params[n]:g}" for n in prediction.defaulted), highlight=False)
     if prediction.has_uncertainty:
-        console.print(f"uncertainty: deep ensemble of {prediction.n_members} members; "
-                      "<var>_std in the file is their standard deviation", highlight=False)
+        how = (f"deep ensemble of {prediction.n_members} members; <var>_std in the file is "
+               "their standard deviation" if prediction.n_members > 1 else
+               "std head; <var>_std in the file is the network's predicted standard "
+               "deviation")
+        console.print(f"uncertainty: {how}", highlight=False)
     for name, value in prediction.scalars.items():
         std = prediction.scalars_std.get(name)
         console.print(f"{name:>20} = {value:.4g}" + (f" +- {std:.2g}" if std is not None

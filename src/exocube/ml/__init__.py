@@ -8,6 +8,8 @@ line from :mod:`exocube.ml.cli` (both heavier to import).
 from exocube.ml.cli import main as train_main
 from exocube.ml.datamodule import CubeDataModule
 from exocube.ml.ensemble import (
+    DEEP_ENSEMBLE,
+    STD_HEAD,
     EnsembleManifest,
     load_members,
     mean_and_std,
@@ -31,10 +33,12 @@ from exocube.ml.stacked import StackedMembers
 from exocube.ml.task import SurrogateTask
 
 __all__ = [
+    "DEEP_ENSEMBLE",
     "LEGACY_PARAM_NAMES",
     "SCALAR_NAMES",
     "SCALAR_UNITS",
     "SPEC_VERSION",
+    "STD_HEAD",
     "CatalogueRecorder",
     "CubeDataModule",
     "DataSpec",

@@ -20,6 +20,11 @@ standard deviation (``ddof=1``) at every point. The evaluation widens it by
 ``sqrt((N+1)/N)`` for the predictive spread of a finite ensemble
 (:mod:`exocube.ml.uncertainty`); predictions report the plain sample std.
 
+A manifest of one member holds a network with a std head (``predict_std``): its
+uncertainty is its own predicted standard deviation, and the manifest carries that
+network's ``std_scale``. A manifest of several members holds plain networks (the
+members' mixture of Gaussians is not built).
+
 ``std_scale`` (optional, per variable and scalar) is a post-hoc spread calibration
 fitted on the validation runs (``exocube models ensemble --calibrate``): the members'
 deviations from their mean are multiplied by it, so the std is ``std_scale`` times the
@@ -49,7 +54,10 @@ log = logging.getLogger(__name__)
 
 MANIFEST_FORMAT = "exocube-ensemble"
 MANIFEST_VERSION = 1
-MIN_MEMBERS = 2
+MIN_MEMBERS = 1
+#: How a prediction's ``*_std`` values are made (:class:`exocube.surrogate.Prediction`).
+DEEP_ENSEMBLE = "deep ensemble"
+STD_HEAD = "std head"
 
 
 @dataclass(frozen=True)
@@ -95,7 +103,7 @@ def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
                    std_scale: dict[str, float] | None = None) -> EnsembleManifest:
     """Write the manifest of ``checkpoints`` (hashing each) to ``path``; return it."""
     if len(checkpoints) < MIN_MEMBERS:
-        raise ModelUnavailableError(f"an ensemble needs at least {MIN_MEMBERS} members, got "
+        raise ModelUnavailableError(f"an ensemble needs at least {MIN_MEMBERS} member, got "
                                     f"{len(checkpoints)}")
     ids = list(model_ids) if model_ids is not None else [None] * len(checkpoints)
     members = []
@@ -134,7 +142,7 @@ def read_manifest(path: str | Path) -> EnsembleManifest:
     raw = doc.get("members")
     if not isinstance(raw, list) or len(raw) < MIN_MEMBERS:
         raise ModelUnavailableError(f"the ensemble manifest's 'members' must list at least "
-                                    f"{MIN_MEMBERS} members")
+                                    f"{MIN_MEMBERS} member")
     members = []
     for i, m in enumerate(raw):
         if not (isinstance(m, dict) and isinstance(m.get("checkpoint"), str)
@@ -182,11 +190,33 @@ def load_member(member: Member, index: int) -> SurrogateTask:
 
 def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:
     """Every member of ``manifest``; they must be stackable
-    (:func:`~exocube.ml.stacked.check_stackable`: one data spec, one architecture)."""
+    (:func:`~exocube.ml.stacked.check_stackable`: one data spec, one architecture), and
+    one member alone must have a std head while several must not."""
     tasks = [load_member(m, i) for i, m in enumerate(manifest.members)]
-    check_stackable(tasks, manifest.name)
+    check_members(tasks, manifest.name)
     log.info("loaded ensemble %s: %d members", manifest.name, len(tasks))
     return tasks
+
+
+def check_members(tasks: Sequence[SurrogateTask], name: str) -> None:
+    """ModelUnavailableError unless ``tasks`` make an ensemble: one network with a std
+    head, or several stackable networks without one."""
+    if len(tasks) == 1 and not tasks[0].predict_std:
+        raise ModelUnavailableError(f"ensemble {name!r} has one member without a std head "
+                                    "(predict_std); it has no uncertainty: an ensemble "
+                                    "needs at least 2 such members")
+    if len(tasks) > 1:
+        with_head = [i for i, t in enumerate(tasks) if t.predict_std]
+        if with_head:
+            raise ModelUnavailableError(
+                f"ensemble {name!r}: member {with_head[0]} has a std head (predict_std); "
+                "an ensemble of several networks takes networks without one")
+        check_stackable(tasks, name)
+
+
+def uncertainty_method(tasks: Sequence[SurrogateTask]) -> str:
+    """How the ensemble of ``tasks`` makes its ``*_std`` values."""
+    return STD_HEAD if len(tasks) == 1 and tasks[0].predict_std else DEEP_ENSEMBLE
 
 
 def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],

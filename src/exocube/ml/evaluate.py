@@ -21,7 +21,7 @@ import json
 import logging
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,7 +32,13 @@ from torch import Tensor
 from exocube.errors import StoreError
 from exocube.ml.baselines import Samples, collect, make_baselines
 from exocube.ml.datamodule import CubeDataModule, RunWindowDataset
-from exocube.ml.ensemble import is_manifest, load_members, read_manifest, scale_spread
+from exocube.ml.ensemble import (
+    STD_HEAD,
+    is_manifest,
+    load_members,
+    read_manifest,
+    scale_spread,
+)
 from exocube.ml.field_metrics import field_metrics, uncertainty_metrics
 from exocube.ml.figures import calibration_figure, make_figures
 from exocube.ml.scalar import SCALAR_NAMES, denormalise_scalars
@@ -48,7 +54,6 @@ from exocube.ml.scores import (
 from exocube.ml.spec import DataSpec
 from exocube.ml.stacked import StackedMembers
 from exocube.ml.task import SurrogateTask
-from exocube.ml.uncertainty import spread_skill
 
 log = logging.getLogger(__name__)
 
@@ -87,35 +92,46 @@ def truth_of(s: Samples, ds: RunWindowDataset) -> Prediction:
 @torch.no_grad()
 def predict_members(tasks: Sequence[SurrogateTask], s: Samples, batch: int = 8
                     ) -> list[Prediction]:
-    """Each model's prediction of the samples ``s``: one model's alone, an ensemble's
-    members in one stacked pass (:class:`~exocube.ml.stacked.StackedMembers`) per
-    ``batch // N`` samples."""
+    """Each model's prediction of the samples ``s``: one model's alone (with its predicted
+    std if it has a std head), an ensemble's members in one stacked pass
+    (:class:`~exocube.ml.stacked.StackedMembers`) per ``batch // N`` samples."""
     for task in tasks:
         task.eval()
     physical = (StackedMembers(tasks).physical if len(tasks) > 1
                 else _one_member(tasks[0]))
     step = max(1, batch // len(tasks))
-    f3, f2, sc = [], [], []
+    f3, f2, sc, stds = [], [], [], []
     for i in range(0, len(s.params), step):
         p = torch.tensor(s.params[i:i + step], dtype=torch.float32)
         g = torch.tensor(s.gravity[i:i + step], dtype=torch.float64)
         r = torch.tensor(s.r_gas[i:i + step], dtype=torch.float64)
-        x3, x2, zs = physical(p, torch.tensor(s.locked[i:i + step]), g, r)
+        x3, x2, zs, *std = physical(p, torch.tensor(s.locked[i:i + step]), g, r)
         f3.append(x3.double().numpy())
         f2.append(x2.double().numpy() if x2 is not None
                   else np.zeros((len(tasks), len(p), 0, *s.x2.shape[2:])))
         if zs is not None:
             sc.append(denormalise_scalars(zs).double().numpy())
+        if std:
+            stds.append([None if t is None else t[0].double().numpy() for t in std])
     x3s, x2s = np.concatenate(f3, axis=1), np.concatenate(f2, axis=1)
     scs = np.concatenate(sc, axis=1) if sc else None
-    return [Prediction(x3s[k], x2s[k], scs[k] if scs is not None else None)
-            for k in range(len(tasks))]
+    preds = [Prediction(x3s[k], x2s[k], scs[k] if scs is not None else None)
+             for k in range(len(tasks))]
+    if stds:
+        s3, s2, ss = (None if parts[0] is None else np.concatenate(parts)
+                      for parts in zip(*stds, strict=True))
+        preds[0] = replace(preds[0], std3=s3,
+                           std2=s2 if s2 is not None else np.zeros_like(x2s[0]),
+                           scalars_std=ss if scs is not None else None)
+    return preds
 
 
 def _one_member(task: SurrogateTask) -> Callable[..., tuple[Tensor | None, ...]]:
-    """``task.physical`` with a leading member axis of length 1 on its outputs."""
+    """``task.physical`` with a leading member axis of length 1 on its outputs, followed
+    by the std head's physical stds when it has one."""
     def physical(*args: Tensor | None) -> tuple[Tensor | None, ...]:
-        return tuple(None if x is None else x.unsqueeze(0) for x in task.physical(*args))
+        phys, std = task.physical_with_std(*args)  # type: ignore[arg-type]
+        return tuple(None if x is None else x.unsqueeze(0) for x in (*phys, *(std or ())))
     return physical
 
 
@@ -139,9 +155,12 @@ def load_models(checkpoint: str) -> tuple[list[SurrogateTask], dict[str, float]]
 
 def with_spread_scale(members: Sequence[Prediction], scale: dict[str, float],
                       spec: DataSpec) -> list[Prediction]:
-    """The members with each variable's (and scalar's) spread times ``scale`` (default 1)."""
+    """The members with each variable's (and scalar's) spread times ``scale`` (default 1);
+    a Gaussian predictive's std times ``scale``."""
     if not scale:
         return list(members)
+    if len(members) == 1 and members[0].gaussian:
+        return [_scaled_std(members[0], scale, spec)]
     def scaled(arrays: list[Array], names: Sequence[str], axis: int) -> Array:
         stack = np.stack(arrays)
         for i, n in enumerate(names):
@@ -156,6 +175,18 @@ def with_spread_scale(members: Sequence[Prediction], scale: dict[str, float],
             for i in range(len(members))]
 
 
+def _scaled_std(p: Prediction, scale: dict[str, float], spec: DataSpec) -> Prediction:
+    """A Gaussian predictive with each variable's (and scalar's) std times ``scale``."""
+    def times(std: Array | None, names: Sequence[str]) -> Array | None:
+        if std is None:
+            return None
+        factors = np.array([scale.get(n, 1.0) for n in names], dtype=np.float64)
+        return std * factors.reshape(1, -1, *(1,) * (std.ndim - 2))
+    return replace(p, std3=times(p.std3, spec.variables_3d),
+                   std2=times(p.std2, spec.variables_2d),
+                   scalars_std=times(p.scalars_std, SCALAR_NAMES))
+
+
 def fit_spread_scale(tasks: Sequence[SurrogateTask], store: str, database_url: str | None,
                      split: str = "val") -> dict[str, float]:
     """Per variable and scalar, the factor that makes the members' spread-skill ratio 1 on
@@ -166,19 +197,12 @@ def fit_spread_scale(tasks: Sequence[SurrogateTask], store: str, database_url: s
     s = collect(ds)
     truth = truth_of(s, ds)
     members = predict_members(tasks, s)
-    pairs = [(v, np.stack([m.f3[:, i] for m in members]), truth.f3[:, i], s.m3[:, i], spec.lat)
-             for i, v in enumerate(spec.variables_3d)]
-    pairs += [(v, np.stack([m.f2[:, i] for m in members]), truth.f2[:, i], s.m2[:, i],
-               spec.lat) for i, v in enumerate(spec.variables_2d)]
     truth_sc = field_scalars(truth.f2, spec.variables_2d, spec.lat, spec.lon,
                              float(tasks[0].hparams.substellar_lon_deg))
-    if truth_sc is not None and all(m.scalars is not None for m in members):
-        stack = np.stack([m.scalars for m in members])  # type: ignore[misc]
-        pairs += [(n, stack[:, :, i], truth_sc[:, i], np.ones(len(truth_sc), bool), None)
-                  for i, n in enumerate(SCALAR_NAMES)]
+    u = uncertainty_metrics(members, truth, s, spec, truth_sc)
     scale = {}
-    for name, stack, t, mask, lat in pairs:
-        ratio = spread_skill(stack, t, mask, lat)["spread_skill"]
+    for name, row in {**u["variables"], **u.get("scalars", {})}.items():
+        ratio = row["spread_skill"]
         if math.isfinite(ratio) and ratio > 0:
             scale[name] = 1.0 / ratio
     log.info("spread scale fitted on %d %s runs: %s", len(spec.split.runs(split)), split,
@@ -219,6 +243,7 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
     ensemble = len(members) > 1
     unet = {"unet": ensemble_mean(members), "unet_member_0": networks[0]} if ensemble else {
         "unet": members[0]}
+    probabilistic = ensemble or members[0].gaussian
     preds = {**unet, **baselines}
     substellar = float(model.hparams.substellar_lon_deg)
     truth_sc = field_scalars(truth.f2, spec.variables_2d, spec.lat, spec.lon, substellar)
@@ -233,8 +258,8 @@ def evaluate_checkpoint(checkpoint: str, store: str, *, version: str | None = No
         models={name: score_model(p, truth, s, clim, spec, substellar, truth_sc)
                 for name, p in preds.items()},
         field_metrics=metrics_by_model,
-        uncertainty=uncertainty_metrics(members, truth, s, clim, spec, truth_sc)
-        if ensemble else None)
+        uncertainty=uncertainty_metrics(members, truth, s, spec, truth_sc)
+        if probabilistic else None)
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = make_figures(out_dir, preds, truth, s, spec, map_levels or [],
                            _first_checkpoint(checkpoint), truth_sc, substellar)
@@ -336,10 +361,17 @@ def _uncertainty_lines(u: dict[str, Any]) -> list[str]:
     """The ensemble's calibration table (variables, then the scalar head's scalars)."""
     levels = u["coverage_levels"]
     shown = [levels.index(c) for c in (0.5, 0.9) if c in levels]
-    lines = ["", f"## Uncertainty: {u['method']} of {u['n_members']} members", "",
-             "Spread-skill = sqrt((N+1)/N) * spread / RMSE of the ensemble mean (1 when "
-             "calibrated); coverage: observed fraction inside the central predictive "
-             "(Student-t) interval.",
+    if u["method"] == STD_HEAD:
+        head = [f"## Uncertainty: {STD_HEAD} (the network's Gaussian)", "",
+                "Spread-skill = sqrt(mean predicted variance) / RMSE of the mean (1 when "
+                "calibrated); coverage: observed fraction inside mean +- z sigma (the "
+                "normal quantile z)."]
+    else:
+        head = [f"## Uncertainty: {u['method']} of {u['n_members']} members", "",
+                "Spread-skill = sqrt((N+1)/N) * spread / RMSE of the ensemble mean (1 when "
+                "calibrated); coverage: observed fraction inside the central predictive "
+                "(Student-t) interval."]
+    lines = ["", *head,
              "", "| | spread | RMSE (mean) | spread-skill | CRPS | CRPS (Gaussian) | "
              + " | ".join(f"coverage {levels[i]:.0%}" for i in shown) + " |",
              "|---|---|---|---|---|---|" + "---|" * len(shown)]

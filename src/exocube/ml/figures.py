@@ -181,6 +181,7 @@ def calibration_figure(out: Path, uncertainty: dict[str, object]) -> str:
     ax.set_ylim(0, 1)
     ax.set_xlabel("nominal coverage of the central interval")
     ax.set_ylabel("observed coverage (lat-weighted)")
-    ax.set_title(f"calibration, ensemble of {uncertainty['n_members']}")
+    ax.set_title(f"calibration, {uncertainty['method']}"
+                 + (f" of {uncertainty['n_members']}" if uncertainty["n_members"] > 1 else ""))
     ax.legend(fontsize=7)
     return _save(fig, out, "calibration.png")

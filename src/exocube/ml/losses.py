@@ -25,6 +25,9 @@ mass continuity
     periodic in longitude. The residual is made dimensionless by ``a g / (U P)``
     with ``U = 10 m/s`` and ``P = 1e5 Pa``, so it does not depend on the planet's
     radius ``a`` or gravity ``g``.
+spread (a network with a std head)
+    The Gaussian negative log-likelihood of the truth around the detached mean
+    (:func:`gaussian_nll`), added unweighted.
 data
     Mean squared error per channel in normalised units, weighted by
     ``cos(latitude)`` (area) and by the mask, so below-ground points count
@@ -147,6 +150,20 @@ def weighted_mse(pred: Tensor, target: Tensor, valid: Tensor, lat_deg: Tensor) -
     err = torch.where(valid, pred - target, torch.zeros_like(pred)).square() * w
     dims = [0, *range(2, pred.ndim)]
     return err.sum(dims) / w.sum(dims).clamp_min(1.0e-12)
+
+
+def gaussian_nll(mean: Tensor, log_std: Tensor, target: Tensor, valid: Tensor,
+                 lat_deg: Tensor) -> Tensor:
+    """Area-weighted, mask-aware Gaussian negative log-likelihood per channel ``(C,)``:
+    ``0.5 ((y - mu) / sigma)**2 + ln sigma`` (without the constant ``0.5 ln 2 pi``), with
+    ``sigma = exp(log_std)``; shapes as :func:`weighted_mse`."""
+    shape = [1] * mean.ndim
+    shape[-2] = -1
+    w = latitude_weights(lat_deg.to(mean.dtype)).reshape(shape) * valid.to(mean.dtype)
+    z = torch.where(valid, (target - mean) * torch.exp(-log_std), torch.zeros_like(mean))
+    nll = (0.5 * z.square() + torch.where(valid, log_std, torch.zeros_like(log_std))) * w
+    dims = [0, *range(2, mean.ndim)]
+    return nll.sum(dims) / w.sum(dims).clamp_min(1.0e-12)
 
 
 class UncertaintyWeighting(nn.Module):

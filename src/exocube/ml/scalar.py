@@ -49,16 +49,18 @@ def scalar_diagnostics(ts: Tensor, ps: Tensor, lat_deg: Tensor, lon_deg: Tensor,
 
 
 class ScalarMLP(nn.Module):
-    """Encoded parameters ``(B, n_params)`` -> normalised diagnostics ``(B, 3)``."""
+    """Encoded parameters ``(B, n_params)`` -> normalised diagnostics ``(B, n_outputs)``
+    (the 3 diagnostics, and with a standard-deviation head their 3 log-stds after them)."""
 
-    def __init__(self, n_params: int, hidden: int = 64, layers: int = 3) -> None:
+    def __init__(self, n_params: int, hidden: int = 64, layers: int = 3,
+                 n_outputs: int = len(SCALAR_NAMES)) -> None:
         super().__init__()
         mods: list[nn.Module] = []
         width = n_params
         for _ in range(layers - 1):
             mods += [nn.Linear(width, hidden), nn.GELU()]
             width = hidden
-        mods.append(nn.Linear(width, len(SCALAR_NAMES)))
+        mods.append(nn.Linear(width, n_outputs))
         self.net = nn.Sequential(*mods)
 
     def forward(self, params: Tensor) -> Tensor:

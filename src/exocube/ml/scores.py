@@ -45,6 +45,15 @@ class Prediction:
     f3: Array  # (N, C3, L, H, W)
     f2: Array  # (N, C2, H, W)
     scalars: Array | None = None  # (N, 3) from a scalar model
+    #: A network with a std head: its predicted standard deviations, shaped as above.
+    std3: Array | None = None
+    std2: Array | None = None
+    scalars_std: Array | None = None
+
+    @property
+    def gaussian(self) -> bool:
+        """True for a Gaussian predictive (mean and predicted std), not a point forecast."""
+        return self.std3 is not None
 
 
 @dataclass(frozen=True)

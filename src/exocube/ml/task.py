@@ -26,6 +26,7 @@ from exocube.ml import losses, thermo
 from exocube.ml.hull import warn_outside
 from exocube.ml.scalar import (
     SCALAR_NAMES,
+    SCALAR_SCALE,
     ScalarMLP,
     denormalise_scalars,
     normalise_scalars,
@@ -58,6 +59,8 @@ PS_FLOOR_PA = 1.0
 #: levels where the store's humidity is exactly 0 (std 0) would otherwise turn any positive
 #: ``RH * q_sat`` into an infinite normalised error.
 HUS_STD_FLOOR = 1.0e-6
+#: Bound on a std head's log standard deviation (normalised units): e^-10 to e^10.
+LOG_STD_BOUND = 10.0
 
 
 class SurrogateTask(L.LightningModule):
@@ -82,6 +85,10 @@ class SurrogateTask(L.LightningModule):
         scalar_head: also train the scalar model on diagnostics of ``ts``/``ps``.
         substellar_lon_deg: longitude of the substellar point of tidally locked runs
             (the built-in generator puts it at 180 degrees east).
+        predict_std: the networks also predict each output's standard deviation (a
+            Gaussian head: one log-std channel per field and scalar, trained by the Gaussian
+            negative log-likelihood of the truth around the detached mean, so the mean is
+            trained as without it); one pass gives a prediction and its uncertainty.
         data_spec: set by the CLI from ``data.spec``: a DataSpec or its dictionary
             (also the unversioned one of older checkpoints).
     """
@@ -93,7 +100,7 @@ class SurrogateTask(L.LightningModule):
                  scalar_head: bool = True,
                  substellar_lon_deg: float = SUBSTELLAR_LON_DEG,
                  data_spec: DataSpec | Mapping[str, Any] | None = None,
-                 constraints: str = "soft") -> None:
+                 constraints: str = "soft", predict_std: bool = False) -> None:
         super().__init__()
         if data_spec is None:
             raise ConfigError("SurrogateTask needs data_spec (the datamodule's spec); the "
@@ -117,10 +124,14 @@ class SurrogateTask(L.LightningModule):
         self.grid_shape = spec.shape
         full = spec.full_sphere
         n_features = spec.params.n_features
-        self.unet = SphereUNet3d(self.grid_shape, n_features, len(self.v3), len(self.v2),
-                                 depth, base_features, periodic_lon=full, pole_fold=full)
+        self.predict_std = bool(predict_std)
+        k = 2 if self.predict_std else 1
+        self.unet = SphereUNet3d(self.grid_shape, n_features, k * len(self.v3),
+                                 k * len(self.v2), depth, base_features, periodic_lon=full,
+                                 pole_fold=full)
         self.has_scalars = scalar_head and {"ts", "ps"} <= set(self.v2)
-        self.scalar_model = ScalarMLP(n_features) if self.has_scalars else None
+        self.scalar_model = (ScalarMLP(n_features, n_outputs=k * len(SCALAR_NAMES))
+                             if self.has_scalars else None)
         hard = constraints == "hard"
         self.build_hus = hard and {"ta", "hus"} <= set(self.v3)
         self.build_zg = hard and {"ta", "hus", "zg"} <= set(self.v3)
@@ -163,10 +174,35 @@ class SurrogateTask(L.LightningModule):
         """The networks' raw outputs (normalised 3-D, 2-D fields and scalars; under hard
         constraints the ``hus`` channel is the logit of relative humidity less the
         climatological one, and ``zg``'s is unused)."""
+        return self.split_std(*self.heads(params, tidally_locked))[0]
+
+    def heads(self, params: Tensor, tidally_locked: Tensor
+              ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Every output channel of the networks: :meth:`network`'s, then (with
+        ``predict_std``) the log-std channels (see :meth:`split_std`)."""
         forcing, enc = self.network_inputs(params, tidally_locked)
         z3, z2 = self.unet(forcing, enc)
         zs = self.scalar_model(enc) if self.scalar_model is not None else None
         return z3, z2, zs
+
+    def split_std(self, z3: Tensor, z2: Tensor | None, zs: Tensor | None) -> tuple[
+            tuple[Tensor, Tensor | None, Tensor | None],
+            tuple[Tensor, Tensor | None, Tensor | None] | None]:
+        """:meth:`heads`' outputs -> the mean outputs and (with ``predict_std``, else None)
+        the log standard deviations in normalised units, clamped to
+        ``[-LOG_STD_BOUND, LOG_STD_BOUND]``."""
+        if not self.predict_std:
+            return (z3, z2, zs), None
+        c3, c2, cs = len(self.v3), len(self.v2), len(SCALAR_NAMES)
+
+        def part(t: Tensor | None, n: int, second: bool) -> Tensor | None:
+            if t is None:
+                return None
+            return t[:, n:].clamp(-LOG_STD_BOUND, LOG_STD_BOUND) if second else t[:, :n]
+
+        means = (z3[:, :c3], part(z2, c2, False), part(zs, cs, False))
+        return means, (z3[:, c3:].clamp(-LOG_STD_BOUND, LOG_STD_BOUND), part(z2, c2, True),
+                       part(zs, cs, True))
 
     def network_inputs(self, params: Tensor, tidally_locked: Tensor) -> tuple[Tensor, Tensor]:
         """The U-Net's forcing maps ``(B, N_FORCING, L, H, W)`` and the encoded parameters
@@ -188,7 +224,12 @@ class SurrogateTask(L.LightningModule):
         """Raw parameters ``(B, len(spec.params.names))`` -> normalised 3-D, 2-D fields and
         scalars (the constrained fields normalised). ``gravity`` and ``r_gas`` ``(B,)``
         default to those of the parameters."""
-        z3, z2, zs = self.network(params, tidally_locked)
+        return self.normalised(*self.network(params, tidally_locked), params, gravity, r_gas)
+
+    def normalised(self, z3: Tensor, z2: Tensor | None, zs: Tensor | None, params: Tensor,
+                   gravity: Tensor | None = None, r_gas: Tensor | None = None
+                   ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """:meth:`forward` of the networks' raw mean outputs."""
         if self.constrained:
             f3 = self.constrain(z3, z2, params, gravity, r_gas)
             z3 = self.normaliser.norm3(f3).to(z3.dtype)
@@ -200,6 +241,29 @@ class SurrogateTask(L.LightningModule):
         the normalised scalars; the constrained fields as built, not renormalised."""
         z3, z2, zs = self.network(params, tidally_locked)
         return self.to_physical(z3, z2, zs, params, gravity, r_gas)
+
+    def physical_with_std(self, params: Tensor, tidally_locked: Tensor,
+                          gravity: Tensor | None = None, r_gas: Tensor | None = None
+                          ) -> tuple[tuple[Tensor, Tensor | None, Tensor | None],
+                                     tuple[Tensor, Tensor | None, Tensor | None] | None]:
+        """:meth:`physical` and, from the same pass, the std head's physical standard
+        deviations (3-D, 2-D and the scalars' physical ones; None without ``predict_std``)."""
+        means, log_std = self.split_std(*self.heads(params, tidally_locked))
+        phys = self.to_physical(*means, params, gravity, r_gas)
+        return phys, None if log_std is None else self.std_physical(*log_std)
+
+    def std_physical(self, s3: Tensor, s2: Tensor | None, ss: Tensor | None
+                     ) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """Normalised log-stds -> physical standard deviations (the scalars' too)."""
+        std3 = torch.exp(s3.float()) * self.normaliser.std3
+        std2 = torch.exp(s2.float()) * self.normaliser.std2 if s2 is not None else None
+        return std3, std2, self.scalar_std(ss) if ss is not None else None
+
+    @staticmethod
+    def scalar_std(ss: Tensor) -> Tensor:
+        """The scalar head's log-stds (normalised, ``(B, 3)``) -> physical stds."""
+        return torch.exp(ss.float().clamp(-LOG_STD_BOUND, LOG_STD_BOUND)) * SCALAR_SCALE.to(
+            ss.device)
 
     def to_physical(self, z3: Tensor, z2: Tensor | None, zs: Tensor | None, params: Tensor,
                     gravity: Tensor | None = None, r_gas: Tensor | None = None
@@ -274,8 +338,9 @@ class SurrogateTask(L.LightningModule):
         return out
 
     def _terms(self, batch: dict[str, Tensor]) -> tuple[dict[str, Tensor], Tensor, Tensor | None]:
-        z3, z2, zs = self(batch["params"], batch["tidally_locked"], batch["gravity"],
-                          batch.get("r_gas"))
+        means, log_std = self.split_std(*self.heads(batch["params"], batch["tidally_locked"]))
+        z3, z2, zs = self.normalised(*means, batch["params"], batch["gravity"],
+                                     batch.get("r_gas"))
         ch_loss = losses.weighted_mse(z3, batch["x3"], batch["m3"], self.lat)
         if z2 is not None:
             ch_loss = torch.cat([ch_loss, losses.weighted_mse(z2, batch["x2"], batch["m2"],
@@ -283,10 +348,28 @@ class SurrogateTask(L.LightningModule):
         terms = {"data": ch_loss.mean()}
         f3 = self.normaliser.denorm3(z3.float())
         terms.update(self.physics_losses(f3, batch["m3"], batch["gravity"], batch.get("r_gas")))
+        truth_s = normalise_scalars(self.truth_scalars(batch)) if zs is not None else None
         if zs is not None:
-            truth = self.truth_scalars(batch)
-            terms["scalar"] = torch.nn.functional.mse_loss(zs, normalise_scalars(truth))
+            terms["scalar"] = torch.nn.functional.mse_loss(zs, truth_s)
+        if log_std is not None:
+            terms["spread"] = self.spread_loss((z3, z2, zs), log_std, batch, truth_s)
         return terms, ch_loss, z3
+
+    def spread_loss(self, means: tuple[Tensor, Tensor | None, Tensor | None],
+                    log_std: tuple[Tensor, Tensor | None, Tensor | None],
+                    batch: dict[str, Tensor], truth_scalars: Tensor | None) -> Tensor:
+        """The std head's loss: the mean over channels (and scalars) of the area-weighted
+        Gaussian negative log-likelihood of the truth around the detached mean."""
+        z3, z2, zs = means
+        s3, s2, ss = log_std
+        nll = losses.gaussian_nll(z3.detach(), s3, batch["x3"], batch["m3"], self.lat)
+        if z2 is not None and s2 is not None:
+            nll = torch.cat([nll, losses.gaussian_nll(z2.detach(), s2, batch["x2"],
+                                                      batch["m2"], self.lat)])
+        if zs is not None and ss is not None and truth_scalars is not None:
+            r = (truth_scalars - zs.detach()) * torch.exp(-ss)
+            nll = torch.cat([nll, (0.5 * r.square() + ss).mean(0)])
+        return nll.mean()
 
     def truth_scalars(self, batch: dict[str, Tensor]) -> Tensor:
         """Scalar diagnostics of the batch's true surface fields, ``(B, 3)``."""
@@ -295,9 +378,12 @@ class SurrogateTask(L.LightningModule):
         return scalar_diagnostics(ts, ps, self.lat, self.lon, self.hparams.substellar_lon_deg)
 
     def _total(self, terms: dict[str, Tensor]) -> Tensor:
-        if self.weighting is not None:
-            return self.weighting(terms)
-        return torch.stack(list(terms.values())).sum()
+        """The weighted terms' sum, plus the std head's loss unweighted (a negative
+        log-likelihood can be negative, which a learned weight would run away with)."""
+        rest = {k: v for k, v in terms.items() if k != "spread"}
+        total = (self.weighting(rest) if self.weighting is not None
+                 else torch.stack(list(rest.values())).sum())
+        return total + terms["spread"] if "spread" in terms else total
 
     def _log_terms(self, stage: str, terms: dict[str, Tensor], total: Tensor, ch: Tensor,
                    bs: int) -> None:
@@ -355,7 +441,23 @@ class SurrogateTask(L.LightningModule):
     def predict_physical(self, params: Tensor, tidally_locked: Tensor) -> dict[str, Tensor]:
         """Physical fields for raw parameters: 3-D ``(B, L, H, W)`` with NaN where the level
         lies below the predicted surface pressure, 2-D ``(B, H, W)``, scalars ``(B,)``."""
-        return self.outputs(*self.physical(params, tidally_locked), params)
+        phys, std = self.physical_with_std(params, tidally_locked)
+        out = self.outputs(*phys, params)
+        if std is not None:
+            out.update(self.std_outputs(*std, out))
+        return out
+
+    def std_outputs(self, std3: Tensor, std2: Tensor | None, stds: Tensor | None,
+                    out: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """The std head's ``<name>_std`` outputs, NaN where :meth:`outputs` puts a 3-D level
+        below the surface."""
+        res = {f"{v}_std": torch.where(torch.isnan(out[v]), out[v], std3[:, i])
+               for i, v in enumerate(self.v3)}
+        if std2 is not None:
+            res.update({f"{v}_std": std2[:, i] for i, v in enumerate(self.v2)})
+        if stds is not None:
+            res.update({f"{n}_std": stds[:, i] for i, n in enumerate(SCALAR_NAMES)})
+        return res
 
     def outputs(self, f3: Tensor, f2: Tensor | None, zs: Tensor | None, params: Tensor
                 ) -> dict[str, Tensor]:

@@ -26,6 +26,14 @@ second-to-last axis is latitude.
   level ``c`` of Student's t with N-1 degrees of freedom: the exact predictive interval
   for a new draw from the members' (Gaussian) distribution, so a calibrated ensemble
   covers ``c`` of the points even for N = 3 (Gaussian quantiles would cover less).
+- A Gaussian predictive (a network with a std head: mean ``mu`` and std ``sigma`` at
+  every point) is scored in closed form: spread ``sqrt(mean sigma**2)`` and spread-skill
+  ``spread / RMSE(mu)`` (no finite-ensemble factor), the Gaussian CRPS, coverage of
+  ``mu +- z_c sigma`` with ``z_c`` the normal quantile, and the energy score of the
+  Gaussian with independent points in its many-point limit, ``sqrt(MSE + S**2) -
+  sqrt(2) S / 2`` per sample (``S**2`` the weighted mean of ``sigma**2``), where the
+  RMS distances between a draw and the truth and between two draws concentrate on their
+  root-mean-square values.
 - Per-run RMSE: the lat-weighted RMSE of each test run (all its samples and points),
   then the mean over runs; the anomaly correlation likewise, anomalies from the
   training climatology.
@@ -38,7 +46,7 @@ from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy.special import ndtr, stdtrit
+from scipy.special import ndtr, ndtri, stdtrit
 
 from exocube.grid import latitude_weights
 
@@ -143,6 +151,44 @@ def energy_score(members: Array, truth: Array, mask: Mask, lat: Array) -> float:
     spread = sum(_rms_distance(members[i], members[j], w)
                  for i in range(n) for j in range(i + 1, n))
     score = skill - spread / n**2 if n > 1 else skill
+    valid = w.reshape(len(w), -1).sum(axis=1) > 0
+    return float(score[valid].mean()) if valid.any() else math.nan
+
+
+def gaussian_spread_skill(mean: Array, std: Array, truth: Array, mask: Mask,
+                          lat: Array | None) -> dict[str, float]:
+    """Spread ``sqrt(mean sigma**2)``, RMSE of the mean and their ratio (Gaussian)."""
+    w = point_weights(lat, mask)
+    rmse = math.sqrt(_wmean((mean - truth) ** 2, w))
+    spread = math.sqrt(_wmean(std**2, w))
+    return {"spread": spread, "rmse_ensemble_mean": rmse,
+            "spread_skill": spread / rmse if rmse > 0 else math.nan}
+
+
+def gaussian_coverage(mean: Array, std: Array, truth: Array, mask: Mask, lat: Array | None,
+                      levels: Sequence[float] = COVERAGE_LEVELS) -> list[float]:
+    """Observed coverage of the central intervals ``mean +- z_c std`` of nominal ``levels``."""
+    w = point_weights(lat, mask)
+    dist = np.abs(truth - mean)
+    return [_wmean((dist <= ndtri((1 + c) / 2) * std).astype(np.float64), w) for c in levels]
+
+
+def gaussian_crps(mean: Array, std: Array, truth: Array, mask: Mask, lat: Array | None
+                  ) -> float:
+    """Weighted mean CRPS of the Gaussian predictive (a zero std scores the absolute error)."""
+    w = point_weights(lat, mask)
+    safe = np.where(std > 0, std, 1.0)
+    crps = np.where(std > 0, crps_gaussian(mean, safe, truth), np.abs(truth - mean))
+    return _wmean(crps, w)
+
+
+def gaussian_energy_score(mean: Array, std: Array, truth: Array, mask: Mask, lat: Array
+                          ) -> float:
+    """Mean over samples of the many-point energy score of the Gaussian (module docstring)."""
+    w = point_weights(lat, mask)
+    mse = _rms_distance(mean, truth, w) ** 2
+    s2 = _rms_distance(std, np.zeros_like(std), w) ** 2
+    score = np.sqrt(mse + s2) - math.sqrt(2.0) * np.sqrt(s2) / 2
     valid = w.reshape(len(w), -1).sum(axis=1) > 0
     return float(score[valid].mean()) if valid.any() else math.nan
 

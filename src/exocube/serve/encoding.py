@@ -14,7 +14,9 @@ An ensemble's answer adds its uncertainty without changing any other key: JSON
 ``fields_std`` and ``scalars_std`` (the members' sample std, same shapes and units
 as ``fields`` / ``scalars``) and ``uncertainty`` (method, member count); NetCDF
 ``<var>_std`` variables; NumPy ``<var>_std`` names in ``variables``; headers
-``X-Scalars-Std`` and ``X-Ensemble-Members``. A single model's answer has none.
+``X-Scalars-Std``, ``X-Ensemble-Members`` and ``X-Uncertainty-Method``. A network with
+a std head answers the same way (its own std, ``X-Ensemble-Members: 1``, method ``std
+head``); any other single model's answer has none.
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ def headers_for(p: Prediction) -> dict[str, str]:
         h["X-Scalars"] = json.dumps(p.scalars)
     if p.has_uncertainty:
         h["X-Ensemble-Members"] = str(p.n_members)
+        h["X-Uncertainty-Method"] = p.uncertainty_method
         if p.scalars_std:
             h["X-Scalars-Std"] = json.dumps(p.scalars_std)
     return h

@@ -55,8 +55,9 @@ def make_ensemble(database_url: str | None, model_ids: Sequence[int], name: str,
     catalogued in ``store_database_url``, default ``database_url``) and keep it in the
     manifest."""
     url = database_url or str(get_settings().database_url)
-    if len(set(model_ids)) != len(model_ids) or len(model_ids) < 2:
-        raise ParameterError("model_ids", list(model_ids), "at least 2 distinct model ids")
+    if len(set(model_ids)) != len(model_ids) or not model_ids:
+        raise ParameterError("model_ids", list(model_ids), "distinct model ids: at least 2, "
+                             "or 1 with a std head")
     rows = _rows(url, model_ids)
     nested = [r.id for r in rows if is_ensemble(r)]
     if nested:

@@ -147,7 +147,8 @@ def load_checkpoint(row: Model) -> LoadedModel:
         members=tuple(int(i) for i in ensemble.get("members", ())) if ensemble else ())
     return LoadedModel(info=info, task=task, train_encoded=task.training_encoded(),
                        members=members, std_scale=std_scale,
-                       stacked=StackedMembers(members, row.name) if members else None)
+                       stacked=StackedMembers(members, row.name) if len(members) > 1
+                       else None)
 
 
 @dataclass(frozen=True)

@@ -10,13 +10,14 @@ import xarray as xr
 from numpy.typing import NDArray
 
 from exocube.grid import CF_META
-from exocube.ml import SCALAR_NAMES, SCALAR_UNITS
+from exocube.ml import DEEP_ENSEMBLE, SCALAR_NAMES, SCALAR_UNITS, STD_HEAD
 from exocube.surrogate.loading import ModelInfo
 
 SCALAR_META: dict[str, str] = dict(zip(SCALAR_NAMES, SCALAR_UNITS, strict=True))
 FIELD_DIMS_3D = ("plev", "lat", "lon")
 FIELD_DIMS_2D = ("lat", "lon")
-STD_LONG_NAME = "standard deviation of the ensemble members (ddof=1)"
+STD_LONG_NAME = {DEEP_ENSEMBLE: "standard deviation of the ensemble members (ddof=1)",
+                 STD_HEAD: "standard deviation predicted by the network"}
 
 
 @dataclass(frozen=True)
@@ -28,7 +29,9 @@ class Prediction:
     is empty in mode ``datacube``. An ensemble's prediction is its members' mean, with
     their sample standard deviation (``ddof=1``) in ``fields_std`` / ``scalars_std``
     (same keys and shapes; NaN where any member puts a level below its surface), times
-    the ensemble's ``std_scale`` when it has one; a single model's are empty.
+    the ensemble's ``std_scale`` when it has one; a network with a std head
+    (``uncertainty_method`` STD_HEAD) gives its own predicted standard deviation there,
+    times the ``std_scale`` of its one-member manifest; any other single model's are empty.
     """
 
     mode: str
@@ -45,6 +48,7 @@ class Prediction:
     scalars_std: dict[str, float] = field(default_factory=dict)
     n_members: int = 1
     std_scale: dict[str, float] = field(default_factory=dict)
+    uncertainty_method: str = DEEP_ENSEMBLE
 
     @property
     def has_uncertainty(self) -> bool:
@@ -54,10 +58,12 @@ class Prediction:
         """How the ``*_std`` values were made (None without them)."""
         if not self.has_uncertainty:
             return None
-        std = "sample standard deviation of the members (ddof=1)"
+        std = ("the network's own predicted standard deviation (Gaussian head)"
+               if self.uncertainty_method == STD_HEAD
+               else "sample standard deviation of the members (ddof=1)")
         if self.std_scale:
             std += ", times std_scale (fitted on the validation runs)"
-        return {"method": "deep ensemble", "n_members": self.n_members, "std": std,
+        return {"method": self.uncertainty_method, "n_members": self.n_members, "std": std,
                 "members": list(self.model.members), "std_scale": dict(self.std_scale)}
 
     @property
@@ -87,16 +93,17 @@ class Prediction:
             dims = FIELD_DIMS_3D if arr.ndim == 3 else FIELD_DIMS_2D
             std, units = CF_META[name]
             data[name] = (dims, arr, {"standard_name": std, "units": units})
+        long_name = STD_LONG_NAME[self.uncertainty_method]
         for name, arr in self.fields_std.items():
             dims = FIELD_DIMS_3D if arr.ndim == 3 else FIELD_DIMS_2D
             data[name + "_std"] = (dims, arr, {"units": CF_META[name][1],
-                                               "long_name": f"{name} {STD_LONG_NAME}"})
+                                               "long_name": f"{name} {long_name}"})
         for name, value in self.scalars.items():
             data[name] = ((), np.float32(value), {"units": SCALAR_META[name]})
         for name, value in self.scalars_std.items():
             data[name + "_std"] = ((), np.float32(value), {"units": SCALAR_META[name],
                                                            "long_name": f"{name} "
-                                                           f"{STD_LONG_NAME}"})
+                                                           f"{long_name}"})
         coords = {"plev": ("plev", self.coords["plev"], {"units": "Pa",
                                                          "standard_name": "air_pressure"}),
                   "lat": ("lat", self.coords["lat"], {"units": "degrees_north",
@@ -114,7 +121,8 @@ class Prediction:
             "defaulted_params": ",".join(self.defaulted),
         }
         if self.has_uncertainty:
-            attrs.update(uncertainty_method="deep ensemble", ensemble_members=self.n_members,
+            attrs.update(uncertainty_method=self.uncertainty_method,
+                         ensemble_members=self.n_members,
                          ensemble_member_ids=",".join(map(str, self.model.members)))
         attrs.update({k: float(v) for k, v in self.params.items()})
         return xr.Dataset(data, coords=coords, attrs=attrs)

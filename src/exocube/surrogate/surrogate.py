@@ -14,7 +14,9 @@ import torch
 from exocube.config import get_settings
 from exocube.errors import ExocubeError, ModelUnavailableError, ParameterError
 from exocube.ml import (
+    DEEP_ENSEMBLE,
     SCALAR_NAMES,
+    STD_HEAD,
     StackedMembers,
     SurrogateTask,
     denormalise_scalars,
@@ -195,13 +197,16 @@ class Surrogate:
              ) -> dict[str, np.ndarray]:
         """One batched model call (an ensemble's members stacked into one: then the members'
         mean, and their sample std, times the ensemble's ``std_scale``, under
-        ``<name>_std``)."""
+        ``<name>_std``; a network with a std head gives its own ``<name>_std``, times its
+        manifest's ``std_scale``)."""
         params, locked = model_inputs(model.task, rows, torch.float32)
         with self._lock, torch.inference_mode():
             if torch.get_num_threads() != self.torch_threads:
                 torch.set_num_threads(self.torch_threads)
             if model.stacked is None:
-                return _call(model.task, mode, params, locked, encoded)
+                out = _call(model.task, mode, params, locked, encoded)
+                return {k: v * model.std_scale.get(k[:-4], 1.0) if k.endswith("_std") else v
+                        for k, v in out.items()}
             stacks = _call_stacked(model.stacked, mode, params, locked, encoded)
         result: dict[str, np.ndarray] = {}
         for name, stack in stacks.items():
@@ -216,7 +221,7 @@ class Surrogate:
         scalar_names = [] if mode == "datacube" else list(SCALAR_NAMES)
         fields = {n: np.ascontiguousarray(outputs[n][k], dtype=np.float32) for n in names}
         scalars = {n: float(outputs[n][k]) for n in scalar_names}
-        spread = bool(model.members)
+        spread = bool(model.members) or model.task.predict_std
         return Prediction(mode=mode, params=checked.params, defaulted=checked.defaulted,
                           tidally_locked=checked.tidally_locked, model=model.info,
                           hull_distance=dist, out_of_domain=dist > INSIDE_TOL,
@@ -226,8 +231,10 @@ class Surrogate:
                                       for n in names} if spread else {},
                           scalars_std={n: float(outputs[n + "_std"][k]) for n in scalar_names}
                           if spread else {},
-                          n_members=len(model.members) if spread else 1,
-                          std_scale=dict(model.std_scale))
+                          n_members=max(len(model.members), 1),
+                          std_scale=dict(model.std_scale),
+                          uncertainty_method=STD_HEAD if model.task.predict_std
+                          else DEEP_ENSEMBLE)
 
 
 def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Tensor,
@@ -236,8 +243,14 @@ def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Te
     encoded parameters."""
     if mode == "scalar":
         assert task.scalar_model is not None
-        s = denormalise_scalars(task.scalar_model(encoded.float()).float())
-        return {n: s[:, i].numpy() for i, n in enumerate(SCALAR_NAMES)}
+        z = task.scalar_model(encoded.float()).float()
+        n = len(SCALAR_NAMES)
+        s = denormalise_scalars(z[:, :n])
+        out = {name: s[:, i].numpy() for i, name in enumerate(SCALAR_NAMES)}
+        if task.predict_std:
+            std = task.scalar_std(z[:, n:])
+            out.update({f"{name}_std": std[:, i].numpy() for i, name in enumerate(SCALAR_NAMES)})
+        return out
     return {k: v.numpy() for k, v in task.predict_physical(params, locked).items()}
 
 
