@@ -214,11 +214,6 @@ def check_members(tasks: Sequence[SurrogateTask], name: str) -> None:
         check_stackable(tasks, name)
 
 
-def uncertainty_method(tasks: Sequence[SurrogateTask]) -> str:
-    """How the ensemble of ``tasks`` makes its ``*_std`` values."""
-    return STD_HEAD if len(tasks) == 1 and tasks[0].predict_std else DEEP_ENSEMBLE
-
-
 def mean_and_std(stack: NDArray[np.floating[Any]]) -> tuple[NDArray[np.float64],
                                                             NDArray[np.float64]]:
     """Members' mean and sample standard deviation (``ddof=1``) over axis 0."""

@@ -259,6 +259,15 @@ class SurrogateTask(L.LightningModule):
         std2 = torch.exp(s2.float()) * self.normaliser.std2 if s2 is not None else None
         return std3, std2, self.scalar_std(ss) if ss is not None else None
 
+    def scalar_outputs(self, encoded: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The scalar head alone on encoded parameters: physical scalars ``(B, 3)`` and
+        (with ``predict_std``, else None) their physical stds."""
+        assert self.scalar_model is not None
+        z = self.scalar_model(encoded).float()
+        n = len(SCALAR_NAMES)
+        std = self.scalar_std(z[:, n:]) if self.predict_std else None
+        return denormalise_scalars(z[:, :n]), std
+
     @staticmethod
     def scalar_std(ss: Tensor) -> Tensor:
         """The scalar head's log-stds (normalised, ``(B, 3)``) -> physical stds."""

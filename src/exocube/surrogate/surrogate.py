@@ -19,7 +19,6 @@ from exocube.ml import (
     STD_HEAD,
     StackedMembers,
     SurrogateTask,
-    denormalise_scalars,
     distance_to_hull,
     mean_and_std,
 )
@@ -242,13 +241,9 @@ def _call(task: SurrogateTask, mode: str, params: torch.Tensor, locked: torch.Te
     """One network's physical outputs; scalar mode runs the scalar head only, on the rows'
     encoded parameters."""
     if mode == "scalar":
-        assert task.scalar_model is not None
-        z = task.scalar_model(encoded.float()).float()
-        n = len(SCALAR_NAMES)
-        s = denormalise_scalars(z[:, :n])
+        s, std = task.scalar_outputs(encoded.float())
         out = {name: s[:, i].numpy() for i, name in enumerate(SCALAR_NAMES)}
-        if task.predict_std:
-            std = task.scalar_std(z[:, n:])
+        if std is not None:
             out.update({f"{name}_std": std[:, i].numpy() for i, name in enumerate(SCALAR_NAMES)})
         return out
     return {k: v.numpy() for k, v in task.predict_physical(params, locked).items()}
