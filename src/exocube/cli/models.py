@@ -1,5 +1,5 @@
-"""``exocube models``: list the catalogue's models, promote one for a mode, unpromote, and
-group trained models into a deep ensemble."""
+"""``exocube models``: list the catalogue's models, promote one for a mode, unpromote,
+group trained models into a deep ensemble, export one as a folder and import one."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ from rich.console import Console
 
 from exocube.config import get_settings
 
-app = typer.Typer(help="Trained models in the catalogue: list, promote, unpromote, ensemble. "
+app = typer.Typer(help="Trained models in the catalogue: list, promote, unpromote, ensemble, "
+                  "export, import. "
                   "A promoted "
                   "model answers its modes in `exocube serve` and `exocube predict` until "
                   "unpromoted; without a promotion the newest model answers.",
@@ -100,3 +101,38 @@ def ensemble(
                   "recorded; it answers when promoted (`exocube models promote "
                   f"{model_id}`) or chosen (--model {model_id})", highlight=False,
                   soft_wrap=True)
+
+
+@app.command()
+def export(
+    model_id: Annotated[int, typer.Argument(help="The catalogue id of the model.")],
+    out: Annotated[Path, typer.Option(help="The new folder to write.")],
+    note: Annotated[str, typer.Option(
+        help="Free text kept in its provenance.json (e.g. the training command).")] = "",
+    url: UrlOpt = None,
+) -> None:
+    """Write a catalogue model (a network or an ensemble) as a self-contained folder:
+    its networks' weights, its manifest and its provenance (docs/surrogate.md)."""
+    from exocube.surrogate import export_catalogue_model
+
+    entry = export_catalogue_model(url or get_settings().database_url, model_id, out, note)
+    console.print(f"model {model_id} exported to {out} (load {entry.name}); record it "
+                  f"elsewhere with `exocube models import {out}`", highlight=False,
+                  soft_wrap=True)
+
+
+@app.command("import")
+def import_(
+    folder: Annotated[Path, typer.Argument(help="An exported model's folder.")],
+    name: Annotated[str | None, typer.Option(
+        help="Its catalogue name (default: the exported name).")] = None,
+    url: UrlOpt = None,
+) -> None:
+    """Record an exported model in the catalogue, after checking its files' SHA-256 and
+    that its networks load."""
+    from exocube.surrogate import import_model
+
+    model_id = import_model(url or get_settings().database_url, folder, name)
+    console.print(f"{folder} recorded as model {model_id}; it answers when newest, promoted "
+                  f"(`exocube models promote {model_id}`) or chosen (--model {model_id})",
+                  highlight=False, soft_wrap=True)

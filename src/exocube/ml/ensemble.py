@@ -9,6 +9,10 @@ same data (same store version, spec and split) from different seeds, e.g. N runs
                   "model_id": 3}, ...],
      "std_scale": {"ta": 1.4, ...}}
 
+A member's ``checkpoint`` may be relative: it is then relative to the manifest's folder
+(an exported model, :mod:`exocube.ml.export`, names its files so, and moves as one
+folder).
+
 Loading verifies every member's file and SHA-256 and that the members share one data
 spec and one architecture (so that they run as one stacked network,
 :mod:`exocube.ml.stacked`); a missing, changed or unreadable member is a
@@ -100,8 +104,11 @@ def is_manifest(path: str | Path) -> bool:
 
 def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
                    model_ids: Sequence[int | None] | None = None,
-                   std_scale: dict[str, float] | None = None) -> EnsembleManifest:
-    """Write the manifest of ``checkpoints`` (hashing each) to ``path``; return it."""
+                   std_scale: dict[str, float] | None = None, relative: bool = False
+                   ) -> EnsembleManifest:
+    """Write the manifest of ``checkpoints`` (hashing each) to ``path``; return it (its
+    members' paths absolute). With ``relative``, the file names the members relative to
+    ``path``'s folder (they must lie in it)."""
     if len(checkpoints) < MIN_MEMBERS:
         raise ModelUnavailableError(f"an ensemble needs at least {MIN_MEMBERS} member, got "
                                     f"{len(checkpoints)}")
@@ -113,9 +120,14 @@ def write_manifest(path: Path, name: str, checkpoints: Sequence[str],
             raise ModelUnavailableError(f"ensemble member {i} ({ckpt}): no such checkpoint")
         members.append(Member(str(file), sha256_of(file), ids[i]))
     manifest = EnsembleManifest(name, tuple(members), dict(std_scale or {}))
+    doc = manifest.to_dict()
+    if relative:
+        folder = path.parent.resolve()
+        for m in doc["members"]:
+            m["checkpoint"] = str(Path(m["checkpoint"]).relative_to(folder))
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(manifest.to_dict(), indent=1))
+    tmp.write_text(json.dumps(doc, indent=1))
     os.replace(tmp, path)
     return manifest
 
@@ -150,8 +162,10 @@ def read_manifest(path: str | Path) -> EnsembleManifest:
             raise ModelUnavailableError(f"ensemble member {i} lacks its 'checkpoint' or "
                                         "'sha256' string in the manifest")
         mid = m.get("model_id")
-        members.append(Member(m["checkpoint"], m["sha256"], mid if isinstance(mid, int)
-                              else None))
+        file = Path(m["checkpoint"])
+        if not file.is_absolute():
+            file = Path(path).resolve().parent / file
+        members.append(Member(str(file), m["sha256"], mid if isinstance(mid, int) else None))
     return EnsembleManifest(str(doc.get("name", Path(path).stem)), tuple(members),
                             _std_scale(doc.get("std_scale", {})))
 

@@ -89,6 +89,11 @@ class SurrogateTask(L.LightningModule):
             Gaussian head: one log-std channel per field and scalar, trained by the Gaussian
             negative log-likelihood of the truth around the detached mean, so the mean is
             trained as without it); one pass gives a prediction and its uncertainty.
+        init_from: a checkpoint whose networks' weights (U-Net and scalar head, not the
+            normalisation or the loss weights) start this training, e.g. a model pre-trained
+            on many generator runs, fine-tuned here on GCM runs. Loaded when ``fit``
+            starts (a resumed fit then restores its own weights over them); the
+            architecture and the inputs must be the checkpoint's.
         data_spec: set by the CLI from ``data.spec``: a DataSpec or its dictionary
             (also the unversioned one of older checkpoints).
     """
@@ -100,7 +105,8 @@ class SurrogateTask(L.LightningModule):
                  scalar_head: bool = True,
                  substellar_lon_deg: float = SUBSTELLAR_LON_DEG,
                  data_spec: DataSpec | Mapping[str, Any] | None = None,
-                 constraints: str = "soft", predict_std: bool = False) -> None:
+                 constraints: str = "soft", predict_std: bool = False,
+                 init_from: str | None = None) -> None:
         super().__init__()
         if data_spec is None:
             raise ConfigError("SurrogateTask needs data_spec (the datamodule's spec); the "
@@ -148,6 +154,29 @@ class SurrogateTask(L.LightningModule):
             if uncertainty_weighting else None)
         self.hus_scale = (self.normaliser.std3[self.ch["hus"]].flatten().clone()
                           if "hus" in self.ch else None)
+
+    def setup(self, stage: str) -> None:
+        if stage == "fit" and self.hparams.get("init_from"):
+            self.load_network_weights(str(self.hparams["init_from"]))
+
+    def load_network_weights(self, checkpoint: str) -> None:
+        """Copy the U-Net's and the scalar head's weights from ``checkpoint``."""
+        try:
+            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
+        except (OSError, KeyError, RuntimeError) as exc:
+            raise ConfigError(f"init_from={checkpoint!r} is not a readable surrogate "
+                              f"checkpoint: {exc}") from exc
+        own = self.state_dict()
+        keys = [k for k in own if k.startswith(("unet.", "scalar_model."))]
+        bad = [k for k in keys if k not in saved or saved[k].shape != own[k].shape]
+        if bad:
+            k = bad[0]
+            got = tuple(saved[k].shape) if k in saved else "absent"
+            raise ConfigError(f"init_from={checkpoint!r} has another architecture: {k} is "
+                              f"{got} there and {tuple(own[k].shape)} here (the depth, width, "
+                              "variables, inputs and std head must be the same)")
+        self.load_state_dict({**own, **{k: saved[k] for k in keys}})
+        log.info("network weights initialised from %s (%d tensors)", checkpoint, len(keys))
 
     def _climatological_rh_logit(self) -> Tensor:
         """Per level ``(L, 1, 1)``, the logit of the store's mean relative humidity

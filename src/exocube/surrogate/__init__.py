@@ -34,6 +34,7 @@ from exocube.surrogate.loading import (
 from exocube.surrogate.planets import BatchSummary, predict_catalogue
 from exocube.surrogate.prediction import FIELD_DIMS_2D, FIELD_DIMS_3D, SCALAR_META, Prediction
 from exocube.surrogate.promotion import promote, unpromote
+from exocube.surrogate.publish import export_catalogue_model, import_model
 from exocube.surrogate.suggest import Suggestion, suggest_runs, write_design
 from exocube.surrogate.surrogate import Surrogate, check_request, encode_rows
 
@@ -101,8 +102,10 @@ __all__ = [
     "check_request",
     "default_surrogate",
     "encode_rows",
+    "export_catalogue_model",
     "get_data_module",
     "get_surrogate_model",
+    "import_model",
     "is_ensemble",
     "make_ensemble",
     "predict",

@@ -34,7 +34,7 @@ def is_ensemble(row: Model) -> bool:
     return isinstance(row.config, dict) and isinstance(row.config.get("ensemble"), dict)
 
 
-def _rows(database_url: str, model_ids: Sequence[int]) -> list[Model]:
+def rows_by_id(database_url: str, model_ids: Sequence[int]) -> list[Model]:
     upgrade(database_url)
     with session_scope(database_url) as session:
         found = {r.id: r for r in session.scalars(
@@ -58,7 +58,7 @@ def make_ensemble(database_url: str | None, model_ids: Sequence[int], name: str,
     if len(set(model_ids)) != len(model_ids) or not model_ids:
         raise ParameterError("model_ids", list(model_ids), "distinct model ids: at least 2, "
                              "or 1 with a std head")
-    rows = _rows(url, model_ids)
+    rows = rows_by_id(url, model_ids)
     nested = [r.id for r in rows if is_ensemble(r)]
     if nested:
         raise ParameterError("model_ids", nested[0], "a trained model, not an ensemble")
