@@ -11,12 +11,14 @@ from exocube.ml.ensemble import (
     DEEP_ENSEMBLE,
     STD_HEAD,
     EnsembleManifest,
+    is_manifest,
     load_members,
     mean_and_std,
     read_manifest,
     write_manifest,
 )
 from exocube.ml.evaluate import evaluate_checkpoint, fit_spread_scale
+from exocube.ml.export import export_model, load_exported, model_entry, read_provenance
 from exocube.ml.hull import ExtrapolationWarning, distance_to_hull
 from exocube.ml.record import CatalogueRecorder, record_model
 from exocube.ml.scalar import SCALAR_NAMES, SCALAR_UNITS, denormalise_scalars
@@ -53,10 +55,15 @@ __all__ = [
     "denormalise_scalars",
     "distance_to_hull",
     "evaluate_checkpoint",
+    "export_model",
     "fit_spread_scale",
+    "is_manifest",
+    "load_exported",
     "load_members",
     "mean_and_std",
+    "model_entry",
     "read_manifest",
+    "read_provenance",
     "record_model",
     "train_main",
     "write_manifest",

@@ -17,9 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from exocube.catalog import Model
-from exocube.ml import record_model
-from exocube.ml.ensemble import is_manifest
-from exocube.ml.export import export_model, load_exported, model_entry, read_provenance
+from exocube.ml import (
+    export_model,
+    is_manifest,
+    load_exported,
+    model_entry,
+    read_provenance,
+    record_model,
+)
 from exocube.surrogate.ensemble import rows_by_id
 from exocube.surrogate.loading import catalogue_rows
 
