@@ -2,7 +2,8 @@
 
 Both arms start from the same small generator ensemble (``--initial`` Latin-hypercube
 runs for training, ``--val`` for validation, ``--test`` held-out runs; three seeds) and
-the same deep ensemble trained on it (``--members`` small U-Nets). Each of ``--rounds``
+the same deep ensemble trained on it (``--members`` small U-Nets; with ``--std-head``
+one U-Net with a std head instead, its one-pass std the uncertainty). Each of ``--rounds``
 rounds then adds ``--per-round`` training runs to each arm:
 
 - ``suggested``: ``exocube.surrogate.suggest_runs`` on the arm's latest ensemble
@@ -18,6 +19,7 @@ finished step in ``OUT/steps.json``, so a re-run continues where it stopped.
 
     .venv/bin/python benchmarks/active_learning.py --out al-bench [--initial 24] [--val 8]
         [--test 32] [--rounds 3] [--per-round 12] [--members 3] [--epochs 12]
+        [--std-head] [--nlat 32 --nlon 64 --nlev 20]
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from exocube.catalog import upgrade
 from exocube.config import get_settings
 from exocube.cubes import ingest
 from exocube.gcm import run_ensemble, runs_from, sample_runs
+from exocube.grid import Grid
 from exocube.ml import evaluate_checkpoint, train_main
 from exocube.surrogate import (
     ModelChoice,
@@ -46,8 +49,8 @@ from exocube.surrogate import (
 ARMS = ("suggested", "random")
 
 
-def generate(specs, folder: Path, db: str) -> list[str]:
-    result = run_ensemble(specs, folder, db)
+def generate(specs, folder: Path, db: str, grid: Grid) -> list[str]:
+    result = run_ensemble(specs, folder, db, grid=grid)
     return [str(r.path) for r in result.records]
 
 
@@ -57,7 +60,8 @@ def train_ensemble(store: str, split: dict, folder: Path, db: str, args) -> str:
     if manifest.is_file():
         return str(manifest)
     ids = []
-    for seed in range(args.members):
+    head = ["--model.predict_std", "true"] if args.std_head else []
+    for seed in range(1 if args.std_head else args.members):
         root = folder / f"member{seed}"
         argv, sys.argv = sys.argv, ["active_learning.py"]  # LightningCLI reads sys.argv
         try:
@@ -67,7 +71,7 @@ def train_ensemble(store: str, split: dict, folder: Path, db: str, args) -> str:
                         "--model.base_features", "4", "--trainer.max_epochs",
                         str(args.epochs), "--trainer.max_time", "00:00:20:00",
                         "--seed_everything", str(seed), "--trainer.default_root_dir",
-                        str(root)])
+                        str(root), *head])
         finally:
             sys.argv = argv
         (row,) = [r for r in catalogue_rows(db) if r.checkpoint_uri.startswith(str(root))]
@@ -101,7 +105,13 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=12)
     ap.add_argument("--candidates", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--std-head", action="store_true",
+                    help="one std-head network per arm and round instead of --members")
+    ap.add_argument("--nlat", type=int, default=32)
+    ap.add_argument("--nlon", type=int, default=64)
+    ap.add_argument("--nlev", type=int, default=20)
     args = ap.parse_args()
+    grid = Grid.with_levels(args.nlat, args.nlon, args.nlev)
     out = args.out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     db = f"sqlite:///{out / 'catalog.sqlite'}"
@@ -120,7 +130,7 @@ def main() -> None:
     init = sample_runs(args.initial, args.seed)
     val = sample_runs(args.val, args.seed + 1)
     test = sample_runs(args.test, args.seed + 2)
-    base_files = generate([*init, *val, *test], out / "runs", db)
+    base_files = generate([*init, *val, *test], out / "runs", db, grid)
     split = {"train": [r.run_id for r in init], "val": [r.run_id for r in val],
              "test": [r.run_id for r in test]}
     stores = {arm: str(out / arm / "cube.zarr") for arm in ARMS}
@@ -147,7 +157,7 @@ def main() -> None:
                 specs = runs_from(None, 0, design)
             else:
                 specs = sample_runs(args.per_round, 1000 + r)
-            ingest(generate(specs, out / "runs", db), stores[arm], database_url=db)
+            ingest(generate(specs, out / "runs", db, grid), stores[arm], database_url=db)
             train[arm] += [s.run_id for s in specs]
             latest[arm] = train_ensemble(stores[arm], {**split, "train": train[arm]}, folder,
                                          db, args)
