@@ -22,6 +22,10 @@ The model is the one the server would choose in the catalogue given by
 20 x 32 x 64 grid, and one epoch of the configs/surrogate_cpu_small.yaml U-Net
 (the weights do not change the cost).
 
+A model with an uncertainty (a std head, or an ensemble) is driven with its datacube
+answers carrying it: JSON with ``fields_std``, and also NumPy binary of the 3-D fields with
+their ``<var>_std`` (kind ``datacube-npy-std``).
+
 With ``--members N`` (N >= 2) it then serves a deep ensemble of N such models
 (seeds 0 .. N-1, grouped by ``exocube models ensemble`` in a catalogue of its own
 under --workdir; its members run as one stacked network) and drives datacube
@@ -312,6 +316,11 @@ def main() -> None:
     args.workdir.mkdir(parents=True, exist_ok=True)
     db = args.database_url or build_model(args.workdir)
     body, surrogate = training_body(db)
+    answer = surrogate.predict(body, "datacube", allow_extrapolation=True)  # type: ignore
+    kinds = (*KINDS, "datacube-npy-std") if answer.has_uncertainty else KINDS
+    print(f"model: {answer.model.describe()}; datacube answers "
+          + (f"carry their uncertainty ({answer.uncertainty_method}, {answer.n_members} "
+             "network(s))" if answer.has_uncertainty else "have no uncertainty"))
     base_scalar, base_cube = in_process_baselines(surrogate, body)
     enc_before, enc_now = encoding_baselines(surrogate, body)
     print(f"cores: {os.cpu_count()} (shared machine: other processes compete for them); "
@@ -326,7 +335,7 @@ def main() -> None:
     try:
         sizes = datacube_sizes(url, body)
         results = []
-        for kind in KINDS:
+        for kind in kinds:
             for clients in CLIENTS:
                 out = subprocess.run(
                     [sys.executable, __file__, "--drive", url, "--kind", kind, "--clients",

@@ -5,6 +5,7 @@ An exported model is a folder that can be moved, shipped or published::
     model.ckpt | member-0.ckpt, member-1.ckpt, ...
     manifest.json      (an ensemble or a calibrated std-head network only)
     provenance.json
+    metrics.csv        (the first network's training log, where it had one)
 
 Each ``.ckpt`` holds a network's weights and hyperparameters (its data spec among
 them: variables, grid, normalisation, split and the training runs' parameters), not the
@@ -80,6 +81,9 @@ def export_model(checkpoint: str, out: Path, provenance: dict[str, Any]) -> Path
     try:
         for src, name in zip(sources, names, strict=True):
             slim_checkpoint(src, tmp / name)
+        curves = Path(sources[0]).resolve().parents[1] / "metrics.csv"
+        if curves.is_file():  # the (first) network's training log: the report's curves
+            shutil.copyfile(curves, tmp / "metrics.csv")
         if manifest is not None:
             write_manifest(tmp / MANIFEST, manifest.name, [str(tmp / n) for n in names],
                            std_scale=manifest.std_scale, relative=True)

@@ -124,7 +124,9 @@ def _rmse_by_level(out: Path, preds: dict[str, Prediction], truth: Prediction, s
 
 
 def _training_curves(out: Path, checkpoint: str) -> str:
-    logs = list(Path(checkpoint).resolve().parents[1].glob("metrics.csv"))
+    ckpt = Path(checkpoint).resolve()  # a training run's log, or an exported model's
+    logs = [d / "metrics.csv" for d in (ckpt.parents[1], ckpt.parent)
+            if (d / "metrics.csv").is_file()]
     if not logs:
         log.warning("no metrics.csv next to %s: the report has no training curves", checkpoint)
         return ""

@@ -2,7 +2,8 @@
 
 ``export_catalogue_model(url, 3, out, note=...)`` writes catalogue model 3 (a trained
 network or an ensemble row) as an exported model (:mod:`exocube.ml.export`) with its
-catalogue record as provenance. ``import_model(url, folder)`` checks an exported model
+catalogue record (and an ensemble's members' records: their training configuration and
+metrics) as provenance. ``import_model(url, folder)`` checks an exported model
 (every file against its SHA-256, the networks load) and records it as a new catalogue
 row whose ``checkpoint_uri`` is the folder's file (once: importing the same folder again
 gives the same row), so it is chosen, promoted, served and
@@ -25,7 +26,7 @@ from exocube.ml import (
     read_provenance,
     record_model,
 )
-from exocube.surrogate.ensemble import rows_by_id
+from exocube.surrogate.ensemble import is_ensemble, rows_by_id
 from exocube.surrogate.loading import catalogue_rows
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,10 @@ def export_catalogue_model(database_url: str, model_id: int, out: Path,
     """Export catalogue model ``model_id`` into the new folder ``out``; return the file
     to load."""
     row = rows_by_id(database_url, [model_id])[0]
-    return export_model(row.checkpoint_uri, out, {"model": _record(row), "note": note})
+    member_ids = row.config["ensemble"].get("members", []) if is_ensemble(row) else []
+    members = [_record(r) for r in rows_by_id(database_url, member_ids)]
+    return export_model(row.checkpoint_uri, out, {"model": _record(row), "members": members,
+                                                  "note": note})
 
 
 def _record(row: Model) -> dict[str, Any]:
