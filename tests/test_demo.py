@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 
 import pytest
+
 from test_cli import run
 
 
