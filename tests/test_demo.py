@@ -13,6 +13,7 @@ from test_cli import run
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about 3.5 minutes on a quiet machine
 def test_default_demo_puts_the_shipped_unet_ahead_of_pca_gp(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
