@@ -21,6 +21,7 @@ from exocube.errors import ModelUnavailableError, ParameterError
 from exocube.gcm import sample_runs
 from exocube.grid import DEFAULT_GRID
 from exocube.ml import read_manifest
+from exocube.ml.ensemble import sha256_of
 from exocube.ml.export import load_exported, model_entry, read_provenance
 from exocube.surrogate import (
     ModelChoice,
@@ -134,3 +135,45 @@ def test_shipped_surrogate_is_the_demo_ensembles() -> None:
     np.testing.assert_allclose(spec.grid.coords()["plev"], g.plev, rtol=1e-6)
     prov = read_provenance(PRETRAINED_SURROGATE)
     assert "exocube train fit" in prov["note"]
+
+
+class _Planted:
+    """Unpickling this object would create ``path``: what a hostile checkpoint could do."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return self.path.touch, ()
+
+
+def test_hostile_exported_folders_run_no_code_and_stay_inside(tiny_model: TinyModel,
+                                                              tiny_std_head: TinyStdHead,
+                                                              tmp_path: Path) -> None:
+    """A published folder is untrusted: a checkpoint whose unpickling would run code is
+    refused without running it (its hash in the provenance made to match), and a
+    manifest naming a file outside its folder is refused."""
+    out = tmp_path / "m"
+    export_catalogue_model(tiny_model.database_url, 1, out)
+    ckpt = torch.load(out / "model.ckpt", weights_only=True)
+    marker = tmp_path / "code-ran"
+    torch.save({**ckpt, "hyper_parameters": {**ckpt["hyper_parameters"],
+                                             "planted": _Planted(marker)}},
+               out / "model.ckpt")
+    prov = json.loads((out / "provenance.json").read_text())
+    prov["files"]["model.ckpt"] = sha256_of(out / "model.ckpt")
+    (out / "provenance.json").write_text(json.dumps(prov))
+    other = _fresh_catalogue(tmp_path)
+    with pytest.raises(ModelUnavailableError, match="not a loadable exocube surrogate"):
+        import_model(other, out)
+    assert not marker.exists() and catalogue_rows(other) == []
+
+    std = tmp_path / "s"
+    export_catalogue_model(tiny_std_head.database_url, tiny_std_head.calibrated_id, std)
+    shutil.copyfile(std / "member-0.ckpt", tmp_path / "outside.ckpt")
+    doc = json.loads((std / "manifest.json").read_text())
+    doc["members"][0]["checkpoint"] = "../outside.ckpt"
+    (std / "manifest.json").write_text(json.dumps(doc))
+    with pytest.raises(ModelUnavailableError, match="outside the exported folder"):
+        import_model(other, std)
+    assert catalogue_rows(other) == []

@@ -80,9 +80,10 @@ def _pretrained() -> str:
     from exocube.surrogate import import_model
 
     model_id = import_model(get_settings().database_url, PRETRAINED_SURROGATE)
-    note = read_provenance(PRETRAINED_SURROGATE).get("note", "")
-    print(f"surrogate: the shipped pre-trained model, catalogue model {model_id} "
-          f"({PRETRAINED_SURROGATE}); {note}")
+    prov = read_provenance(PRETRAINED_SURROGATE)
+    print(f"surrogate: the shipped pre-trained model, catalogue model {model_id}, exported "
+          f"{prov.get('exported_at', '?')} by exocube {prov.get('exocube_version', '?')}; "
+          f"how it was trained: the 'note' in {PRETRAINED_SURROGATE / 'provenance.json'}")
     return str(model_entry(PRETRAINED_SURROGATE))
 
 

@@ -32,7 +32,7 @@ from exocube.ml.spec import (
     Split,
 )
 from exocube.ml.stacked import StackedMembers
-from exocube.ml.task import SurrogateTask
+from exocube.ml.task import SurrogateTask, load_task
 
 __all__ = [
     "DEEP_ENSEMBLE",
@@ -60,6 +60,7 @@ __all__ = [
     "is_manifest",
     "load_exported",
     "load_members",
+    "load_task",
     "mean_and_std",
     "model_entry",
     "read_manifest",

@@ -52,7 +52,7 @@ from numpy.typing import NDArray
 
 from exocube.errors import ModelUnavailableError
 from exocube.ml.stacked import check_stackable
-from exocube.ml.task import SurrogateTask
+from exocube.ml.task import SurrogateTask, load_task
 
 log = logging.getLogger(__name__)
 
@@ -140,17 +140,7 @@ def read_manifest(path: str | Path) -> EnsembleManifest:
         log.warning("ensemble manifest %s: %s", path, exc)
         raise ModelUnavailableError("the ensemble manifest file is missing or unreadable "
                                     "(see the log)") from exc
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ModelUnavailableError(f"the ensemble manifest is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != MANIFEST_FORMAT:
-        raise ModelUnavailableError(f"the file is not an exocube ensemble manifest (its "
-                                    f"'format' is not {MANIFEST_FORMAT!r})")
-    if doc.get("version") != MANIFEST_VERSION:
-        raise ModelUnavailableError(f"the ensemble manifest has version "
-                                    f"{doc.get('version')!r}; this exocube reads version "
-                                    f"{MANIFEST_VERSION}")
+    doc = versioned_json(text, MANIFEST_FORMAT, MANIFEST_VERSION, "the ensemble manifest")
     raw = doc.get("members")
     if not isinstance(raw, list) or len(raw) < MIN_MEMBERS:
         raise ModelUnavailableError(f"the ensemble manifest's 'members' must list at least "
@@ -168,6 +158,23 @@ def read_manifest(path: str | Path) -> EnsembleManifest:
         members.append(Member(str(file), m["sha256"], mid if isinstance(mid, int) else None))
     return EnsembleManifest(str(doc.get("name", Path(path).stem)), tuple(members),
                             _std_scale(doc.get("std_scale", {})))
+
+
+def versioned_json(text: str, fmt: str, version: int, what: str) -> dict[str, Any]:
+    """``text`` parsed as a JSON object whose ``format`` is ``fmt`` and ``version`` is
+    ``version`` (the files exocube writes for models); ModelUnavailableError naming
+    ``what`` otherwise."""
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ModelUnavailableError(f"{what} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ModelUnavailableError(f"{what} is not an exocube {fmt} file (its 'format' is "
+                                    f"not {fmt!r})")
+    if doc.get("version") != version:
+        raise ModelUnavailableError(f"{what} has version {doc.get('version')!r}; this "
+                                    f"exocube reads version {version}")
+    return doc
 
 
 def _std_scale(raw: object) -> dict[str, float]:
@@ -193,13 +200,11 @@ def load_member(member: Member, index: int) -> SurrogateTask:
                                     "recorded in the manifest (SHA-256 mismatch: changed or "
                                     "corrupt; see the log)")
     try:
-        task = SurrogateTask.load_from_checkpoint(member.checkpoint, map_location="cpu")
-    except Exception as exc:  # torch raises many types for a bad file; re-raised, named
-        log.warning("%s: checkpoint %s cannot be loaded: %s", where, member.checkpoint, exc)
+        return load_task(member.checkpoint)
+    except ModelUnavailableError as exc:
+        log.warning("%s: %s", where, exc)
         raise ModelUnavailableError(f"{where}: its checkpoint cannot be loaded (see the "
                                     "log)") from exc
-    task.eval()
-    return task
 
 
 def load_members(manifest: EnsembleManifest) -> list[SurrogateTask]:

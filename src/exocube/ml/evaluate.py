@@ -53,7 +53,7 @@ from exocube.ml.scores import (
 )
 from exocube.ml.spec import DataSpec
 from exocube.ml.stacked import StackedMembers
-from exocube.ml.task import SurrogateTask
+from exocube.ml.task import SurrogateTask, load_task
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +150,7 @@ def load_models(checkpoint: str) -> tuple[list[SurrogateTask], dict[str, float]]
     if is_manifest(checkpoint):
         manifest = read_manifest(checkpoint)
         return load_members(manifest), manifest.std_scale
-    return [SurrogateTask.load_from_checkpoint(checkpoint, map_location="cpu")], {}
+    return [load_task(checkpoint)], {}
 
 
 def with_spread_scale(members: Sequence[Prediction], scale: dict[str, float],

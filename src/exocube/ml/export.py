@@ -10,7 +10,8 @@ An exported model is a folder that can be moved, shipped or published::
 Each ``.ckpt`` holds a network's weights and hyperparameters (its data spec among
 them: variables, grid, normalisation, split and the training runs' parameters), not the
 optimiser, scheduler and loop state of a training checkpoint, so it is a third of the
-size and loads with ``SurrogateTask.load_from_checkpoint``. ``manifest.json`` is an
+size and loads with :func:`~exocube.ml.task.load_task` (torch's weights-only
+unpickler: loading an exported model runs no code from it). ``manifest.json`` is an
 ensemble manifest (:mod:`exocube.ml.ensemble`) naming the files relative to the folder,
 with their SHA-256 and the spread calibration. ``provenance.json`` says where the model
 came from: its catalogue record (name, metrics, training configuration), the data it was
@@ -37,9 +38,10 @@ from exocube.ml.ensemble import (
     load_members,
     read_manifest,
     sha256_of,
+    versioned_json,
     write_manifest,
 )
-from exocube.ml.task import SurrogateTask
+from exocube.ml.task import SurrogateTask, load_task, read_checkpoint
 
 EXPORT_FORMAT = "exocube-model"
 EXPORT_VERSION = 1
@@ -57,7 +59,7 @@ __all__ = ["EXPORT_FORMAT", "export_model", "load_exported", "model_entry",
 
 def slim_checkpoint(src: str | Path, dst: Path) -> None:
     """Write ``src``'s weights and hyperparameters to ``dst`` (via a temporary name)."""
-    ckpt = torch.load(src, map_location="cpu", weights_only=False)
+    ckpt = read_checkpoint(src)
     missing = [k for k in ("state_dict", "hyper_parameters") if k not in ckpt]
     if missing:
         raise ModelUnavailableError(f"checkpoint {Path(src).name} lacks {missing}: not a "
@@ -114,28 +116,26 @@ def read_provenance(folder: Path) -> dict[str, Any]:
         raise ModelUnavailableError(f"{folder} is not an exported exocube model: it has no "
                                     f"{PROVENANCE}")
     try:
-        doc = json.loads((folder / PROVENANCE).read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        text = (folder / PROVENANCE).read_text()
+    except (OSError, UnicodeDecodeError) as exc:
         raise ModelUnavailableError(f"{folder / PROVENANCE} is unreadable: {exc}") from exc
-    if not isinstance(doc, dict) or doc.get("format") != EXPORT_FORMAT:
-        raise ModelUnavailableError(f"{folder / PROVENANCE} is not an exported exocube "
-                                    f"model's (its 'format' is not {EXPORT_FORMAT!r})")
-    if doc.get("version") != EXPORT_VERSION:
-        raise ModelUnavailableError(f"{folder / PROVENANCE} has version "
-                                    f"{doc.get('version')!r}; this exocube reads version "
-                                    f"{EXPORT_VERSION}")
-    return doc
+    return versioned_json(text, EXPORT_FORMAT, EXPORT_VERSION, str(folder / PROVENANCE))
 
 
 def load_exported(folder: Path) -> list[SurrogateTask]:
     """The exported model's networks on the CPU (each file checked against its hash)."""
     entry = model_entry(folder)
     if is_manifest(entry):
-        return load_members(read_manifest(entry))
+        manifest = read_manifest(entry)
+        inside = folder.resolve()
+        for i, member in enumerate(manifest.members):
+            if not Path(member.checkpoint).resolve().is_relative_to(inside):
+                raise ModelUnavailableError(
+                    f"{entry}: member {i} names {member.checkpoint}, outside the exported "
+                    "folder; an exported model holds its own files")
+        return load_members(manifest)
     expected = read_provenance(folder).get("files", {}).get(SINGLE)
     if expected != sha256_of(entry):
         raise ModelUnavailableError(f"{entry} differs from the SHA-256 in its provenance "
                                     "(changed or corrupt)")
-    task = SurrogateTask.load_from_checkpoint(str(entry), map_location="cpu")
-    task.eval()
-    return [task]
+    return [load_task(entry)]

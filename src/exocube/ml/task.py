@@ -12,7 +12,9 @@ parameter names and scales.
 from __future__ import annotations
 
 import logging
+import pickle
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from exocube.errors import ConfigError, InputDataError
+from exocube.errors import ConfigError, InputDataError, ModelUnavailableError
 from exocube.grid import latitude_weights
 from exocube.ml import losses, thermo
 from exocube.ml.hull import warn_outside
@@ -162,8 +164,8 @@ class SurrogateTask(L.LightningModule):
     def load_network_weights(self, checkpoint: str) -> None:
         """Copy the U-Net's and the scalar head's weights from ``checkpoint``."""
         try:
-            saved = torch.load(checkpoint, map_location="cpu", weights_only=False)["state_dict"]
-        except (OSError, KeyError, RuntimeError) as exc:
+            saved = read_checkpoint(checkpoint)["state_dict"]
+        except (ModelUnavailableError, KeyError) as exc:
             raise ConfigError(f"init_from={checkpoint!r} is not a readable surrogate "
                               f"checkpoint: {exc}") from exc
         own = self.state_dict()
@@ -542,3 +544,31 @@ class SurrogateTask(L.LightningModule):
         out = self.predict_physical(torch.tensor(params, dtype=torch.float32, device=self.device),
                                     torch.tensor(locked, device=self.device))
         return {k: v.cpu().numpy() for k, v in out.items()}
+
+
+def load_task(checkpoint: str | Path) -> SurrogateTask:
+    """The network in ``checkpoint`` on the CPU, in evaluation mode.
+
+    The file is read with torch's weights-only unpickler (tensors and plain types), so a
+    checkpoint from elsewhere (an imported model, say) cannot run code when it is loaded;
+    a file that is not such a checkpoint is a ModelUnavailableError naming it."""
+    try:
+        task = SurrogateTask.load_from_checkpoint(str(checkpoint), map_location="cpu",
+                                                  weights_only=True)
+    except (OSError, EOFError, KeyError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise ModelUnavailableError(f"{checkpoint} is not a loadable exocube surrogate "
+                                    f"checkpoint: {exc}") from exc
+    task.eval()
+    return task
+
+
+def read_checkpoint(checkpoint: str | Path) -> dict[str, Any]:
+    """A checkpoint's contents, read with the weights-only unpickler (see :func:`load_task`)."""
+    try:
+        doc = torch.load(checkpoint, map_location="cpu", weights_only=True)
+    except (OSError, EOFError, RuntimeError, pickle.UnpicklingError) as exc:
+        raise ModelUnavailableError(f"{checkpoint} is not a readable exocube surrogate "
+                                    f"checkpoint: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ModelUnavailableError(f"{checkpoint} is not an exocube surrogate checkpoint")
+    return doc

@@ -30,7 +30,7 @@ from numpy.typing import NDArray
 
 from exocube.catalog import Model, ModelPromotion, session_scope, upgrade
 from exocube.errors import ModelUnavailableError, ParameterError
-from exocube.ml import StackedMembers, SurrogateTask, load_members, read_manifest
+from exocube.ml import StackedMembers, SurrogateTask, load_members, load_task, read_manifest
 from exocube.params import SPECS
 from exocube.planet import request_with_drivers, required_fields
 
@@ -135,8 +135,7 @@ def load_checkpoint(row: Model) -> LoadedModel:
         task, std_scale = members[0], manifest.std_scale
     else:
         members = ()
-        task = SurrogateTask.load_from_checkpoint(row.checkpoint_uri, map_location="cpu")
-        task.eval()
+        task = load_task(row.checkpoint_uri)
     spec = task.spec
     info = ModelInfo(
         id=int(row.id), name=row.name, checkpoint=row.checkpoint_uri,
