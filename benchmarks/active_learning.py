@@ -31,8 +31,8 @@ import os
 import sys
 from pathlib import Path
 
-from exocube.catalog import upgrade
-from exocube.config import get_settings
+from bench_catalog import private_catalogue
+
 from exocube.cubes import ingest
 from exocube.gcm import run_ensemble, runs_from, sample_runs
 from exocube.grid import Grid
@@ -113,11 +113,7 @@ def main() -> None:
     args = ap.parse_args()
     grid = Grid.with_levels(args.nlat, args.nlon, args.nlev)
     out = args.out.resolve()
-    out.mkdir(parents=True, exist_ok=True)
-    db = f"sqlite:///{out / 'catalog.sqlite'}"
-    upgrade(db)
-    os.environ["EXOCUBE_DATABASE_URL"] = db  # training records its models here
-    get_settings.cache_clear()
+    db = private_catalogue(out)
     steps_path = out / "steps.json"
     steps = json.loads(steps_path.read_text()) if steps_path.is_file() else {}
 

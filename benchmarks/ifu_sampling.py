@@ -22,7 +22,8 @@ Times exclude compilation (each log density or block is compiled before timing)
 and include the warm-up (NUTS) or burn-in (emcee). Target: NUTS >= 10x emcee.
 
     .venv/bin/python benchmarks/ifu_sampling.py [--draws 1000] [--emcee-steps 4000]
-        [--more-free 8 | --all-free] [--start optimum|prior] [--dense]
+        [--more-free 8 | --all-free] [--start optimum|prior] [--dense] [--fixed-mass]
+        [--n-starts 16]
 """
 
 from __future__ import annotations
@@ -60,12 +61,14 @@ def problem(free: tuple[str, ...] | None):
 
 
 def run_nuts(prob, draws: int, warmup: int, block: int, start: str,
-             dense: bool = False) -> dict[str, float]:
+             dense: bool = False, fixed_mass: bool = False,
+             n_starts: int = 16) -> dict[str, float]:
     """Min bulk ESS, warm-up and sampling seconds, leapfrog steps per draw (compilation
     of the block program excluded; with ``start="optimum"`` the warm-up time includes the
     multi-start optimisation, compiled again for the timed call as in every fit) of NUTS."""
     config = SamplerConfig(num_warmup=warmup, block_size=block, seed=1, start=start,
-                           dense_mass=dense)
+                           dense_mass=dense, adapt_mass_matrix=not fixed_mass,
+                           n_starts=n_starts)
     sampler = BlockSampler(prob.model, (prob.likelihood.data,), config=config)
     sampler.warmup()  # compiles the block program (and adapts once, discarded)
     warm: list = []
@@ -180,6 +183,10 @@ def main() -> None:
                     help="where NUTS chains start (SamplerConfig.start)")
     ap.add_argument("--dense", action="store_true",
                     help="a dense mass matrix (SamplerConfig.dense_mass)")
+    ap.add_argument("--fixed-mass", action="store_true",
+                    help="keep the Laplace inverse mass matrix (adapt_mass_matrix=False)")
+    ap.add_argument("--n-starts", type=int, default=16,
+                    help="optimisations from prior points before NUTS (SamplerConfig.n_starts)")
     args = ap.parse_args()
     prob, truth = problem(None if args.all_free else FREE4 + MORE[:args.more_free])
     print(f"cube {prob.cube.shape}, {prob.likelihood.channels.size} channels x "
@@ -189,7 +196,8 @@ def main() -> None:
     print(f"one potential+gradient (1 point) {t_grad * 1e3:.3f} ms; one log density "
           f"(per walker, batch of {args.walkers}) {t_logp * 1e3:.4f} ms; ratio "
           f"{t_grad / t_logp:.1f}")
-    nuts = run_nuts(prob, args.draws, args.warmup, args.block, args.start, args.dense)
+    nuts = run_nuts(prob, args.draws, args.warmup, args.block, args.start, args.dense,
+                    args.fixed_mass, args.n_starts)
     ess_n, t_n = nuts["ess"], nuts["warmup_s"] + nuts["sample_s"]
     print(f"NUTS warm-up {nuts['warmup_s']:.1f} s, sampling {nuts['sample_s']:.1f} s; "
           f"leapfrog steps per draw per chain: first 100 warm-up draws "
@@ -204,7 +212,8 @@ def main() -> None:
     print(f"emcee: kept steps / largest autocorrelation time = {n_tau:.0f} (emcee trusts "
           "the estimate at >= 50)")
     print(f"{'sampler':<30} {'ESS (min)':>10} {'seconds':>9} {'ESS/s':>9}")
-    label = f"NUTS 4 chains, {args.start}{', dense' if args.dense else ''}"
+    label = (f"NUTS 4 chains, {args.start}{', dense' if args.dense else ''}"
+             f"{', fixed mass' if args.fixed_mass else ''}")
     print(f"{label:<30} {ess_n:>10.0f} {t_n:>9.1f} {ess_n / t_n:>9.1f}")
     print(f"{'  sampling only (no warm-up)':<30} {ess_n:>10.0f} {nuts['sample_s']:>9.1f} "
           f"{ess_n / nuts['sample_s']:>9.1f}")

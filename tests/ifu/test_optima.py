@@ -114,6 +114,31 @@ def test_the_warm_up_starts_from_the_laplace_inverse_mass_matrix() -> None:
     assert optimum_steps < 8 < prior_steps, (optimum_steps, prior_steps)
 
 
+def test_a_kept_laplace_mass_matrix_is_not_adapted() -> None:
+    """``adapt_mass_matrix=False``: after warm-up the inverse mass matrix is still the
+    Laplace covariance (here the posterior's own, dense), the step size was adapted, and
+    the draws still have the posterior's moments; without an optimum there is no Laplace
+    matrix to keep, and the setting is refused."""
+    config = SamplerConfig(num_chains=4, num_warmup=100, block_size=50, seed=3,
+                           start="optimum", n_starts=4, dense_mass=True,
+                           adapt_mass_matrix=False)
+    sampler = BlockSampler(correlated, config=config)
+    state = sampler.warmup()
+    kept = np.asarray(state.adapt_state.inverse_mass_matrix[("v",)])
+    np.testing.assert_allclose(kept, np.broadcast_to(COV, kept.shape), rtol=1e-3)
+    assert np.all(np.asarray(state.adapt_state.step_size) != 1.0)
+    draws = []
+    for _ in range(8):
+        block = sampler.sample_block(state)
+        draws.append(block.draws["v"].reshape(-1, 2))
+        state = block.state
+    v = np.concatenate(draws)
+    np.testing.assert_allclose(v.mean(axis=0), MEAN, atol=0.06)
+    np.testing.assert_allclose(np.cov(v.T), COV, atol=0.06)
+    with pytest.raises(SamplerConfigError, match="adapt_mass_matrix=False"):
+        SamplerConfig(adapt_mass_matrix=False)
+
+
 def test_a_bow_shock_posterior_is_optimised_to_a_stationary_point() -> None:
     """From prior points, where the potential is 1e6 nats and more, the optimisation ends
     at a true optimum: a vanishing gradient and a positive-definite Hessian (BFGS with a

@@ -18,7 +18,9 @@ and bitwise reproducible for a fixed ``num_chains``. ``sequential`` is available
 (numpyro's ``init_to_uniform``); ``start="optimum"`` starts them at Laplace draws around
 the best of ``n_starts`` local optima of the posterior, begins the warm-up with the
 Laplace covariance there as the inverse mass matrix, and records what the optimisation
-found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.optima`).
+found in ``BlockSampler.start_report`` (:mod:`exocube.ifu.optima`). With
+``adapt_mass_matrix=False`` that Laplace matrix is kept for the whole fit and the warm-up
+adapts the step size only (so it can be much shorter).
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ class SamplerConfig:
     dense_mass: bool = False
     start: Start = "prior"
     n_starts: int = 16
+    adapt_mass_matrix: bool = True
 
     def __post_init__(self) -> None:
         if self.num_chains < 4:
@@ -97,6 +100,11 @@ class SamplerConfig:
             )
         if not 1 <= self.max_tree_depth <= 15:
             raise SamplerConfigError(f"max_tree_depth={self.max_tree_depth}: expected 1..15")
+        if not self.adapt_mass_matrix and self.start != "optimum":
+            raise SamplerConfigError(
+                "adapt_mass_matrix=False keeps the Laplace inverse mass matrix of "
+                f"start='optimum'; with start={self.start!r} there is none to keep"
+            )
         if self.start not in ("prior", "optimum") or self.n_starts < 1:
             raise SamplerConfigError(
                 f"start={self.start!r}, n_starts={self.n_starts}: expected 'prior' or "
@@ -167,6 +175,7 @@ class BlockSampler:
             self.model, target_accept_prob=c.target_accept_prob,
             max_tree_depth=c.max_tree_depth, dense_mass=c.dense_mass,
             inverse_mass_matrix=inverse_mass_matrix,
+            adapt_mass_matrix=c.adapt_mass_matrix,
         )
 
     def warmup(self, on_block: Callable[[Block], None] | None = None) -> Any:
