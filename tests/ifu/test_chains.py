@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -178,3 +179,23 @@ def test_a_wall_time_budget_starts_no_block_once_spent(sqlite_url, sampler):
     assert store.block_indices(fit_id) == [0]  # budget spent: nothing more drawn
     run_fit(store, sampler, fit_id, max_draws=100 * BLOCK, max_seconds=1e6)
     assert len(store.block_indices(fit_id)) > 1
+
+
+def test_the_optima_found_before_a_fit_are_stored_with_it(store, sampler, tmp_path):
+    """A fit started at the optimum keeps what the optimisation found (every optimum, its
+    gap and starts) in its row, its result and its netCDF; a prior start keeps none."""
+    import arviz as az
+
+    optimum = BlockSampler(sampler.model, sampler.model_args,
+                           config=replace(sampler.config, start="optimum", n_starts=4))
+    fit_id = start_fit(store, optimum, gaussian_provenance())
+    stored = store.fit(fit_id).start_report
+    assert stored == optimum.start_report.to_dict() | {"optima": stored["optima"]}
+    assert stored["n_starts"] == 4 and stored["optima"][0]["delta"] == 0.0
+    assert sum(o["starts"] for o in stored["optima"]) == 4 - stored["failed_starts"]
+    run_fit(store, optimum, fit_id, max_draws=3000)
+    assert store.result(fit_id).start_report == stored
+    idata = az.from_netcdf(store.export_netcdf(fit_id, tmp_path / "fit.nc"))
+    assert json.loads(idata.posterior.attrs["start_report"]) == stored
+    prior = start_fit(store, sampler, gaussian_provenance())
+    assert store.fit(prior).start_report is None

@@ -209,6 +209,8 @@ class Fit(Base):
     sampler: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     warmup_state: Mapped[bytes | None] = mapped_column(LargeBinary)
     diagnostics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: with ``start="optimum"``: every optimum found (exocube.ifu.optima.StartReport)
+    start_report: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

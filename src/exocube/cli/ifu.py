@@ -345,6 +345,10 @@ def _fit_summary(store, fit_id: str) -> dict:
            "status": "converged" if rep.passed else "not_converged",
            "chains": rep.n_chains, "draws_per_chain": rep.n_draws,
            "divergences": rep.divergences, "gate": rep.to_dict()["parameters"]}
+    if res.start_report is not None:  # the optima, without their positions
+        out["start"] = {**{k: v for k, v in res.start_report.items() if k != "optima"},
+                        "optima": [{k: o[k] for k in ("potential", "delta", "starts")}
+                                   for o in res.start_report["optima"]]}
     if rep.passed:
         out["posterior"] = posterior_summary(res.draws)
     else:

@@ -101,12 +101,14 @@ def data_sha256(arrays: Mapping[str, Any]) -> str:
 
 @dataclass
 class FitResult:
-    """A fit's draws (site -> (chain, draw, *shape)) and its gate report."""
+    """A fit's draws (site -> (chain, draw, *shape)), its gate report, provenance and (for a
+    start at the optimum) every optimum found before the chains started."""
 
     fit_id: str
     draws: dict[str, np.ndarray]
     report: GateReport
     provenance: dict[str, Any]
+    start_report: dict[str, Any] | None = None
 
 
 class ChainStore:
@@ -142,10 +144,13 @@ class ChainStore:
                 q = q.where(Fit.model_name == model_name)
             return list(s.scalars(q))
 
-    def save_warmup(self, fit_id: str, state_blob: bytes) -> None:
+    def save_warmup(self, fit_id: str, state_blob: bytes,
+                    start_report: Mapping[str, Any] | None = None) -> None:
+        """Commit the state after warm-up (and what the start's optimisation found)."""
         with session_scope(self.url) as s:
             row = s.get(Fit, fit_id)
             row.warmup_state, row.status, row.updated_at = state_blob, "sampling", utcnow()
+            row.start_report = _as_json(dict(start_report)) if start_report else None
 
     def append_block(self, fit_id: str, index: int, block: Block) -> None:
         """Commit ``block`` as block ``index`` with its state, in one transaction."""
@@ -220,7 +225,7 @@ class ChainStore:
         report = diagnose(draws, gate, divergences=count_divergences(blocks))
         if not report.passed and not allow_unconverged:
             raise NotConvergedError(report, context=f"fit {fit_id}")
-        return FitResult(fit_id, draws, report, dict(row.provenance))
+        return FitResult(fit_id, draws, report, dict(row.provenance), row.start_report)
 
     def to_inference_data(self, fit_id: str, allow_unconverged: bool = False,
                           log_likelihood: Mapping[str, np.ndarray] | None = None):
@@ -261,15 +266,21 @@ class ChainStore:
         return path
 
 
-def start_fit(store: ChainStore, sampler: BlockSampler, provenance: Provenance) -> str:
-    """Create the fit row, run and commit the warm-up; the fit id."""
+def start_fit(store: ChainStore, sampler: BlockSampler, provenance: Provenance,
+              on_created: Callable[[str], None] | None = None) -> str:
+    """Create the fit row, run and commit the warm-up (with the optima found, for a start
+    at the optimum); the fit id (``on_created`` gets it first)."""
     if provenance.seed != sampler.config.seed:
         raise FitMismatchError(
             f"provenance seed {provenance.seed} differs from the sampler seed "
             f"{sampler.config.seed}"
         )
     fit_id = store.create_fit(provenance, sampler.config.to_dict())
-    store.save_warmup(fit_id, encode_state(sampler.warmup()))
+    if on_created is not None:
+        on_created(fit_id)
+    state = sampler.warmup()
+    report = sampler.start_report
+    store.save_warmup(fit_id, encode_state(state), report.to_dict() if report else None)
     return fit_id
 
 
@@ -374,4 +385,5 @@ def _attrs(fit_id: str, res: FitResult) -> dict[str, Any]:
             "code_version": p["code_version"],
             "settings": json.dumps(p.get("settings") or {}, sort_keys=True),
             "converged": int(res.report.passed),
-            "diagnostics": json.dumps(res.report.to_dict(), sort_keys=True)}
+            "diagnostics": json.dumps(res.report.to_dict(), sort_keys=True),
+            "start_report": json.dumps(res.start_report, sort_keys=True)}

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from exocube.ifu._jax import jax, jnp
-from exocube.ifu.chains import ChainStore, FitMismatchError, Provenance, run_fit
+from exocube.ifu.chains import ChainStore, FitMismatchError, Provenance, run_fit, start_fit
 from exocube.ifu.cube import IFUCube, read_s3d
 from exocube.ifu.forward import ForwardModel
 from exocube.ifu.gate import GateConfig, GateReport
@@ -36,7 +36,7 @@ from exocube.ifu.likelihood import (
 )
 from exocube.ifu.lines import get_lines, lines_in_band
 from exocube.ifu.priors import Prior, fix_unused_lines, priors_for, priors_json
-from exocube.ifu.sampling import Block, BlockSampler, SamplerConfig, encode_state
+from exocube.ifu.sampling import Block, BlockSampler, SamplerConfig
 
 log = logging.getLogger(__name__)
 
@@ -158,13 +158,8 @@ def prepare(cube: IFUCube | str | Path, settings: FitSettings,
 def start(store: ChainStore, problem: FitProblem, config: SamplerConfig,
           on_created: Callable[[str], None] | None = None) -> str:
     """Create the fit and commit its warm-up; the fit id (``on_created`` gets it first)."""
-    sampler = problem.sampler(config)
-    prov = problem.provenance(config.seed)
-    fit_id = store.create_fit(prov, config.to_dict())
-    if on_created is not None:
-        on_created(fit_id)
-    store.save_warmup(fit_id, encode_state(sampler.warmup()))
-    return fit_id
+    return start_fit(store, problem.sampler(config), problem.provenance(config.seed),
+                     on_created)
 
 
 def advance(store: ChainStore, problem: FitProblem, fit_id: str, *, draws: int | None = None,
