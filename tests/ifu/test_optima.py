@@ -173,3 +173,21 @@ def test_a_bow_shock_posterior_is_optimised_to_a_stationary_point() -> None:
     # the well-measured line parameters are not left at the floor's unit variance
     sd = dict(zip(start.sites, np.sqrt(np.diag(start.covariance)), strict=True))
     assert sd["v_sys"] < 0.1 and sd["log_nii_ha"] < 0.1, sd
+
+
+def test_newton_polish_reaches_the_optimum_of_an_ill_conditioned_valley() -> None:
+    """The polish (damped Newton) ends at the optimum of a curved, ill-conditioned valley
+    (Rosenbrock's, curvatures 1 to 1e3 along it), never raising the potential."""
+    from exocube.ifu.optima import GRAD_TOL, _polish
+
+    def potential(x, scale):
+        return 0.5 * (x[0] - 1.0) ** 2 + 0.5 * scale * (x[1] - x[0] ** 2) ** 2
+
+    args = (jnp.float32(1e3),)
+    x0 = np.array([-1.2, 1.0])
+    v0 = float(potential(jnp.asarray(x0, jnp.float32), *args))
+    x, value = _polish(potential, x0, v0, args)
+    np.testing.assert_allclose(x, [1.0, 1.0], atol=1e-3)
+    assert value <= v0
+    grad = jax.grad(potential)(jnp.asarray(x, jnp.float32), *args)
+    assert float(jnp.linalg.norm(grad)) < 10 * GRAD_TOL
